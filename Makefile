@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what it needs.
+VENV    := .venv
+BIN     := $(VENV)/bin
+FMNIST  := /usr/share/datasets/fashion-mnist
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTHON  ?= python3
+
+.PHONY: setup demo test lint format
+setup: $(VENV)/.installed $(FMNIST)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	touch $@
+
+# Debian's Fashion-MNIST (MIT): the real data the demo audits.
+$(FMNIST):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+demo: setup
+	$(BIN)/audit run demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: setup lint
+	$(BIN)/pytest -m 'slow or not slow'

@@ -1,0 +1,102 @@
+"""The `audit` command line: parse, call, print. Exit codes: 0 success, 2 bad usage or input
+(the message says what to fix), 1 unexpected failure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from auditor.errors import UserError
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from auditor.datasets import dataset_status
+    from auditor.datasets.registry import load_registry
+
+    rows = [("name", "kind", "root", "found", "size")]
+    for entry in load_registry().values():
+        root, found, detail = dataset_status(entry)
+        rows.append((entry.name, entry.kind, str(root or "-"), "yes" if found else "no", detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from auditor.config import resolve
+    from auditor.datasets.registry import get_entry, load_registry
+    from auditor.run import configure_threads, execute
+    from auditor.summary import summary_lines
+
+    entry = get_entry(args.dataset, load_registry())
+    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset")}
+    config = resolve(entry.name, cli, entry.defaults)
+    configure_threads()
+    run_dir, metrics = execute(config, entry, ["audit", *sys.argv[1:]])
+    for line in summary_lines(metrics):
+        print(line)
+    print(run_dir)
+    return 0
+
+
+def cmd_synth_faces(args: argparse.Namespace) -> int:
+    from auditor.datasets.synth_faces import write_rafdb_layout
+
+    rates = tuple(float(r) for r in args.noise_files.split(",") if r) if args.noise_files else ()
+    out = write_rafdb_layout(Path(args.out), n_train=args.train, n_test=args.test, seed=args.seed,
+                             noise_rates=rates)
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list the dataset registry and what is found")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("run", help="train, record signals, score every training sample, write a run folder")
+    p.add_argument("dataset", help="a name from `audit datasets`")
+    p.add_argument("--method", action="append", help="ce, eac (repeatable or comma-separated)")
+    p.add_argument("--noise-rate", type=float, help="inject this fraction of label noise (default: the dataset's)")
+    p.add_argument("--noise-type", help="symmetric (flip to another class) or pair (y -> y+1)")
+    p.add_argument("--noise-file", help="RAF-DB noise label file (noise01/02/03.txt format)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--folds", type=int, help="K >= 2: cross-fit K models for out-of-sample probabilities")
+    p.add_argument("--backbone", help="resnet-small or resnet18")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--limit", type=int, help="class-stratified subset of this many training samples")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")
+    p.add_argument("--eac-erasure", choices=("same", "independent"),
+                   help="same: x2 = flip(erase(x)) (paper); independent: erase each view (official code)")
+    p.add_argument("--root", help="the dataset's folder (overrides the registry and its environment variable)")
+    p.add_argument("--out", help="output root (default reports/)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("synth-faces", help="write procedural faces in the RAF-DB layout")
+    p.add_argument("out", help="folder to write")
+    p.add_argument("--train", type=int, default=700)
+    p.add_argument("--test", type=int, default=210)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise-files", help="comma-separated rates, e.g. 0.1,0.2,0.3 -> noise01.txt ...")
+    p.set_defaults(func=cmd_synth_faces)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"audit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("audit: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,41 @@
+"""Dataset loaders behind one entry point: a registry name in, a SampleTable out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditor.datasets import fashion_mnist, imagefolder, rafdb, synth_faces
+from auditor.datasets.registry import DatasetEntry
+from auditor.datasets.table import SampleTable
+from auditor.errors import UserError
+
+LOADERS = {
+    "fashion-mnist": fashion_mnist,
+    "synth-faces": synth_faces,
+    "raf-db": rafdb,
+    "imagefolder": imagefolder,
+}
+
+
+def loader_for(entry: DatasetEntry):
+    if entry.kind not in LOADERS:
+        raise UserError(f"dataset {entry.name!r} has unknown kind {entry.kind!r}; known: {', '.join(LOADERS)}")
+    return LOADERS[entry.kind]
+
+
+def load_dataset(
+    entry: DatasetEntry, *, root: str | Path | None = None, noise_file: str | Path | None = None
+) -> SampleTable:
+    loader = loader_for(entry)
+    resolved = entry.resolve_root(root)
+    if noise_file is not None:
+        if loader is not rafdb:
+            raise UserError(f"--noise-file is read by the raf-db loader only, not by {entry.kind!r}")
+        return rafdb.load(entry, resolved, noise_file=Path(noise_file))
+    return loader.load(entry, resolved)
+
+
+def dataset_status(entry: DatasetEntry, root: str | Path | None = None) -> tuple[Path | None, bool, str]:
+    resolved = entry.resolve_root(root)
+    found, detail = loader_for(entry).status(entry, resolved)
+    return resolved, found, detail

@@ -1,0 +1,115 @@
+"""The SampleTable: what every loader returns, whatever the dataset's layout on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class ArrayImages:
+    """Pixels already in memory: uint8 [N, H, W] (grayscale) or [N, H, W, C]."""
+
+    pixels: np.ndarray
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(np.ascontiguousarray(self.pixels).data).hexdigest()[:16]
+
+
+@dataclass
+class FileImages:
+    """Image files on disk, decoded once into the tensor cache (`auditor.datasets.cache`)."""
+
+    paths: list[Path]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for p in self.paths:
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class SampleTable:
+    """One row per sample of a dataset, both splits.
+
+    `labels` are the labels as the dataset gives them (the given labels a model trains on);
+    `true_labels` is set only when a second, trusted labelling is known (a published noise file
+    replaces the given labels and the clean file becomes the truth).
+    """
+
+    name: str
+    class_names: list[str]
+    sample_ids: np.ndarray  # str, unique, stable across runs
+    filepaths: np.ndarray  # str, for people and reports
+    labels: np.ndarray  # int64 in [0, K)
+    split: np.ndarray  # "train" or "test"
+    images: ArrayImages | FileImages
+    true_labels: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.sample_ids)
+        for name in ("filepaths", "labels", "split"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"SampleTable.{name} has {len(getattr(self, name))} rows, not {n}")
+        if len(set(self.sample_ids.tolist())) != n:
+            raise ValueError("SampleTable.sample_ids are not unique")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def fingerprint(self) -> str:
+        """Identifies the samples, their labels and their pixels (for the cache and the manifest)."""
+        h = hashlib.sha256()
+        h.update("\n".join(self.sample_ids.tolist()).encode())
+        h.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+        h.update(self.images.fingerprint().encode())
+        return h.hexdigest()[:16]
+
+    def select(self, index: np.ndarray) -> SampleTable:
+        """The rows at `index`, in that order."""
+        images = (
+            ArrayImages(self.images.pixels[index])
+            if isinstance(self.images, ArrayImages)
+            else FileImages([self.images.paths[i] for i in index])
+        )
+        return SampleTable(
+            name=self.name,
+            class_names=self.class_names,
+            sample_ids=self.sample_ids[index],
+            filepaths=self.filepaths[index],
+            labels=self.labels[index],
+            split=self.split[index],
+            images=images,
+            true_labels=None if self.true_labels is None else self.true_labels[index],
+            extra=self.extra,
+        )
+
+
+def stratified_subset(labels: np.ndarray, n: int, *, seed: int) -> np.ndarray:
+    """Indices of a class-stratified random subset of size about `n` (each class keeps its share),
+    in their original order. Returns every index when `n >= len(labels)`."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = np.floor(counts / len(labels) * n).astype(int)
+    # hand the rounding remainder to the classes with the largest fractional parts
+    remainder = n - quota.sum()
+    order = np.argsort(-(counts / len(labels) * n - quota), kind="stable")
+    quota[order[:remainder]] += 1
+    picked = [
+        rng.choice(np.flatnonzero(labels == c), size=q, replace=False)
+        for c, q in zip(classes, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picked))

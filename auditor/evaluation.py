@@ -1,0 +1,45 @@
+"""Detection metrics against a known noise mask, and the accuracy protocols of the FER papers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+
+def detection_metrics(score: np.ndarray, is_noisy: np.ndarray, flags: np.ndarray | None = None) -> dict:
+    """AUROC and average precision of `score` (higher = more suspect) for finding the noisy
+    samples; precision@k with k = the true number of noisy samples; and, for a detector that
+    flags, precision / recall / F1 of the flagged set and how many it flagged. Metrics that are
+    undefined (one class only) are None."""
+    is_noisy = np.asarray(is_noisy, dtype=bool)
+    both = 0 < is_noisy.sum() < len(is_noisy)
+    k = int(is_noisy.sum())
+    top = np.argsort(-np.asarray(score), kind="stable")[:k]
+    out = {
+        "auroc": float(roc_auc_score(is_noisy, score)) if both else None,
+        "ap": float(average_precision_score(is_noisy, score)) if both else None,
+        "precision_at_k": float(is_noisy[top].mean()) if k else None,
+    }
+    if flags is not None:
+        flags = np.asarray(flags, dtype=bool)
+        tp = int((flags & is_noisy).sum())
+        precision = tp / flags.sum() if flags.sum() else 0.0
+        recall = tp / k if k else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out |= {"precision": precision, "recall": recall, "f1": f1, "flagged": int(flags.sum())}
+    return out
+
+
+def accuracy_protocols(per_epoch: list[float]) -> dict:
+    """The three protocols of the papers: `last` (RUL), `best` (SCN), `last5_mean` (EAC)."""
+    values = [v for v in per_epoch if not math.isnan(v)]
+    if not values:
+        return {"last": None, "best": None, "last5_mean": None, "per_epoch": []}
+    return {
+        "last": values[-1],
+        "best": max(values),
+        "last5_mean": float(np.mean(values[-5:])),
+        "per_epoch": list(per_epoch),
+    }

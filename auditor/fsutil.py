@@ -1,0 +1,47 @@
+"""Atomic file writing and path containment, shared by every writer and loader."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from auditor.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.
+
+    A reader never sees a half-written file: either the old one (or none) or the complete new one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def inside_root(root: Path, relative: str, *, where: str) -> Path:
+    """Resolve `relative` under `root`, refusing absolute paths and anything that escapes the root
+    (`..`, symlinks pointing outside). `where` names the line that held the path, for the error."""
+    if os.path.isabs(relative):
+        raise UserError(f"{where}: absolute path {relative!r} is not allowed; paths are relative to {root}")
+    root_resolved = Path(root).resolve()
+    resolved = (root_resolved / relative).resolve()
+    if not resolved.is_relative_to(root_resolved):
+        raise UserError(f"{where}: path {relative!r} escapes the dataset root {root_resolved}")
+    return resolved

@@ -1,0 +1,93 @@
+"""The tables of the run folder, with the columns of SPEC.md."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from auditor.scoring import Scores
+
+RELABEL_COLUMNS = [
+    "sample_id", "filepath", "given_label", "given_name", "suggested_label", "suggested_name",
+    "suspicion", "detectors", "run_id", "decision",
+]  # fmt: skip
+
+
+def samples_table(
+    *,
+    sample_ids: np.ndarray,
+    filepaths: np.ndarray,
+    given: np.ndarray,
+    true: np.ndarray | None,
+    class_names: list[str],
+    scores: Scores,
+) -> pa.Table:
+    """One row per training sample: identity, labels, prediction, suggestion, every score and
+    flag, and the class probabilities (list<float>)."""
+    n = len(sample_ids)
+    pred = scores.probs.argmax(axis=1).astype(np.int64)
+    names = np.array(class_names, dtype=object)
+    columns: dict[str, pa.Array] = {
+        "sample_id": pa.array(sample_ids.astype(str), pa.string()),
+        "filepath": pa.array(filepaths.astype(str), pa.string()),
+        "given_label": pa.array(given, pa.int64()),
+        "given_name": pa.array(names[given].tolist(), pa.string()),
+        "true_label": pa.array(true if true is not None else [None] * n, pa.int64()),
+        "is_noisy": pa.array(given != true if true is not None else [None] * n, pa.bool_()),
+        "pred_label": pa.array(pred, pa.int64()),
+        "suggested_label": pa.array(pred, pa.int64()),
+        "suspicion": pa.array(scores.scores["suspicion"], pa.float64()),
+    }
+    for name, values in scores.scores.items():
+        if name != "suspicion":
+            columns[f"score_{name}"] = pa.array(values, pa.float64())
+    for name, values in scores.flags.items():
+        columns[f"flag_{name}"] = pa.array(values, pa.bool_())
+    columns["probs"] = pa.array(scores.probs.astype(np.float32).tolist(), pa.list_(pa.float32()))
+    return pa.table(columns)
+
+
+def dynamics_table(sample_ids: np.ndarray, per_method: dict[str, dict[str, np.ndarray]]) -> pa.Table:
+    """Long format: one row per (method, epoch, sample) with that method's signals; a signal a
+    method does not record is null."""
+    frames = []
+    for method, signals in per_method.items():
+        epochs, n = next(iter(signals.values())).shape
+        frame = pd.DataFrame(
+            {
+                "epoch": np.repeat(np.arange(1, epochs + 1), n),
+                "sample_id": np.tile(sample_ids.astype(str), epochs),
+                "method": method,
+            }
+        )
+        for name, values in signals.items():
+            frame[name] = values.reshape(-1).astype(np.float32)
+        frames.append(frame)
+    return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
+
+
+def relabel_frame(samples: pa.Table, class_names: list[str], run_id: str) -> pd.DataFrame:
+    """The samples the ensemble flags, most suspect first, with the detectors that flagged them."""
+    frame = samples.to_pandas()
+    flag_columns = [c for c in frame.columns if c.startswith("flag_")]
+    flagged = frame[frame["flag_suspicion"]].sort_values("suspicion", ascending=False, kind="stable")
+    names = np.array(class_names, dtype=object)
+    return pd.DataFrame(
+        {
+            "sample_id": flagged["sample_id"],
+            "filepath": flagged["filepath"],
+            "given_label": flagged["given_label"],
+            "given_name": flagged["given_name"],
+            "suggested_label": flagged["suggested_label"],
+            "suggested_name": names[flagged["suggested_label"].to_numpy()],
+            "suspicion": flagged["suspicion"].round(6),
+            "detectors": [
+                ";".join(c[len("flag_") :] for c in flag_columns if row[c])
+                for _, row in flagged[flag_columns].iterrows()
+            ],
+            "run_id": run_id,
+            "decision": "",
+        },
+        columns=RELABEL_COLUMNS,
+    )

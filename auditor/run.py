@@ -1,0 +1,226 @@
+"""One `audit run`: load, inject noise, train every method, score, evaluate, write the run folder.
+
+The run folder's `manifest.json` says `running` from the start and `complete` only once every
+other file has been written; a failed run is marked `failed` with the error.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from auditor.config import RunConfig
+from auditor.datasets import load_dataset
+from auditor.datasets.cache import load_pixels
+from auditor.datasets.noise import inject_noise
+from auditor.datasets.registry import DatasetEntry
+from auditor.datasets.table import SampleTable, stratified_subset
+from auditor.errors import UserError
+from auditor.evaluation import accuracy_protocols, detection_metrics
+from auditor.outputs.files import write_csv, write_json, write_parquet
+from auditor.outputs.tables import dynamics_table, relabel_frame, samples_table
+from auditor.scoring import MethodEvidence, Scores, score_all
+from auditor.training.augment import Normalizer
+from auditor.training.crossfit import cross_fit
+from auditor.training.engine import TrainConfig, resolve_device, train
+from methods import build_method
+from methods.backbones import build_backbone
+
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "pyarrow", "scikit-learn", "cleanlab", "audit")
+
+
+@dataclass
+class Labels:
+    given: np.ndarray
+    true: np.ndarray | None
+    noise: dict
+
+
+@dataclass
+class RunState:
+    """What the run folder's manifest records as the run goes."""
+
+    run_dir: Path
+    manifest: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def save(self, status: str, **extra) -> None:
+        self.manifest |= {"status": status, "timings_s": self.timings} | extra
+        write_json(self.run_dir / "manifest.json", self.manifest)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def create_run_dir(out: Path, dataset: str, methods: list[str]) -> Path:
+    """A new folder `out/<dataset>/<time>-<methods>[-n]` that no other run shares (mkdir is atomic)."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{'-'.join(methods)}"
+    parent = out / dataset
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        candidate = parent / (stem if n == 0 else f"{stem}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise UserError(f"could not create a new run folder under {parent}")
+
+
+def split_and_limit(table: SampleTable, config: RunConfig) -> tuple[SampleTable, SampleTable]:
+    train_idx = np.flatnonzero(table.split == "train")
+    test_idx = np.flatnonzero(table.split == "test")
+    if len(train_idx) < 2:
+        raise UserError(f"dataset {table.name!r} has {len(train_idx)} training samples; need at least 2")
+    if config.limit is not None:
+        train_idx = train_idx[stratified_subset(table.labels[train_idx], config.limit, seed=config.seed)]
+    return table.select(train_idx), table.select(test_idx)
+
+
+def labels_for(train: SampleTable, config: RunConfig) -> Labels:
+    """The given labels and, when known, the truth: from a noise file, from injected noise, or
+    neither (the dataset's labels as they are, truth unknown)."""
+    if train.true_labels is not None:
+        mask = train.labels != train.true_labels
+        noise = {"type": "file", "file": config.noise_file, "nominal_rate": None,
+                 "real_rate": float(mask.mean()), "seed": None}
+        return Labels(train.labels, train.true_labels, noise)
+    if config.noise_rate > 0:
+        noisy = inject_noise(train.labels, train.num_classes, kind=config.noise_type,
+                             rate=config.noise_rate, seed=config.seed)
+        noise = {"type": config.noise_type, "nominal_rate": config.noise_rate,
+                 "real_rate": noisy.real_rate, "seed": config.seed}
+        return Labels(noisy.given, noisy.true, noise)
+    noise = {"type": "none", "nominal_rate": 0.0, "real_rate": None, "seed": None}
+    return Labels(train.labels.copy(), None, noise)
+
+
+def train_method(name: str, config: RunConfig, num_classes: int, in_channels: int, data: dict,
+                 device: str) -> tuple[MethodEvidence, list[float], float]:
+    def make():
+        backbone = build_backbone(config.backbone, in_channels)
+        return build_method(name, backbone, num_classes, **config.method_options(name))
+
+    train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                               weight_decay=config.weight_decay, lr_gamma=config.lr_gamma,
+                               seed=config.seed, device=device)
+    n = len(data["labels"])
+    folds = config.folds if config.folds >= 2 else 0
+    total = config.epochs * n * max(folds, 1)  # K fold models each see (K - 1) / K of the data
+    start = time.perf_counter()
+    with tqdm(total=total, desc=name, unit="img", file=sys.stderr, dynamic_ncols=True,
+              disable=None, mininterval=1.0) as bar:
+        def tick(k: int, _total: int) -> None:
+            bar.update(k)
+
+        result = train(make(), data["train"], torch.from_numpy(data["labels"]), data["test"],
+                       data["test_labels"], data["normalize"], train_config, progress=tick)
+        oos = None
+        if folds:
+            oos = cross_fit(make, data["train"], data["labels"], data["normalize"], train_config,
+                            folds, progress=tick)
+    evidence = MethodEvidence(
+        name=name,
+        signals=result.signals,
+        final_probs=torch.softmax(torch.from_numpy(result.logits), dim=1).numpy(),
+        oos_probs=oos,
+    )
+    return evidence, result.test_accuracy, time.perf_counter() - start
+
+
+def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Path, dict]:
+    """Run the whole audit; returns (run folder, metrics)."""
+    t0 = time.perf_counter()
+    table = load_dataset(entry, root=config.root, noise_file=config.noise_file)
+    train_table, test_table = split_and_limit(table, config)
+    labels = labels_for(train_table, config)
+    device = resolve_device(config.device)
+    run_dir = create_run_dir(Path(config.out), entry.name, config.method)
+    state = RunState(run_dir, {
+        "run_id": run_dir.name, "command": argv, "dataset": entry.name, "dataset_kind": entry.kind,
+        "dataset_fingerprint": table.fingerprint(), "config": config.as_dict(), "device": device,
+        "seed": config.seed, "noise": labels.noise, "n_train": len(train_table),
+        "n_test": len(test_table), "class_names": table.class_names, "versions": package_versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    state.timings["load"] = time.perf_counter() - t0
+    state.save("running")
+    try:
+        metrics = audit(config, train_table, test_table, labels, device, state)
+    except BaseException as err:
+        state.save("failed", error=f"{type(err).__name__}: {err}")
+        raise
+    state.timings["total"] = time.perf_counter() - t0
+    state.save("complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return run_dir, metrics
+
+
+def audit(config: RunConfig, train_table: SampleTable, test_table: SampleTable, labels: Labels,
+          device: str, state: RunState) -> dict:
+    t = time.perf_counter()
+    both = load_pixels(train_table, config.image_size), load_pixels(test_table, config.image_size)
+    normalize = Normalizer.fit(both[0])
+    data = {"train": both[0], "labels": labels.given, "test": both[1] if len(test_table) else None,
+            "test_labels": torch.from_numpy(test_table.labels), "normalize": normalize}
+    state.timings["decode"] = time.perf_counter() - t
+
+    evidence, accuracy = [], {}
+    for name in config.method:
+        ev, test_accuracy, seconds = train_method(
+            name, config, train_table.num_classes, both[0].shape[1], data, device
+        )
+        evidence.append(ev)
+        accuracy[name] = accuracy_protocols(test_accuracy)
+        state.timings[f"train_{name}"] = seconds
+        state.save("running")
+
+    t = time.perf_counter()
+    scores = score_all(evidence, labels.given)
+    state.timings["score"] = time.perf_counter() - t
+    metrics = {"accuracy": accuracy, "detectors": evaluate(scores, labels), "noise": labels.noise,
+               "ensemble": {"members": scores.ensemble_members,
+                            "flagged": int(scores.flags["suspicion"].sum())}}
+    write_outputs(state.run_dir, train_table, labels, scores, evidence, metrics)
+    return metrics
+
+
+def evaluate(scores: Scores, labels: Labels) -> dict:
+    if labels.true is None:
+        return {}
+    mask = labels.given != labels.true
+    return {name: detection_metrics(score, mask, scores.flags.get(name))
+            for name, score in scores.scores.items()}
+
+
+def write_outputs(run_dir: Path, train_table: SampleTable, labels: Labels, scores: Scores,
+                  evidence: list[MethodEvidence], metrics: dict) -> None:
+    samples = samples_table(sample_ids=train_table.sample_ids, filepaths=train_table.filepaths,
+                            given=labels.given, true=labels.true,
+                            class_names=train_table.class_names, scores=scores)
+    write_parquet(run_dir / "samples.parquet", samples)
+    dynamics = dynamics_table(train_table.sample_ids, {ev.name: ev.signals for ev in evidence})
+    write_parquet(run_dir / "dynamics.parquet", dynamics)
+    write_json(run_dir / "metrics.json", metrics)
+    write_csv(run_dir / "relabel.csv", relabel_frame(samples, train_table.class_names, run_dir.name))
+
+
+def configure_threads() -> None:
+    """Use every core for intra-op parallelism unless the user set OMP_NUM_THREADS."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(os.cpu_count() or 1)

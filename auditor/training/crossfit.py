@@ -1,0 +1,54 @@
+"""Out-of-sample probabilities by K-fold cross-fitting: each fold's model is trained on the
+other K - 1 folds and predicts only the samples it never saw (what confident learning needs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold
+
+from auditor.errors import UserError
+from auditor.training.augment import Normalizer
+from auditor.training.engine import TrainConfig, predict, train
+from methods.base import Method
+
+
+def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified (train, held-out) index pairs; every sample is held out exactly once."""
+    counts = np.bincount(labels)
+    if counts[counts > 0].min() < folds:
+        raise UserError(
+            f"--folds {folds}: the smallest class has only {counts[counts > 0].min()} training "
+            "samples; use fewer folds or more data"
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def cross_fit(
+    make_method: Callable[[], Method],
+    pixels: torch.Tensor,
+    labels: np.ndarray,
+    normalize: Normalizer,
+    config: TrainConfig,
+    folds: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """probs [N, K]: row i predicted by the one fold model that did not train on sample i."""
+    probs: np.ndarray | None = None
+    for k, (fit, held_out) in enumerate(fold_indices(labels, folds, config.seed)):
+        method = make_method()
+        fold_config = replace(config, seed=config.seed + 1 + k)
+        train(
+            method, pixels[fit], torch.from_numpy(labels[fit]), None, None, normalize,
+            fold_config, progress=progress, final_pass=False,
+        )
+        logits, _ = predict(method, pixels[held_out], normalize, config.device)
+        fold_probs = torch.softmax(logits, dim=1).numpy()
+        if probs is None:
+            probs = np.zeros((len(labels), fold_probs.shape[1]), dtype=np.float32)
+        probs[held_out] = fold_probs
+    return probs

@@ -1,0 +1,142 @@
+"""The training loop: one readable loop for every method, in the spirit of torchvision's
+`references/classification/train.py`.
+
+Images come from a uint8 tensor already in memory; each step gathers a batch by index,
+normalises it on the device and lets the method build its augmented views there. Every
+training sample's signals are written each epoch into a preallocated [epochs, N] tensor by
+sample index; nothing leaves the device inside the step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from auditor.training.augment import Augmenter, Normalizer
+from auditor.training.signals import COMMON_SIGNALS, common_signals
+from methods.base import Method
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_gamma: float = 0.9  # ExponentialLR, stepped once per epoch (all four FER repositories)
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class TrainResult:
+    signals: dict[str, np.ndarray]  # name -> [epochs, N] float32, by training-sample index
+    test_accuracy: list[float]  # per epoch; empty without a test split
+    logits: np.ndarray  # [N, K] of the final model on un-augmented training images
+    embeddings: np.ndarray  # [N, C] pooled features of the final model
+    seconds: float
+    images_seen: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from auditor.errors import UserError
+
+        raise UserError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
+    return name
+
+
+def batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Split a permutation into ceil(N / batch_size) near-equal batches: every sample is seen
+    every epoch and no batch is smaller than the others by more than one (BatchNorm needs > 1)."""
+    n_batches = max(1, -(-len(order) // batch_size))
+    return list(torch.tensor_split(order, n_batches))
+
+
+@torch.no_grad()
+def predict(
+    method: Method, pixels: torch.Tensor, normalize: Normalizer, device: str, batch_size: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [N, K], pooled features [N, C]) of un-augmented images, in eval mode."""
+    method.eval()
+    logits, feats = [], []
+    for start in range(0, len(pixels), batch_size):
+        x = normalize(pixels[start : start + batch_size].to(device, non_blocking=True))
+        out, pooled = method(x.contiguous(memory_format=torch.channels_last))
+        logits.append(out.float().cpu())
+        feats.append(pooled.float().cpu())
+    return torch.cat(logits), torch.cat(feats)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(dim=1) == labels).float().mean()) if len(labels) else float("nan")
+
+
+def train(
+    method: Method,
+    train_pixels: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_pixels: torch.Tensor | None,
+    test_labels: torch.Tensor | None,
+    normalize: Normalizer,
+    config: TrainConfig,
+    progress: Callable[[int, int], None] | None = None,
+    final_pass: bool = True,
+) -> TrainResult:
+    """Train `method` on (train_pixels uint8 [N, C, H, W], train_labels [N]) and record every
+    sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step.
+    With `final_pass`, the trained model also scores every un-augmented training image."""
+    device = config.device
+    torch.manual_seed(config.seed)
+    method.to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    augment = Augmenter(generator)
+
+    n = len(train_labels)
+    names = COMMON_SIGNALS + method.extra_signals
+    record = {s: torch.zeros(config.epochs, n, device=device) for s in names}
+    labels_dev = train_labels.to(device)
+    test_accuracy: list[float] = []
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        method.train()
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+        for idx in batches(order, config.batch_size):
+            idx_dev = idx.to(device, non_blocking=True)
+            x = normalize(train_pixels[idx].to(device, non_blocking=True))
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = labels_dev[idx_dev]
+            out = method.training_step(x, y, augment)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+            for name, value in (common_signals(out.logits, y) | out.signals).items():
+                record[name][epoch].index_copy_(0, idx_dev, value.detach().float())
+            if progress is not None:
+                progress(len(idx), config.epochs * n)
+        scheduler.step()
+        if test_pixels is not None and len(test_pixels):
+            test_logits, _ = predict(method, test_pixels, normalize, device)
+            test_accuracy.append(accuracy(test_logits, test_labels))
+    seconds = time.perf_counter() - start
+    if final_pass:
+        logits, embeddings = (t.numpy() for t in predict(method, train_pixels, normalize, device))
+    else:
+        logits = embeddings = np.zeros((0, 0), dtype=np.float32)
+    return TrainResult(
+        signals={k: v.cpu().numpy() for k, v in record.items()},
+        test_accuracy=test_accuracy,
+        logits=logits,
+        embeddings=embeddings,
+        seconds=seconds,
+        images_seen=config.epochs * n,
+    )

@@ -1,0 +1,56 @@
+"""The interface every training method implements. The engine knows nothing about EAC or SCN.
+
+A method owns its backbone and heads, builds its own augmented views of a clean batch (through
+the engine's batched `Augmenter`), returns its loss, the logits it classified, and any
+method-specific per-sample signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Augment(Protocol):
+    """What a method may ask of the engine's batched augmentation."""
+
+    def random_hflip(self, x: torch.Tensor) -> torch.Tensor: ...
+    def random_erase(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor  # scalar, to minimise
+    logits: torch.Tensor  # [B, K] of the view that received the classification loss
+    signals: dict[str, torch.Tensor] = field(default_factory=dict)  # method-specific, each [B]
+
+
+class Method(nn.Module):
+    """fc(GAP(backbone(x))), plus whatever a subclass adds. Subclasses set `name`,
+    `extra_signals` (names of the per-sample signals their `training_step` returns)
+    and implement `training_step`."""
+
+    name: ClassVar[str]
+    extra_signals: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(backbone.out_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (logits [N, K], pooled features [N, C]) for evaluation and scoring."""
+        pooled = self.backbone(x).mean(dim=(2, 3))
+        return self.fc(pooled), pooled
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor, aug: Augment) -> StepOutput:
+        raise NotImplementedError
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean softmax cross-entropy -log p(y|x)."""
+    return F.cross_entropy(logits, y)
