@@ -45,8 +45,9 @@ def cmd_synth_faces(args: argparse.Namespace) -> int:
     from auditor.datasets.synth_faces import write_rafdb_layout
 
     rates = tuple(float(r) for r in args.noise_files.split(",") if r) if args.noise_files else ()
-    out = write_rafdb_layout(Path(args.out), n_train=args.train, n_test=args.test, seed=args.seed,
-                             noise_rates=rates)
+    out = write_rafdb_layout(
+        Path(args.out), n_train=args.train, n_test=args.test, seed=args.seed, noise_rates=rates
+    )
     print(out)
     return 0
 
@@ -58,25 +59,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the dataset registry and what is found")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("run", help="train, record signals, score every training sample, write a run folder")
+    p = sub.add_parser(
+        "run", help="train, record signals, score every training sample, write a run folder"
+    )
     p.add_argument("dataset", help="a name from `audit datasets`")
     p.add_argument("--method", action="append", help="ce, eac (repeatable or comma-separated)")
-    p.add_argument("--noise-rate", type=float, help="inject this fraction of label noise (default: the dataset's)")
+    p.add_argument(
+        "--noise-rate",
+        type=float,
+        help="inject this fraction of label noise (default: the dataset's)",
+    )
     p.add_argument("--noise-type", help="symmetric (flip to another class) or pair (y -> y+1)")
     p.add_argument("--noise-file", help="RAF-DB noise label file (noise01/02/03.txt format)")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--folds", type=int, help="K >= 2: cross-fit K models for out-of-sample probabilities")
+    p.add_argument(
+        "--folds", type=int, help="K >= 2: cross-fit K models for out-of-sample probabilities"
+    )
     p.add_argument("--backbone", help="resnet-small or resnet18")
     p.add_argument("--image-size", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--limit", type=int, help="class-stratified subset of this many training samples")
+    p.add_argument(
+        "--limit", type=int, help="class-stratified subset of this many training samples"
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")
-    p.add_argument("--eac-erasure", choices=("same", "independent"),
-                   help="same: x2 = flip(erase(x)) (paper); independent: erase each view (official code)")
-    p.add_argument("--root", help="the dataset's folder (overrides the registry and its environment variable)")
+    p.add_argument(
+        "--eac-erasure",
+        choices=("same", "independent"),
+        help="same: x2 = flip(erase(x)) (paper); independent: erase each view (official code)",
+    )
+    p.add_argument(
+        "--root", help="the dataset's folder (overrides the registry and its environment variable)"
+    )
     p.add_argument("--out", help="output root (default reports/)")
     p.set_defaults(func=cmd_run)
 
@@ -85,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, default=700)
     p.add_argument("--test", type=int, default=210)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise-files", help="comma-separated rates, e.g. 0.1,0.2,0.3 -> noise01.txt ...")
+    p.add_argument(
+        "--noise-files", help="comma-separated rates, e.g. 0.1,0.2,0.3 -> noise01.txt ..."
+    )
     p.set_defaults(func=cmd_synth_faces)
     return parser
 

@@ -82,20 +82,26 @@ def validate(c: RunConfig) -> None:
     problems = []
     unknown = [m for m in c.method if m not in METHODS]
     if unknown or not c.method:
-        problems.append(f"--method {','.join(unknown) or '(none)'}: choose from {', '.join(METHODS)}")
+        problems.append(
+            f"--method {','.join(unknown) or '(none)'}: choose from {', '.join(METHODS)}"
+        )
     if not 0.0 <= c.noise_rate < 1.0:
         problems.append(f"--noise-rate {c.noise_rate}: must be in [0, 1)")
     if c.noise_type not in NOISE_TYPES:
         problems.append(f"--noise-type {c.noise_type}: choose from {', '.join(NOISE_TYPES)}")
     if c.noise_file and c.noise_rate > 0:
-        problems.append("--noise-file and --noise-rate > 0 together: a noise file already sets the labels")
+        problems.append(
+            "--noise-file and --noise-rate > 0 together: a noise file already sets the labels"
+        )
     if c.backbone not in BACKBONES:
         problems.append(f"--backbone {c.backbone}: choose from {', '.join(BACKBONES)}")
     if c.eac_erasure not in ERASURES:
         problems.append(f"--eac-erasure {c.eac_erasure}: choose from {', '.join(ERASURES)}")
     for name, low in (("epochs", 1), ("folds", 1), ("image_size", 8), ("batch_size", 2)):
         if getattr(c, name) < low:
-            problems.append(f"--{name.replace('_', '-')} {getattr(c, name)}: must be at least {low}")
+            problems.append(
+                f"--{name.replace('_', '-')} {getattr(c, name)}: must be at least {low}"
+            )
     if c.limit is not None and c.limit < 2:
         problems.append(f"--limit {c.limit}: must be at least 2")
     if c.device not in ("auto", "cpu", "cuda"):

@@ -8,7 +8,9 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 
-def detection_metrics(score: np.ndarray, is_noisy: np.ndarray, flags: np.ndarray | None = None) -> dict:
+def detection_metrics(
+    score: np.ndarray, is_noisy: np.ndarray, flags: np.ndarray | None = None
+) -> dict:
     """AUROC and average precision of `score` (higher = more suspect) for finding the noisy
     samples; precision@k with k = the true number of noisy samples; and, for a detector that
     flags, precision / recall / F1 of the flagged set and how many it flagged. Metrics that are

@@ -39,7 +39,9 @@ def inside_root(root: Path, relative: str, *, where: str) -> Path:
     """Resolve `relative` under `root`, refusing absolute paths and anything that escapes the root
     (`..`, symlinks pointing outside). `where` names the line that held the path, for the error."""
     if os.path.isabs(relative):
-        raise UserError(f"{where}: absolute path {relative!r} is not allowed; paths are relative to {root}")
+        raise UserError(
+            f"{where}: absolute path {relative!r} is not allowed; paths are relative to {root}"
+        )
     root_resolved = Path(root).resolve()
     resolved = (root_resolved / relative).resolve()
     if not resolved.is_relative_to(root_resolved):

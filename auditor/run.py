@@ -35,7 +35,16 @@ from auditor.training.engine import TrainConfig, resolve_device, train
 from methods import build_method
 from methods.backbones import build_backbone
 
-PACKAGES = ("torch", "torchvision", "numpy", "pandas", "pyarrow", "scikit-learn", "cleanlab", "audit")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "cleanlab",
+    "audit",
+)
 
 
 @dataclass
@@ -87,9 +96,13 @@ def split_and_limit(table: SampleTable, config: RunConfig) -> tuple[SampleTable,
     train_idx = np.flatnonzero(table.split == "train")
     test_idx = np.flatnonzero(table.split == "test")
     if len(train_idx) < 2:
-        raise UserError(f"dataset {table.name!r} has {len(train_idx)} training samples; need at least 2")
+        raise UserError(
+            f"dataset {table.name!r} has {len(train_idx)} training samples; need at least 2"
+        )
     if config.limit is not None:
-        train_idx = train_idx[stratified_subset(table.labels[train_idx], config.limit, seed=config.seed)]
+        train_idx = train_idx[
+            stratified_subset(table.labels[train_idx], config.limit, seed=config.seed)
+        ]
     return table.select(train_idx), table.select(test_idx)
 
 
@@ -98,43 +111,87 @@ def labels_for(train: SampleTable, config: RunConfig) -> Labels:
     neither (the dataset's labels as they are, truth unknown)."""
     if train.true_labels is not None:
         mask = train.labels != train.true_labels
-        noise = {"type": "file", "file": config.noise_file, "nominal_rate": None,
-                 "real_rate": float(mask.mean()), "seed": None}
+        noise = {
+            "type": "file",
+            "file": config.noise_file,
+            "nominal_rate": None,
+            "real_rate": float(mask.mean()),
+            "seed": None,
+        }
         return Labels(train.labels, train.true_labels, noise)
     if config.noise_rate > 0:
-        noisy = inject_noise(train.labels, train.num_classes, kind=config.noise_type,
-                             rate=config.noise_rate, seed=config.seed)
-        noise = {"type": config.noise_type, "nominal_rate": config.noise_rate,
-                 "real_rate": noisy.real_rate, "seed": config.seed}
+        noisy = inject_noise(
+            train.labels,
+            train.num_classes,
+            kind=config.noise_type,
+            rate=config.noise_rate,
+            seed=config.seed,
+        )
+        noise = {
+            "type": config.noise_type,
+            "nominal_rate": config.noise_rate,
+            "real_rate": noisy.real_rate,
+            "seed": config.seed,
+        }
         return Labels(noisy.given, noisy.true, noise)
     noise = {"type": "none", "nominal_rate": 0.0, "real_rate": None, "seed": None}
     return Labels(train.labels.copy(), None, noise)
 
 
-def train_method(name: str, config: RunConfig, num_classes: int, in_channels: int, data: dict,
-                 device: str) -> tuple[MethodEvidence, list[float], float]:
+def train_method(
+    name: str, config: RunConfig, num_classes: int, in_channels: int, data: dict, device: str
+) -> tuple[MethodEvidence, list[float], float]:
     def make():
         backbone = build_backbone(config.backbone, in_channels)
         return build_method(name, backbone, num_classes, **config.method_options(name))
 
-    train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                               weight_decay=config.weight_decay, lr_gamma=config.lr_gamma,
-                               seed=config.seed, device=device)
+    train_config = TrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        lr_gamma=config.lr_gamma,
+        seed=config.seed,
+        device=device,
+    )
     n = len(data["labels"])
     folds = config.folds if config.folds >= 2 else 0
     total = config.epochs * n * max(folds, 1)  # K fold models each see (K - 1) / K of the data
     start = time.perf_counter()
-    with tqdm(total=total, desc=name, unit="img", file=sys.stderr, dynamic_ncols=True,
-              disable=None, mininterval=1.0) as bar:
+    with tqdm(
+        total=total,
+        desc=name,
+        unit="img",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None,
+        mininterval=1.0,
+    ) as bar:
+
         def tick(k: int, _total: int) -> None:
             bar.update(k)
 
-        result = train(make(), data["train"], torch.from_numpy(data["labels"]), data["test"],
-                       data["test_labels"], data["normalize"], train_config, progress=tick)
+        result = train(
+            make(),
+            data["train"],
+            torch.from_numpy(data["labels"]),
+            data["test"],
+            data["test_labels"],
+            data["normalize"],
+            train_config,
+            progress=tick,
+        )
         oos = None
         if folds:
-            oos = cross_fit(make, data["train"], data["labels"], data["normalize"], train_config,
-                            folds, progress=tick)
+            oos = cross_fit(
+                make,
+                data["train"],
+                data["labels"],
+                data["normalize"],
+                train_config,
+                folds,
+                progress=tick,
+            )
     evidence = MethodEvidence(
         name=name,
         signals=result.signals,
@@ -152,13 +209,25 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
     labels = labels_for(train_table, config)
     device = resolve_device(config.device)
     run_dir = create_run_dir(Path(config.out), entry.name, config.method)
-    state = RunState(run_dir, {
-        "run_id": run_dir.name, "command": argv, "dataset": entry.name, "dataset_kind": entry.kind,
-        "dataset_fingerprint": table.fingerprint(), "config": config.as_dict(), "device": device,
-        "seed": config.seed, "noise": labels.noise, "n_train": len(train_table),
-        "n_test": len(test_table), "class_names": table.class_names, "versions": package_versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    state = RunState(
+        run_dir,
+        {
+            "run_id": run_dir.name,
+            "command": argv,
+            "dataset": entry.name,
+            "dataset_kind": entry.kind,
+            "dataset_fingerprint": table.fingerprint(),
+            "config": config.as_dict(),
+            "device": device,
+            "seed": config.seed,
+            "noise": labels.noise,
+            "n_train": len(train_table),
+            "n_test": len(test_table),
+            "class_names": table.class_names,
+            "versions": package_versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
     state.timings["load"] = time.perf_counter() - t0
     state.save("running")
     try:
@@ -171,13 +240,24 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
     return run_dir, metrics
 
 
-def audit(config: RunConfig, train_table: SampleTable, test_table: SampleTable, labels: Labels,
-          device: str, state: RunState) -> dict:
+def audit(
+    config: RunConfig,
+    train_table: SampleTable,
+    test_table: SampleTable,
+    labels: Labels,
+    device: str,
+    state: RunState,
+) -> dict:
     t = time.perf_counter()
     both = load_pixels(train_table, config.image_size), load_pixels(test_table, config.image_size)
     normalize = Normalizer.fit(both[0])
-    data = {"train": both[0], "labels": labels.given, "test": both[1] if len(test_table) else None,
-            "test_labels": torch.from_numpy(test_table.labels), "normalize": normalize}
+    data = {
+        "train": both[0],
+        "labels": labels.given,
+        "test": both[1] if len(test_table) else None,
+        "test_labels": torch.from_numpy(test_table.labels),
+        "normalize": normalize,
+    }
     state.timings["decode"] = time.perf_counter() - t
 
     evidence, accuracy = [], {}
@@ -193,9 +273,15 @@ def audit(config: RunConfig, train_table: SampleTable, test_table: SampleTable, 
     t = time.perf_counter()
     scores = score_all(evidence, labels.given)
     state.timings["score"] = time.perf_counter() - t
-    metrics = {"accuracy": accuracy, "detectors": evaluate(scores, labels), "noise": labels.noise,
-               "ensemble": {"members": scores.ensemble_members,
-                            "flagged": int(scores.flags["suspicion"].sum())}}
+    metrics = {
+        "accuracy": accuracy,
+        "detectors": evaluate(scores, labels),
+        "noise": labels.noise,
+        "ensemble": {
+            "members": scores.ensemble_members,
+            "flagged": int(scores.flags["suspicion"].sum()),
+        },
+    }
     write_outputs(state.run_dir, train_table, labels, scores, evidence, metrics)
     return metrics
 
@@ -204,20 +290,35 @@ def evaluate(scores: Scores, labels: Labels) -> dict:
     if labels.true is None:
         return {}
     mask = labels.given != labels.true
-    return {name: detection_metrics(score, mask, scores.flags.get(name))
-            for name, score in scores.scores.items()}
+    return {
+        name: detection_metrics(score, mask, scores.flags.get(name))
+        for name, score in scores.scores.items()
+    }
 
 
-def write_outputs(run_dir: Path, train_table: SampleTable, labels: Labels, scores: Scores,
-                  evidence: list[MethodEvidence], metrics: dict) -> None:
-    samples = samples_table(sample_ids=train_table.sample_ids, filepaths=train_table.filepaths,
-                            given=labels.given, true=labels.true,
-                            class_names=train_table.class_names, scores=scores)
+def write_outputs(
+    run_dir: Path,
+    train_table: SampleTable,
+    labels: Labels,
+    scores: Scores,
+    evidence: list[MethodEvidence],
+    metrics: dict,
+) -> None:
+    samples = samples_table(
+        sample_ids=train_table.sample_ids,
+        filepaths=train_table.filepaths,
+        given=labels.given,
+        true=labels.true,
+        class_names=train_table.class_names,
+        scores=scores,
+    )
     write_parquet(run_dir / "samples.parquet", samples)
     dynamics = dynamics_table(train_table.sample_ids, {ev.name: ev.signals for ev in evidence})
     write_parquet(run_dir / "dynamics.parquet", dynamics)
     write_json(run_dir / "metrics.json", metrics)
-    write_csv(run_dir / "relabel.csv", relabel_frame(samples, train_table.class_names, run_dir.name))
+    write_csv(
+        run_dir / "relabel.csv", relabel_frame(samples, train_table.class_names, run_dir.name)
+    )
 
 
 def configure_threads() -> None:

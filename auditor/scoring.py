@@ -67,7 +67,9 @@ def score_all(evidence: list[MethodEvidence], labels: np.ndarray) -> Scores:
         scores, flags = method_scores(ev, labels)
         out.scores |= scores
         out.flags |= flags
-        members = ENSEMBLE_MEMBERS + (ENSEMBLE_MEMBERS_CROSS_FITTED if ev.oos_probs is not None else ())
+        members = ENSEMBLE_MEMBERS + (
+            ENSEMBLE_MEMBERS_CROSS_FITTED if ev.oos_probs is not None else ()
+        )
         out.ensemble_members += [f"{ev.name}_{d}" for d in members]
     out.probs = np.mean([ev.probs for ev in evidence], axis=0)
     suspicion = rank_average([out.scores[name] for name in out.ensemble_members])

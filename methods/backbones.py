@@ -65,7 +65,14 @@ class TorchvisionResNet(nn.Module):
         self.in_channels = 3
         self.out_channels = net.fc.in_features
         self.body = nn.Sequential(
-            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+            net.conv1,
+            net.bn1,
+            net.relu,
+            net.maxpool,
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,9 @@ LOADERS = {
 
 def loader_for(entry: DatasetEntry):
     if entry.kind not in LOADERS:
-        raise UserError(f"dataset {entry.name!r} has unknown kind {entry.kind!r}; known: {', '.join(LOADERS)}")
+        raise UserError(
+            f"dataset {entry.name!r} has unknown kind {entry.kind!r}; known: {', '.join(LOADERS)}"
+        )
     return LOADERS[entry.kind]
 
 
@@ -30,12 +32,16 @@ def load_dataset(
     resolved = entry.resolve_root(root)
     if noise_file is not None:
         if loader is not rafdb:
-            raise UserError(f"--noise-file is read by the raf-db loader only, not by {entry.kind!r}")
+            raise UserError(
+                f"--noise-file is read by the raf-db loader only, not by {entry.kind!r}"
+            )
         return rafdb.load(entry, resolved, noise_file=Path(noise_file))
     return loader.load(entry, resolved)
 
 
-def dataset_status(entry: DatasetEntry, root: str | Path | None = None) -> tuple[Path | None, bool, str]:
+def dataset_status(
+    entry: DatasetEntry, root: str | Path | None = None
+) -> tuple[Path | None, bool, str]:
     resolved = entry.resolve_root(root)
     found, detail = loader_for(entry).status(entry, resolved)
     return resolved, found, detail

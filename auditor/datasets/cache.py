@@ -33,7 +33,9 @@ def resize_array(pixels: np.ndarray, size: int, chunk: int = 4096) -> torch.Tens
     out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=torch.uint8)
     for start in range(0, len(x), chunk):
         part = x[start : start + chunk].float()
-        part = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        part = F.interpolate(
+            part, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
         out[start : start + chunk] = part.round().clamp(0, 255).to(torch.uint8)
     return out
 

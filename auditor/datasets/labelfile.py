@@ -16,7 +16,9 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
     return [(i, line.strip()) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
-def parse_name_label(path: Path, *, num_classes: int, first_label: int = 1) -> list[tuple[str, int]]:
+def parse_name_label(
+    path: Path, *, num_classes: int, first_label: int = 1
+) -> list[tuple[str, int]]:
     """Rows `name label` with integer labels in [first_label, first_label + K), returned as
     (name, label - first_label). Rejects, naming the line: wrong column counts, non-integer or
     out-of-range labels, duplicate names."""

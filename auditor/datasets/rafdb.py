@@ -58,10 +58,14 @@ def load(entry: DatasetEntry, root: Path | None, noise_file: Path | None = None)
     rows = parse_name_label(label_file, num_classes=len(classes))
     for name, _ in rows:
         if not NAME.match(name):
-            raise UserError(f"{label_file}: {name!r} is not a RAF-DB name (train_00001.jpg / test_0001.jpg)")
+            raise UserError(
+                f"{label_file}: {name!r} is not a RAF-DB name (train_00001.jpg / test_0001.jpg)"
+            )
     image_rel = image_dir.relative_to(root)
     files = [
-        inside_root(root, str(image_rel / f"{name[:-4]}_aligned.jpg"), where=f"{label_file} ({name})")
+        inside_root(
+            root, str(image_rel / f"{name[:-4]}_aligned.jpg"), where=f"{label_file} ({name})"
+        )
         for name, _ in rows
     ]
     missing = [str(f) for f in files if not f.is_file()]
@@ -103,4 +107,6 @@ def apply_noise_file(
             f"{noise_file} must list exactly the {len(train)} train images of the label file: "
             f"{len(missing)} missing (e.g. {missing[:3]}), {len(unknown)} unknown (e.g. {unknown[:3]})"
         )
-    return np.array([noisy.get(name, y) for name, y in zip([n for n, _ in rows], labels, strict=True)])
+    return np.array(
+        [noisy.get(name, y) for name, y in zip([n for n, _ in rows], labels, strict=True)]
+    )

@@ -46,7 +46,9 @@ def load_registry(path: Path | None = None) -> dict[str, DatasetEntry]:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"dataset registry {path} not found (set AUDIT_DATASETS to its path)") from None
+        raise UserError(
+            f"dataset registry {path} not found (set AUDIT_DATASETS to its path)"
+        ) from None
     except yaml.YAMLError as err:
         raise UserError(f"{path} is not plain YAML: {err}") from None
     if not isinstance(raw, dict):

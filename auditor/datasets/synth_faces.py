@@ -41,7 +41,9 @@ PROTOTYPES = np.array(
 JITTER = 0.15
 
 
-def _curve(cx: float, cy: float, half_w: float, bend: float, n: int = 12) -> list[tuple[float, float]]:
+def _curve(
+    cx: float, cy: float, half_w: float, bend: float, n: int = 12
+) -> list[tuple[float, float]]:
     """Points of y = cy + bend * (1 - t^2) for t in [-1, 1] (bend > 0 sags in the middle)."""
     t = np.linspace(-1, 1, n)
     return [(cx + half_w * ti, cy + bend * (1 - ti * ti)) for ti in t]
@@ -91,7 +93,9 @@ def draw_face(expr: np.ndarray, rng: np.random.Generator, size: int = 100) -> np
         d.polygon(upper + lower[::-1], fill=(60, 10, 20), outline=lips)
     d.line(upper, fill=lips, width=max(2, int(s * 0.02)))
     # pose and lighting
-    img = img.rotate(rng.uniform(-12, 12), resample=Image.BILINEAR, fillcolor=tuple(int(c) for c in bg))
+    img = img.rotate(
+        rng.uniform(-12, 12), resample=Image.BILINEAR, fillcolor=tuple(int(c) for c in bg)
+    )
     crop = s * rng.uniform(0.8, 0.95)
     x0, y0 = rng.uniform(0, s - crop, size=2)
     img = img.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + crop, y0 + crop))
@@ -108,12 +112,19 @@ def generate(n: int, *, seed: int, size: int = 100) -> tuple[np.ndarray, np.ndar
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % len(CLASSES))
     expr = PROTOTYPES[labels] + rng.normal(0, JITTER, size=(n, PROTOTYPES.shape[1]))
-    images = np.stack([draw_face(e, rng, size) for e in expr]) if n else np.zeros((0, size, size, 3), np.uint8)
+    images = (
+        np.stack([draw_face(e, rng, size) for e in expr])
+        if n
+        else np.zeros((0, size, size, 3), np.uint8)
+    )
     return images, labels.astype(np.int64)
 
 
 def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
-    return True, f"generated: {entry.options.get('train', 2100)} train / {entry.options.get('test', 700)} test"
+    return (
+        True,
+        f"generated: {entry.options.get('train', 2100)} train / {entry.options.get('test', 700)} test",
+    )
 
 
 def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
@@ -121,7 +132,9 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     n_train, n_test = int(entry.options.get("train", 2100)), int(entry.options.get("test", 700))
     train_x, train_y = generate(n_train, seed=1, size=size)
     test_x, test_y = generate(n_test, seed=2, size=size)
-    ids = [f"train-{i + 1:05d}" for i in range(n_train)] + [f"test-{i + 1:04d}" for i in range(n_test)]
+    ids = [f"train-{i + 1:05d}" for i in range(n_train)] + [
+        f"test-{i + 1:04d}" for i in range(n_test)
+    ]
     return SampleTable(
         name=entry.name,
         class_names=list(CLASSES),

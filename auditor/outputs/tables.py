@@ -9,9 +9,17 @@ import pyarrow as pa
 from auditor.scoring import Scores
 
 RELABEL_COLUMNS = [
-    "sample_id", "filepath", "given_label", "given_name", "suggested_label", "suggested_name",
-    "suspicion", "detectors", "run_id", "decision",
-]  # fmt: skip
+    "sample_id",
+    "filepath",
+    "given_label",
+    "given_name",
+    "suggested_label",
+    "suggested_name",
+    "suspicion",
+    "detectors",
+    "run_id",
+    "decision",
+]
 
 
 def samples_table(
@@ -48,7 +56,9 @@ def samples_table(
     return pa.table(columns)
 
 
-def dynamics_table(sample_ids: np.ndarray, per_method: dict[str, dict[str, np.ndarray]]) -> pa.Table:
+def dynamics_table(
+    sample_ids: np.ndarray, per_method: dict[str, dict[str, np.ndarray]]
+) -> pa.Table:
     """Long format: one row per (method, epoch, sample) with that method's signals; a signal a
     method does not record is null."""
     frames = []
@@ -71,7 +81,9 @@ def relabel_frame(samples: pa.Table, class_names: list[str], run_id: str) -> pd.
     """The samples the ensemble flags, most suspect first, with the detectors that flagged them."""
     frame = samples.to_pandas()
     flag_columns = [c for c in frame.columns if c.startswith("flag_")]
-    flagged = frame[frame["flag_suspicion"]].sort_values("suspicion", ascending=False, kind="stable")
+    flagged = frame[frame["flag_suspicion"]].sort_values(
+        "suspicion", ascending=False, kind="stable"
+    )
     names = np.array(class_names, dtype=object)
     return pd.DataFrame(
         {

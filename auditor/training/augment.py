@@ -63,7 +63,14 @@ class Augmenter:
         U(scale) * h * w and log-uniform aspect ratio, placed uniformly inside the image.
         torchvision retries up to 10 times when a rectangle does not fit; here a rectangle is
         clipped to fit, which for the default scale and ratio never happens."""
-        area = h * w * (self.erase_scale[0] + (self.erase_scale[1] - self.erase_scale[0]) * self._rand(n, device))
+        area = (
+            h
+            * w
+            * (
+                self.erase_scale[0]
+                + (self.erase_scale[1] - self.erase_scale[0]) * self._rand(n, device)
+            )
+        )
         log_lo, log_hi = math.log(self.erase_ratio[0]), math.log(self.erase_ratio[1])
         ratio = torch.exp(log_lo + (log_hi - log_lo) * self._rand(n, device))
         eh = torch.sqrt(area * ratio).round().clamp(1, h - 1)

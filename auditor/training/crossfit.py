@@ -43,8 +43,15 @@ def cross_fit(
         method = make_method()
         fold_config = replace(config, seed=config.seed + 1 + k)
         train(
-            method, pixels[fit], torch.from_numpy(labels[fit]), None, None, normalize,
-            fold_config, progress=progress, final_pass=False,
+            method,
+            pixels[fit],
+            torch.from_numpy(labels[fit]),
+            None,
+            None,
+            normalize,
+            fold_config,
+            progress=progress,
+            final_pass=False,
         )
         logits, _ = predict(method, pixels[held_out], normalize, config.device)
         fold_probs = torch.softmax(logits, dim=1).numpy()

@@ -49,7 +49,9 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         from auditor.errors import UserError
 
-        raise UserError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
+        raise UserError(
+            "--device cuda was asked for but no CUDA device is visible; use --device cpu"
+        )
     return name
 
 
@@ -96,7 +98,9 @@ def train(
     device = config.device
     torch.manual_seed(config.seed)
     method.to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        method.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     augment = Augmenter(generator)
@@ -109,7 +113,9 @@ def train(
     start = time.perf_counter()
     for epoch in range(config.epochs):
         method.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+        order = torch.randperm(
+            n, generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        )
         for idx in batches(order, config.batch_size):
             idx_dev = idx.to(device, non_blocking=True)
             x = normalize(train_pixels[idx].to(device, non_blocking=True))

@@ -1,0 +1,49 @@
+import torch
+
+from auditor.training.augment import Augmenter, Normalizer
+
+
+def test_erase_masks_follow_random_erasing_bounds():
+    aug = Augmenter(torch.Generator().manual_seed(0), erase_p=1.0)
+    masks = aug.erase_masks(2000, 40, 40, torch.device("cpu"))
+    area = masks.float().sum(dim=(1, 2, 3)) / (40 * 40)
+    # scale in [0.02, 0.25] of the image (up to rounding of the sides)
+    assert area.min() >= 0.01 and area.max() <= 0.30
+    # every mask is one axis-aligned rectangle: its bounding box is full
+    for m in masks[:50, 0]:
+        rows, cols = m.any(1).nonzero(), m.any(0).nonzero()
+        box = m[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all()
+
+
+def test_erase_probability_and_value():
+    aug = Augmenter(torch.Generator().manual_seed(1))
+    x = torch.ones(4000, 1, 16, 16)
+    out = aug.random_erase(x)
+    erased = (out == 0).flatten(1).any(1).float().mean()
+    assert 0.45 < erased < 0.55
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_hflip_mirrors_about_half_the_batch():
+    aug = Augmenter(torch.Generator().manual_seed(2))
+    x = torch.arange(4.0).view(1, 1, 1, 4).repeat(1000, 1, 1, 1)
+    out = aug.random_hflip(x)
+    flipped = (out[:, 0, 0, 0] == 3).float().mean()
+    assert 0.45 < flipped < 0.55
+    assert torch.equal(out[out[:, 0, 0, 0] == 3][0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
+
+
+def test_augmentation_is_seeded():
+    x = torch.randn(64, 3, 8, 8)
+    a = Augmenter(torch.Generator().manual_seed(5)).random_erase(x)
+    b = Augmenter(torch.Generator().manual_seed(5)).random_erase(x)
+    assert torch.equal(a, b)
+
+
+def test_normalizer_standardises_channels():
+    pixels = torch.randint(0, 256, (100, 3, 4, 4), dtype=torch.uint8)
+    norm = Normalizer.fit(pixels)
+    x = norm(pixels)
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)

@@ -1,0 +1,164 @@
+"""End-to-end: the real `audit` CLI in a subprocess on real files (Debian's Fashion-MNIST, and
+synthetic faces written in RAF-DB's exact layout)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from auditor.datasets.fashion_mnist import read_idx
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def last_line_dir(result) -> Path:
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert run_dir.is_dir()
+    return run_dir
+
+
+def test_datasets_lists_registry_with_status():
+    result = run_cli("datasets")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["name", "kind", "root", "found", "size"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert {"demo", "fashion-mnist", "synth-faces", "raf-db", "imagefolder"} <= set(rows)
+    assert " yes " in rows["demo"]
+
+
+def test_demo_small_run_is_consistent_with_the_real_labels(tmp_path):
+    result = run_cli("run", "demo", "--limit", "600", "--epochs", "2", "--out", str(tmp_path))
+    run_dir = last_line_dir(result)
+    assert run_dir.parent == tmp_path / "demo"
+    df = pq.read_table(run_dir / "samples.parquet").to_pandas()
+    assert len(df) == 600 and df["sample_id"].is_unique
+    # the truth is Fashion-MNIST's own label of that row; is_noisy is exactly the injected mask
+    labels = read_idx(FMNIST / "train-labels-idx1-ubyte.gz")
+    rows = df["sample_id"].str.removeprefix("train-").astype(int)
+    assert np.array_equal(df["true_label"], labels[rows])
+    assert np.array_equal(df["is_noisy"], df["given_label"] != df["true_label"])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["noise"]["real_rate"] == pytest.approx(df["is_noisy"].mean())
+    assert 0.2 < manifest["noise"]["real_rate"] < 0.4
+    assert "test accuracy" in result.stdout
+
+
+def test_cross_fitted_run(tmp_path):
+    result = run_cli(
+        "run",
+        "demo",
+        "--method",
+        "ce",
+        "--limit",
+        "400",
+        "--epochs",
+        "1",
+        "--folds",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
+    run_dir = last_line_dir(result)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "ce_self_confidence" in metrics["ensemble"]["members"]
+    assert json.loads((run_dir / "manifest.json").read_text())["config"]["folds"] == 2
+
+
+@pytest.fixture(scope="module")
+def rafdb_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("RAF-DB")
+    result = run_cli(
+        "synth-faces", str(root), "--train", "140", "--test", "42", "--noise-files", "0.3"
+    )
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_rafdb_without_noise_file(rafdb_root, tmp_path):
+    result = run_cli(
+        "run",
+        "raf-db",
+        "--root",
+        str(rafdb_root),
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--out",
+        str(tmp_path),
+    )
+    run_dir = last_line_dir(result)
+    df = pq.read_table(run_dir / "samples.parquet").to_pandas()
+    assert len(df) == 140 and df["sample_id"].iloc[0] == "train_00001"
+    assert df["true_label"].isna().all() and df["is_noisy"].isna().all()
+    assert json.loads((run_dir / "metrics.json").read_text())["detectors"] == {}
+
+
+def test_rafdb_with_published_noise_file_format(rafdb_root, tmp_path):
+    noise_file = rafdb_root / "noise03.txt"
+    result = run_cli(
+        "run",
+        "raf-db",
+        "--root",
+        str(rafdb_root),
+        "--noise-file",
+        str(noise_file),
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--out",
+        str(tmp_path),
+    )
+    run_dir = last_line_dir(result)
+    df = pq.read_table(run_dir / "samples.parquet").to_pandas()
+    noisy = [int(line.split()[1]) - 1 for line in noise_file.read_text().splitlines()]
+    clean = [
+        int(line.split()[1]) - 1
+        for line in (rafdb_root / "EmoLabel/list_patition_label.txt").read_text().splitlines()
+        if line.startswith("train_")
+    ]
+    assert df["given_label"].tolist() == noisy and df["true_label"].tolist() == clean
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["noise"]["type"] == "file"
+    assert manifest["noise"]["real_rate"] == pytest.approx(
+        np.mean(np.array(noisy) != np.array(clean))
+    )
+
+
+def test_rafdb_without_data_exits_2_with_instructions(tmp_path):
+    result = run_cli("run", "raf-db", env={"AUDIT_RAF_DB_ROOT": str(tmp_path / "missing")})
+    assert result.returncode == 2
+    assert "EmoLabel/list_patition_label.txt" in result.stderr
+    assert "--root" in result.stderr and "AUDIT_RAF_DB_ROOT" in result.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "no-such-dataset"], "unknown dataset"),
+        (["run", "demo", "--method", "xyz"], "--method xyz"),
+        (["run", "demo", "--noise-rate", "1.5"], "--noise-rate 1.5"),
+    ],
+)
+def test_bad_usage_exits_2(args, needle):
+    result = run_cli(*args)
+    assert result.returncode == 2 and needle in result.stderr
+
+
+def test_default_demo_finds_the_injected_noise(tmp_path):
+    """The README's demo, as it ships: 30% symmetric noise, ce and eac; the best detector must
+    reach AUROC 0.90."""
+    run_dir = last_line_dir(run_cli("run", "demo", "--out", str(tmp_path)))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    best = max(m["auroc"] for m in metrics["detectors"].values())
+    assert best >= 0.90, metrics["detectors"]
+    assert metrics["noise"]["real_rate"] == pytest.approx(0.3, abs=0.02)

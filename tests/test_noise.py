@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from auditor.datasets.noise import inject_noise
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+def test_symmetric_noise_rate_and_flip_to_other(rate):
+    labels = np.repeat(np.arange(7), 3000)
+    noisy = inject_noise(labels, 7, kind="symmetric", rate=rate, seed=3)
+    # Bernoulli(p) per sample; every draw flips to a *different* class
+    assert abs(noisy.real_rate - rate) < 4 * np.sqrt(rate * (1 - rate) / len(labels))
+    assert np.array_equal(noisy.mask, noisy.given != labels)
+    assert np.array_equal(noisy.true, labels)
+    # the new class is uniform over the other six
+    for c in range(7):
+        targets = noisy.given[noisy.mask & (labels == c)]
+        counts = np.bincount(targets, minlength=7)
+        assert counts[c] == 0
+        others = np.delete(counts, c)
+        assert others.min() > 0.7 * others.mean()
+
+
+def test_pair_noise_moves_to_the_next_class():
+    labels = np.repeat(np.arange(5), 1000)
+    noisy = inject_noise(labels, 5, kind="pair", rate=0.3, seed=0)
+    assert np.array_equal(noisy.given[noisy.mask], (labels[noisy.mask] + 1) % 5)
+    assert 0.27 < noisy.real_rate < 0.33
+
+
+def test_noise_is_seeded_and_leaves_input_alone():
+    labels = np.arange(10).repeat(50)
+    before = labels.copy()
+    a = inject_noise(labels, 10, kind="symmetric", rate=0.3, seed=1)
+    b = inject_noise(labels, 10, kind="symmetric", rate=0.3, seed=1)
+    c = inject_noise(labels, 10, kind="symmetric", rate=0.3, seed=2)
+    assert np.array_equal(a.given, b.given)
+    assert not np.array_equal(a.given, c.given)
+    assert np.array_equal(labels, before)
+
+
+def test_bad_noise_settings_are_refused():
+    with pytest.raises(ValueError):
+        inject_noise(np.zeros(3, int), 2, kind="symmetric", rate=1.0, seed=0)
+    with pytest.raises(ValueError):
+        inject_noise(np.zeros(3, int), 2, kind="other", rate=0.1, seed=0)
