@@ -8,6 +8,7 @@ from typing import Any
 
 from auditor.datasets.noise import NOISE_TYPES
 from auditor.errors import UserError
+from auditor.training.engine import TrainConfig
 from methods import METHODS
 from methods.backbones import BACKBONES
 from methods.eac import ERASURES
@@ -56,6 +57,17 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def train_config(self, device: str) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            lr_gamma=self.lr_gamma,
+            seed=self.seed,
+            device=device,
+        )
 
     def method_options(self, name: str) -> dict[str, Any]:
         return {"lam": self.eac_lambda, "erasure": self.eac_erasure} if name == "eac" else {}

@@ -31,7 +31,7 @@ from auditor.outputs.tables import dynamics_table, relabel_frame, samples_table
 from auditor.scoring import MethodEvidence, Scores, score_all
 from auditor.training.augment import Normalizer
 from auditor.training.crossfit import cross_fit
-from auditor.training.engine import TrainConfig, resolve_device, train
+from auditor.training.engine import resolve_device, train
 from methods import build_method
 from methods.backbones import build_backbone
 
@@ -145,15 +145,7 @@ def train_method(
         backbone = build_backbone(config.backbone, in_channels)
         return build_method(name, backbone, num_classes, **config.method_options(name))
 
-    train_config = TrainConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        lr_gamma=config.lr_gamma,
-        seed=config.seed,
-        device=device,
-    )
+    train_config = config.train_config(device)
     n = len(data["labels"])
     folds = config.folds if config.folds >= 2 else 0
     total = config.epochs * n * max(folds, 1)  # K fold models each see (K - 1) / K of the data

@@ -87,6 +87,8 @@ def test_rafdb_without_noise_file(rafdb_root, tmp_path):
         "raf-db",
         "--root",
         str(rafdb_root),
+        "--backbone",
+        "resnet18",
         "--epochs",
         "1",
         "--image-size",
@@ -162,3 +164,34 @@ def test_default_demo_finds_the_injected_noise(tmp_path):
     best = max(m["auroc"] for m in metrics["detectors"].values())
     assert best >= 0.90, metrics["detectors"]
     assert metrics["noise"]["real_rate"] == pytest.approx(0.3, abs=0.02)
+
+
+def test_imagefolder_run(tmp_path):
+    from PIL import Image
+
+    from auditor.datasets.synth_faces import CLASSES, generate
+
+    images, labels = generate(84, seed=4, size=40)
+    for i, (img, y) in enumerate(zip(images, labels, strict=True)):
+        split = "test" if i % 4 == 0 else "train"
+        path = tmp_path / "data" / split / CLASSES[y] / f"{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path)
+    result = run_cli(
+        "run",
+        "imagefolder",
+        "--root",
+        str(tmp_path / "data"),
+        "--epochs",
+        "1",
+        "--image-size",
+        "24",
+        "--noise-rate",
+        "0.2",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    run_dir = last_line_dir(result)
+    df = pq.read_table(run_dir / "samples.parquet").to_pandas()
+    assert len(df) == 63 and df["sample_id"].str.startswith("train/").all()
+    assert Path(df["filepath"].iloc[0]).is_file()

@@ -85,6 +85,8 @@ def relabel_frame(samples: pa.Table, class_names: list[str], run_id: str) -> pd.
         "suspicion", ascending=False, kind="stable"
     )
     names = np.array(class_names, dtype=object)
+    flag_matrix = flagged[flag_columns].to_numpy(dtype=bool)
+    detector_names = [c[len("flag_") :] for c in flag_columns]
     return pd.DataFrame(
         {
             "sample_id": flagged["sample_id"],
@@ -95,8 +97,8 @@ def relabel_frame(samples: pa.Table, class_names: list[str], run_id: str) -> pd.
             "suggested_name": names[flagged["suggested_label"].to_numpy()],
             "suspicion": flagged["suspicion"].round(6),
             "detectors": [
-                ";".join(c[len("flag_") :] for c in flag_columns if row[c])
-                for _, row in flagged[flag_columns].iterrows()
+                ";".join(d for d, f in zip(detector_names, row, strict=True) if f)
+                for row in flag_matrix
             ],
             "run_id": run_id,
             "decision": "",
