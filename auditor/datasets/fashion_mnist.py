@@ -85,17 +85,16 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     subset = entry.options.get("subset") or {}
     parts = []
     for split, (images_stem, labels_stem) in FILES.items():
-        images = read_idx(find_file(root, images_stem))
+        images_file = find_file(root, images_stem)
+        images = read_idx(images_file)
         labels = read_idx(find_file(root, labels_stem)).astype(np.int64)
         index = stratified_subset(labels, int(subset.get(split, len(labels))), seed=0)
-        parts.append((split, images_stem, images[index], labels[index], index))
+        parts.append((split, images_file, images[index], labels[index], index))
     return SampleTable(
         name=entry.name,
         class_names=list(entry.classes),
         sample_ids=np.concatenate([[f"{s}-{i:05d}" for i in idx] for s, _, _, _, idx in parts]),
-        filepaths=np.concatenate(
-            [[f"{root / stem}#{i}" for i in idx] for _, stem, _, _, idx in parts]
-        ),
+        filepaths=np.concatenate([[f"{file}#{i}" for i in idx] for _, file, _, _, idx in parts]),
         labels=np.concatenate([lab for _, _, _, lab, _ in parts]),
         split=np.concatenate([[s] * len(idx) for s, _, _, _, idx in parts]),
         images=ArrayImages(np.concatenate([img for _, _, img, _, _ in parts])),
