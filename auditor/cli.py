@@ -63,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="train, record signals, score every training sample, write a run folder"
     )
     p.add_argument("dataset", help="a name from `audit datasets`")
-    p.add_argument("--method", action="append", help="ce, eac (repeatable or comma-separated)")
+    p.add_argument(
+        "--method", action="append", help="ce, eac, scn, rul, gsmc (repeatable or comma-separated)"
+    )
+    p.add_argument(
+        "--preset",
+        help="paper: the papers' settings (resnet18, 224 px, Adam 2e-4, 60 epochs, batch 256)",
+    )
     p.add_argument(
         "--noise-rate",
         type=float,
@@ -75,7 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--folds", type=int, help="K >= 2: cross-fit K models for out-of-sample probabilities"
     )
-    p.add_argument("--backbone", help="resnet-small or resnet18")
+    p.add_argument("--backbone", help="resnet-small, resnet18, resnet50 or mobilenet_v2")
+    p.add_argument(
+        "--weights",
+        help="backbone checkpoint (.pth: state dict, {'state_dict': ...}, MS-Celeb layout) or 'imagenet'",
+    )
+    p.add_argument(
+        "--allow-partial-weights",
+        action="store_true",
+        default=None,
+        help="load a checkpoint even when some backbone tensors do not match",
+    )
     p.add_argument("--image-size", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -89,6 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--eac-erasure",
         choices=("same", "independent"),
         help="same: x2 = flip(erase(x)) (paper); independent: erase each view (official code)",
+    )
+    p.add_argument("--scn-beta", type=float, help="SCN high-importance fraction (0.7)")
+    p.add_argument("--scn-delta1", type=float, help="SCN rank-regularisation margin (0.15)")
+    p.add_argument("--scn-delta2", type=float, help="SCN relabel threshold (0.2)")
+    p.add_argument("--scn-gamma", type=float, help="SCN paper loss weight of L_RR (0.5)")
+    p.add_argument(
+        "--scn-loss",
+        choices=("paper", "code"),
+        help="paper: gamma*L_RR + (1-gamma)*L_WCE; code: L_WCE + L_RR",
+    )
+    p.add_argument(
+        "--scn-relabel",
+        choices=("low", "all"),
+        help="relabel the low-importance group (paper) or every sample (code)",
+    )
+    p.add_argument(
+        "--scn-relabel-epoch", type=int, help="first epoch (1-based) of SCN relabelling (10)"
+    )
+    p.add_argument(
+        "--gsmc-erasure",
+        choices=("same", "independent"),
+        help="same: the mirror view shares the erasure (release); independent: erased anew",
     )
     p.add_argument(
         "--root", help="the dataset's folder (overrides the registry and its environment variable)"

@@ -1,5 +1,5 @@
-"""The resolved configuration of one `audit run`: CLI options over the dataset's registry
-defaults over the tool's defaults."""
+"""The resolved configuration of one `audit run`: CLI options over a preset (`--preset`) over
+the dataset's registry defaults over the tool's defaults."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from auditor.training.engine import TrainConfig
 from methods import METHODS
 from methods.backbones import BACKBONES
 from methods.eac import ERASURES
+from methods.scn import LOSSES as SCN_LOSSES
+from methods.scn import RELABEL_SCOPES
 
 TOOL_DEFAULTS: dict[str, Any] = {
     "method": ["ce", "eac"],
@@ -29,6 +31,29 @@ TOOL_DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "eac_lambda": 5.0,
     "eac_erasure": "same",
+    "scn_beta": 0.7,
+    "scn_delta1": 0.15,
+    "scn_delta2": 0.2,
+    "scn_gamma": 0.5,
+    "scn_loss": "paper",
+    "scn_relabel": "low",
+    "scn_relabel_epoch": 10,
+    "gsmc_erasure": "same",
+    "preset": None,
+}
+
+# The papers' training settings (EAC paper, Sec. 4.1; METHODS.md), for users with a GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "backbone": "resnet18",
+        "image_size": 224,
+        "lr": 2e-4,
+        "weight_decay": 1e-4,
+        "lr_gamma": 0.9,
+        "epochs": 60,
+        "batch_size": 256,
+        "eac_lambda": 5.0,
+    },
 }
 
 
@@ -50,6 +75,17 @@ class RunConfig:
     device: str
     eac_lambda: float
     eac_erasure: str
+    scn_beta: float
+    scn_delta1: float
+    scn_delta2: float
+    scn_gamma: float
+    scn_loss: str
+    scn_relabel: str
+    scn_relabel_epoch: int
+    gsmc_erasure: str
+    preset: str | None = None
+    weights: str | None = None
+    allow_partial_weights: bool = False
     limit: int | None = None
     noise_file: str | None = None
     root: str | None = None
@@ -70,7 +106,21 @@ class RunConfig:
         )
 
     def method_options(self, name: str) -> dict[str, Any]:
-        return {"lam": self.eac_lambda, "erasure": self.eac_erasure} if name == "eac" else {}
+        """The keyword arguments of method `name`'s class."""
+        options = {
+            "eac": {"lam": self.eac_lambda, "erasure": self.eac_erasure},
+            "scn": {
+                "beta": self.scn_beta,
+                "delta1": self.scn_delta1,
+                "delta2": self.scn_delta2,
+                "gamma": self.scn_gamma,
+                "loss": self.scn_loss,
+                "relabel_scope": self.scn_relabel,
+                "relabel_epoch": self.scn_relabel_epoch,
+            },
+            "gsmc": {"erasure": self.gsmc_erasure},
+        }
+        return options.get(name, {})
 
 
 def split_methods(value: Any) -> list[str]:
@@ -81,7 +131,11 @@ def split_methods(value: Any) -> list[str]:
 
 
 def resolve(dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any]) -> RunConfig:
-    merged = TOOL_DEFAULTS | dataset_defaults | {k: v for k, v in cli.items() if v is not None}
+    given = {k: v for k, v in cli.items() if v is not None}
+    preset = given.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"--preset {preset}: choose from {', '.join(PRESETS)}")
+    merged = TOOL_DEFAULTS | dataset_defaults | PRESETS.get(preset, {}) | given
     known = {f.name for f in fields(RunConfig)}
     merged = {k: v for k, v in merged.items() if k in known}
     merged["method"] = split_methods(merged["method"])
@@ -107,8 +161,16 @@ def validate(c: RunConfig) -> None:
         )
     if c.backbone not in BACKBONES:
         problems.append(f"--backbone {c.backbone}: choose from {', '.join(BACKBONES)}")
-    if c.eac_erasure not in ERASURES:
-        problems.append(f"--eac-erasure {c.eac_erasure}: choose from {', '.join(ERASURES)}")
+    for flag, value, choices in (
+        ("--eac-erasure", c.eac_erasure, ERASURES),
+        ("--gsmc-erasure", c.gsmc_erasure, ERASURES),
+        ("--scn-loss", c.scn_loss, SCN_LOSSES),
+        ("--scn-relabel", c.scn_relabel, RELABEL_SCOPES),
+    ):
+        if value not in choices:
+            problems.append(f"{flag} {value}: choose from {', '.join(choices)}")
+    if not 0 < c.scn_beta < 1:
+        problems.append(f"--scn-beta {c.scn_beta}: must be in (0, 1)")
     for name, low in (("epochs", 1), ("folds", 1), ("image_size", 8), ("batch_size", 2)):
         if getattr(c, name) < low:
             problems.append(

@@ -27,13 +27,20 @@ from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, detection_metrics
 from auditor.outputs.files import write_csv, write_json, write_parquet
-from auditor.outputs.tables import dynamics_table, relabel_frame, samples_table
+from auditor.outputs.tables import (
+    dynamics_table,
+    relabel_events_table,
+    relabel_frame,
+    samples_table,
+)
 from auditor.scoring import MethodEvidence, Scores, score_all
 from auditor.training.augment import Normalizer
 from auditor.training.crossfit import cross_fit
 from auditor.training.engine import resolve_device, train
-from methods import build_method
+from methods import METHODS, build_method
 from methods.backbones import build_backbone
+from methods.base import Method
+from methods.weights import load_backbone_weights
 
 PACKAGES = (
     "torch",
@@ -141,8 +148,11 @@ def labels_for(train: SampleTable, config: RunConfig) -> Labels:
 def train_method(
     name: str, config: RunConfig, num_classes: int, in_channels: int, data: dict, device: str
 ) -> tuple[MethodEvidence, list[float], float]:
-    def make():
+    def make(seed: int) -> Method:
+        torch.manual_seed(seed)  # the initial weights depend on the seed alone
         backbone = build_backbone(config.backbone, in_channels)
+        if data["weights"] is not None:
+            backbone.load_state_dict(data["weights"])
         return build_method(name, backbone, num_classes, **config.method_options(name))
 
     train_config = config.train_config(device)
@@ -164,7 +174,7 @@ def train_method(
             bar.update(k)
 
         result = train(
-            make(),
+            make(config.seed),
             data["train"],
             torch.from_numpy(data["labels"]),
             data["test"],
@@ -189,6 +199,9 @@ def train_method(
         signals=result.signals,
         final_probs=torch.softmax(torch.from_numpy(result.logits), dim=1).numpy(),
         oos_probs=oos,
+        final_labels=result.final_labels,
+        relabel_events=result.relabel_events,
+        relabels=METHODS[name].relabels,
     )
     return evidence, result.test_accuracy, time.perf_counter() - start
 
@@ -200,6 +213,7 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
     train_table, test_table = split_and_limit(table, config)
     labels = labels_for(train_table, config)
     device = resolve_device(config.device)
+    weights, weights_info = backbone_weights(config, table.channels)
     run_dir = create_run_dir(Path(config.out), entry.name, config.method)
     state = RunState(
         run_dir,
@@ -217,13 +231,14 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
             "n_test": len(test_table),
             "class_names": table.class_names,
             "versions": package_versions(),
+            "weights": weights_info,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
     state.timings["load"] = time.perf_counter() - t0
     state.save("running")
     try:
-        metrics = audit(config, train_table, test_table, labels, device, state)
+        metrics = audit(config, train_table, test_table, labels, device, weights, state)
     except BaseException as err:
         state.save("failed", error=f"{type(err).__name__}: {err}")
         raise
@@ -238,6 +253,7 @@ def audit(
     test_table: SampleTable,
     labels: Labels,
     device: str,
+    weights: dict | None,
     state: RunState,
 ) -> dict:
     t = time.perf_counter()
@@ -249,6 +265,7 @@ def audit(
         "test": both[1] if len(test_table) else None,
         "test_labels": torch.from_numpy(test_table.labels),
         "normalize": normalize,
+        "weights": weights,
     }
     state.timings["decode"] = time.perf_counter() - t
 
@@ -276,6 +293,20 @@ def audit(
     }
     write_outputs(state.run_dir, train_table, labels, scores, evidence, metrics)
     return metrics
+
+
+def backbone_weights(config: RunConfig, in_channels: int) -> tuple[dict | None, dict | None]:
+    """(the backbone state dict from --weights, checked once and reused by every model; what
+    matched, for the manifest), or (None, None) without --weights."""
+    if config.weights is None:
+        return None, None
+    backbone = build_backbone(config.backbone, in_channels)
+    weights, report = load_backbone_weights(
+        config.weights, backbone, config.backbone, allow_partial=config.allow_partial_weights
+    )
+    print(report.summary(), file=sys.stderr)
+    return weights, {"source": config.weights, "matched": report.matched,
+                     "expected": report.expected, "ignored": report.unused}  # fmt: skip
 
 
 def evaluate(scores: Scores, labels: Labels) -> dict:
@@ -307,6 +338,11 @@ def write_outputs(
     write_parquet(run_dir / "samples.parquet", samples)
     dynamics = dynamics_table(train_table.sample_ids, {ev.name: ev.signals for ev in evidence})
     write_parquet(run_dir / "dynamics.parquet", dynamics)
+    events = relabel_events_table(
+        train_table.sample_ids, {ev.name: ev.relabel_events for ev in evidence if ev.relabels}
+    )
+    if events is not None:
+        write_parquet(run_dir / "relabel_events.parquet", events)
     write_json(run_dir / "metrics.json", metrics)
     write_csv(
         run_dir / "relabel.csv", relabel_frame(samples, train_table.class_names, run_dir.name)

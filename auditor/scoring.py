@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from auditor.detectors.dynamics import area_under_margin, mean_flip_cam, mean_loss
+from auditor.detectors.dynamics import SIGNAL_DETECTORS, area_under_margin, mean_loss, relabelled
 from auditor.detectors.ensemble import flag_top, rank_average
 from auditor.detectors.probabilities import (
     cleanlab_detector,
@@ -31,6 +31,9 @@ class MethodEvidence:
     signals: dict[str, np.ndarray]  # [epochs, N]
     final_probs: np.ndarray  # [N, K], final model, un-augmented images (in-sample)
     oos_probs: np.ndarray | None = None  # [N, K], cross-fitted, when --folds >= 2
+    final_labels: np.ndarray | None = None  # [N] what the method trained on at the end
+    relabels: bool = False  # whether the method changes labels during training (SCN)
+    relabel_events: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def probs(self) -> np.ndarray:
@@ -54,11 +57,16 @@ def method_scores(ev: MethodEvidence, labels: np.ndarray) -> tuple[dict, dict]:
         f"{m}_aum": area_under_margin(ev.signals["margin"]),
         f"{m}_self_confidence": self_confidence(ev.probs, labels),
     }
-    if "flip_cam" in ev.signals:
-        scores[f"{m}_flip_cam"] = mean_flip_cam(ev.signals["flip_cam"])
+    for signal, detector in SIGNAL_DETECTORS.items():
+        if signal in ev.signals:
+            scores[f"{m}_{signal}"] = detector(ev.signals[signal])
     cl_score, cl_flags = cleanlab_detector(ev.probs, labels)
     scores[f"{m}_cleanlab"] = cl_score
-    return scores, {f"{m}_cleanlab": cl_flags}
+    flags = {f"{m}_cleanlab": cl_flags}
+    if ev.relabels:
+        scores[f"{m}_relabel"] = relabelled(ev.final_labels, labels)
+        flags[f"{m}_relabel"] = scores[f"{m}_relabel"] > 0
+    return scores, flags
 
 
 def score_all(evidence: list[MethodEvidence], labels: np.ndarray) -> Scores:

@@ -7,8 +7,11 @@ from torch import nn
 from methods.base import Method
 from methods.ce import CE
 from methods.eac import EAC
+from methods.gsmc import GSMC
+from methods.rul import RUL
+from methods.scn import SCN
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (CE, EAC)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (CE, EAC, SCN, RUL, GSMC)}
 
 
 def build_method(name: str, backbone: nn.Module, num_classes: int, **options) -> Method:

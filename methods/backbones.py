@@ -56,7 +56,8 @@ class SmallResNet(nn.Module):
 
 
 class TorchvisionResNet(nn.Module):
-    """torchvision's ResNet up to `layer4` (the fc is replaced by the method's own head).
+    """torchvision's ResNet up to `layer4`, its modules under torchvision's own names (so a
+    torchvision or MS-Celeb state dict maps one to one); the fc is the method's own head.
     Single-channel inputs are repeated to three channels."""
 
     def __init__(self, arch: str = "resnet18") -> None:
@@ -64,29 +65,45 @@ class TorchvisionResNet(nn.Module):
         net = getattr(torchvision.models, arch)(weights=None)
         self.in_channels = 3
         self.out_channels = net.fc.in_features
-        self.body = nn.Sequential(
-            net.conv1,
-            net.bn1,
-            net.relu,
-            net.maxpool,
-            net.layer1,
-            net.layer2,
-            net.layer3,
-            net.layer4,
-        )
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(net, name))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        return self.body(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-BACKBONES = ("resnet-small", "resnet18")
+class TorchvisionMobileNetV2(nn.Module):
+    """torchvision's MobileNetV2 `features` (last conv map, 1280 channels)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torchvision.models.mobilenet_v2(weights=None).features
+        self.in_channels = 3
+        self.out_channels = 1280
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.features(x)
+
+
+BACKBONES = ("resnet-small", "resnet18", "resnet50", "mobilenet_v2")
+# torchvision's ImageNet weights for `--weights imagenet` (downloaded; needs a network)
+IMAGENET_WEIGHTS = {
+    "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
+    "resnet50": "ResNet50_Weights.IMAGENET1K_V1",
+    "mobilenet_v2": "MobileNet_V2_Weights.IMAGENET1K_V1",
+}
 
 
 def build_backbone(name: str, in_channels: int) -> nn.Module:
     if name == "resnet-small":
         return SmallResNet(in_channels)
-    if name == "resnet18":
-        return TorchvisionResNet("resnet18")
+    if name in ("resnet18", "resnet50"):
+        return TorchvisionResNet(name)
+    if name == "mobilenet_v2":
+        return TorchvisionMobileNetV2()
     raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

@@ -1,8 +1,8 @@
 """The interface every training method implements. The engine knows nothing about EAC or SCN.
 
 A method owns its backbone and heads, builds its own augmented views of a clean batch (through
-the engine's batched `Augmenter`), returns its loss, the logits it classified, and any
-method-specific per-sample signals.
+the engine's batched `Augmenter`), returns its loss, the logits it classified, any
+method-specific per-sample signals, and, for methods that relabel (SCN), the new labels.
 """
 
 from __future__ import annotations
@@ -20,22 +20,33 @@ class Augment(Protocol):
 
     def random_hflip(self, x: torch.Tensor) -> torch.Tensor: ...
     def random_erase(self, x: torch.Tensor) -> torch.Tensor: ...
+    def permutation(self, n: int, device: torch.device) -> torch.Tensor: ...
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # [B, C, H, W] normalised, not augmented
+    y: torch.Tensor  # [B] the labels the method trains on now (SCN may have changed them)
+    index: torch.Tensor  # [B] sample indices into the training set
+    epoch: int  # 0-based
 
 
 @dataclass
 class StepOutput:
     loss: torch.Tensor  # scalar, to minimise
-    logits: torch.Tensor  # [B, K] of the view that received the classification loss
+    logits: torch.Tensor  # [B, K] the method's prediction for the batch (signals are read from it)
     signals: dict[str, torch.Tensor] = field(default_factory=dict)  # method-specific, each [B]
+    new_labels: torch.Tensor | None = None  # [B] labels to train on from now on (relabelling)
 
 
 class Method(nn.Module):
     """fc(GAP(backbone(x))), plus whatever a subclass adds. Subclasses set `name`,
     `extra_signals` (names of the per-sample signals their `training_step` returns)
-    and implement `training_step`."""
+    and implement `training_step`; `after_step` runs after every optimiser step."""
 
     name: ClassVar[str]
     extra_signals: ClassVar[tuple[str, ...]] = ()
+    relabels: ClassVar[bool] = False  # True for methods whose StepOutput carries new_labels
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:
         super().__init__()
@@ -47,10 +58,18 @@ class Method(nn.Module):
         pooled = self.backbone(x).mean(dim=(2, 3))
         return self.fc(pooled), pooled
 
-    def training_step(self, x: torch.Tensor, y: torch.Tensor, aug: Augment) -> StepOutput:
+    def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
         raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Hook after each optimiser step (GSMC's EMA teacher update)."""
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean softmax cross-entropy -log p(y|x)."""
     return F.cross_entropy(logits, y)
+
+
+def flip_and_erase(x: torch.Tensor, aug: Augment) -> torch.Tensor:
+    """The standard training view of all four FER repositories: random flip, then erasing."""
+    return aug.random_erase(aug.random_hflip(x))

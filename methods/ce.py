@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import torch
-
-from methods.base import Augment, Method, StepOutput, cross_entropy
+from methods.base import Augment, Batch, Method, StepOutput, cross_entropy, flip_and_erase
 
 
 class CE(Method):
     name = "ce"
 
-    def training_step(self, x: torch.Tensor, y: torch.Tensor, aug: Augment) -> StepOutput:
-        logits, _ = self(aug.random_erase(aug.random_hflip(x)))
-        return StepOutput(loss=cross_entropy(logits, y), logits=logits)
+    def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
+        logits, _ = self(flip_and_erase(batch.x, aug))
+        return StepOutput(loss=cross_entropy(logits, batch.y), logits=logits)

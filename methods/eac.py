@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import Augment, Method, StepOutput, cross_entropy
+from methods.base import Augment, Batch, Method, StepOutput, cross_entropy
 from methods.cam import class_activation_maps, flip_cam_disagreement
 
 ERASURES = ("same", "independent")
@@ -58,12 +58,12 @@ class EAC(Method):
         self.lam = lam
         self.erasure = erasure
 
-    def training_step(self, x: torch.Tensor, y: torch.Tensor, aug: Augment) -> StepOutput:
-        base = aug.random_hflip(x)
+    def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
+        base = aug.random_hflip(batch.x)
         x1 = aug.random_erase(base)
         x2 = x1.flip(-1) if self.erasure == "same" else aug.random_erase(base.flip(-1))
         fmap1 = self.backbone(x1)
         fmap2 = self.backbone(x2)
         logits = self.fc(fmap1.mean(dim=(2, 3)))
-        loss, flip_cam = eac_loss(logits, y, fmap1, fmap2, self.fc.weight, self.lam)
+        loss, flip_cam = eac_loss(logits, batch.y, fmap1, fmap2, self.fc.weight, self.lam)
         return StepOutput(loss=loss, logits=logits, signals={"flip_cam": flip_cam.detach()})

@@ -195,3 +195,24 @@ def test_imagefolder_run(tmp_path):
     df = pq.read_table(run_dir / "samples.parquet").to_pandas()
     assert len(df) == 63 and df["sample_id"].str.startswith("train/").all()
     assert Path(df["filepath"].iloc[0]).is_file()
+
+
+def test_weights_from_an_msceleb_style_checkpoint(rafdb_root, tmp_path):
+    import torch
+    import torchvision
+
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    good = tmp_path / "resnet18_msceleb.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, good)
+    common = ["run", "raf-db", "--root", str(rafdb_root), "--backbone", "resnet18", "--method", "ce",
+              "--epochs", "1", "--image-size", "32", "--out", str(tmp_path / "out")]  # fmt: skip
+    result = run_cli(*common, "--weights", str(good))
+    run_dir = last_line_dir(result)
+    assert "matched 100/100 backbone tensors" in result.stderr
+    assert json.loads((run_dir / "manifest.json").read_text())["weights"]["matched"] == 100
+
+    bad = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), bad)
+    refused = run_cli(*common, "--weights", str(bad))
+    assert refused.returncode == 2 and "backbone tensors" in refused.stderr
+    assert len(list((tmp_path / "out" / "raf-db").iterdir())) == 1  # no folder for the refused run

@@ -64,6 +64,13 @@ class SampleTable:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def channels(self) -> int:
+        """Channels of the decoded images: 1 for grayscale arrays, else 3 (files decode to RGB)."""
+        if isinstance(self.images, ArrayImages):
+            return 1 if self.images.pixels.ndim == 3 else self.images.pixels.shape[-1]
+        return 3
+
     def __len__(self) -> int:
         return len(self.sample_ids)
 

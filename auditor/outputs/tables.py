@@ -77,6 +77,28 @@ def dynamics_table(
     return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
 
 
+def relabel_events_table(
+    sample_ids: np.ndarray, per_method: dict[str, dict[str, np.ndarray]]
+) -> pa.Table | None:
+    """Every relabelling during training: method, sample_id, epoch (1-based), from_label,
+    to_label. None when no method relabels."""
+    if not per_method:
+        return None
+    frames = [
+        pd.DataFrame(
+            {
+                "method": method,
+                "sample_id": sample_ids[events["index"]].astype(str),
+                "epoch": events["epoch"].astype(np.int64),
+                "from_label": events["from_label"].astype(np.int64),
+                "to_label": events["to_label"].astype(np.int64),
+            }
+        )
+        for method, events in per_method.items()
+    ]
+    return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
+
+
 def relabel_frame(samples: pa.Table, class_names: list[str], run_id: str) -> pd.DataFrame:
     """The samples the ensemble flags, most suspect first, with the detectors that flagged them."""
     frame = samples.to_pandas()

@@ -53,6 +53,10 @@ class Augmenter:
     def _rand(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.rand(n, generator=self.g, device=self.g.device).to(device)
 
+    def permutation(self, n: int, device: torch.device) -> torch.Tensor:
+        """A random permutation of range(n) (RUL's pairing of samples within a batch)."""
+        return torch.randperm(n, generator=self.g, device=self.g.device).to(device)
+
     def random_hflip(self, x: torch.Tensor) -> torch.Tensor:
         """Mirror each image with probability 1/2."""
         flip = self._rand(x.shape[0], x.device) < 0.5

@@ -29,7 +29,7 @@ def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.nda
 
 
 def cross_fit(
-    make_method: Callable[[], Method],
+    make_method: Callable[[int], Method],
     pixels: torch.Tensor,
     labels: np.ndarray,
     normalize: Normalizer,
@@ -40,8 +40,8 @@ def cross_fit(
     """probs [N, K]: row i predicted by the one fold model that did not train on sample i."""
     probs: np.ndarray | None = None
     for k, (fit, held_out) in enumerate(fold_indices(labels, folds, config.seed)):
-        method = make_method()
         fold_config = replace(config, seed=config.seed + 1 + k)
+        method = make_method(fold_config.seed)
         train(
             method,
             pixels[fit],

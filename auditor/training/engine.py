@@ -18,7 +18,7 @@ import torch
 
 from auditor.training.augment import Augmenter, Normalizer
 from auditor.training.signals import COMMON_SIGNALS, common_signals
-from methods.base import Method
+from methods.base import Batch, Method
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class TrainResult:
     embeddings: np.ndarray  # [N, C] pooled features of the final model
     seconds: float
     images_seen: int = 0
-    extra: dict = field(default_factory=dict)
+    final_labels: np.ndarray | None = None  # the labels trained on at the end (SCN relabels)
+    relabel_events: dict[str, np.ndarray] = field(default_factory=dict)  # index, epoch, from, to
 
 
 def resolve_device(name: str) -> str:
@@ -96,19 +97,18 @@ def train(
     sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step.
     With `final_pass`, the trained model also scores every un-augmented training image."""
     device = config.device
-    torch.manual_seed(config.seed)
     method.to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(
-        method.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    trainable = [p for p in method.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    augment = Augmenter(generator)
+    augment = Augmenter(torch.Generator(device=device).manual_seed(config.seed))
 
     n = len(train_labels)
     names = COMMON_SIGNALS + method.extra_signals
     record = {s: torch.zeros(config.epochs, n, device=device) for s in names}
-    labels_dev = train_labels.to(device)
+    given = train_labels.to(device)
+    current = given.clone()  # what the method trains on; only a relabelling method changes it
+    events: list[torch.Tensor] = []
     test_accuracy: list[float] = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
@@ -119,14 +119,24 @@ def train(
         for idx in batches(order, config.batch_size):
             idx_dev = idx.to(device, non_blocking=True)
             x = normalize(train_pixels[idx].to(device, non_blocking=True))
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = labels_dev[idx_dev]
-            out = method.training_step(x, y, augment)
+            batch = Batch(
+                x.contiguous(memory_format=torch.channels_last), current[idx_dev], idx_dev, epoch
+            )
+            out = method.training_step(batch, augment)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
-            for name, value in (common_signals(out.logits, y) | out.signals).items():
+            method.after_step()
+            # signals are read against the given label, whatever the method trains on
+            for name, value in (common_signals(out.logits, given[idx_dev]) | out.signals).items():
                 record[name][epoch].index_copy_(0, idx_dev, value.detach().float())
+            if out.new_labels is not None:
+                changed = out.new_labels != batch.y
+                epoch_col = torch.full_like(idx_dev, epoch + 1)
+                events.append(
+                    torch.stack([idx_dev, epoch_col, batch.y, out.new_labels])[:, changed]
+                )
+                current[idx_dev] = out.new_labels
             if progress is not None:
                 progress(len(idx), config.epochs * n)
         scheduler.step()
@@ -138,6 +148,7 @@ def train(
         logits, embeddings = (t.numpy() for t in predict(method, train_pixels, normalize, device))
     else:
         logits = embeddings = np.zeros((0, 0), dtype=np.float32)
+    event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     return TrainResult(
         signals={k: v.cpu().numpy() for k, v in record.items()},
         test_accuracy=test_accuracy,
@@ -145,4 +156,8 @@ def train(
         embeddings=embeddings,
         seconds=seconds,
         images_seen=config.epochs * n,
+        final_labels=current.cpu().numpy(),
+        relabel_events=dict(
+            zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
+        ),
     )

@@ -1,0 +1,92 @@
+"""--weights: common checkpoint layouts load strictly; mismatches and code-running pickles are refused."""
+
+import os
+
+import pytest
+import torch
+import torchvision
+
+from auditor.errors import UserError
+from methods.backbones import build_backbone
+from methods.weights import load_backbone_weights
+
+
+@pytest.fixture(scope="module")
+def tv_resnet18_state():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None).state_dict()
+
+
+def assert_loaded(state, path, backbone_name="resnet18"):
+    backbone = build_backbone(backbone_name, 3)
+    weights, report = load_backbone_weights(str(path), backbone, backbone_name)
+    assert report.matched == report.expected and not report.missing
+    backbone.load_state_dict(weights)
+    for name, tensor in backbone.state_dict().items():
+        if not name.endswith("num_batches_tracked"):
+            assert torch.equal(tensor, state[name]), name
+    return report
+
+
+def test_msceleb_layout_loads_every_tensor(tv_resnet18_state, tmp_path):
+    # resnet18_msceleb.pth: {'state_dict': ...} with torchvision's names and an identity fc
+    state = {k: v for k, v in tv_resnet18_state.items() if not k.startswith("fc.")}
+    state |= {"fc.weight": torch.zeros(12, 512), "fc.bias": torch.zeros(12)}
+    path = tmp_path / "resnet18_msceleb.pth"
+    torch.save({"state_dict": state, "epoch": 30}, path)
+    report = assert_loaded(tv_resnet18_state, path)
+    assert report.expected == 100  # resnet18's body: 20 conv weights + 20 BatchNorms x 4 tensors
+    assert sorted(report.unused) == ["fc.bias", "fc.weight"]
+    assert "matched 100/100" in report.summary()
+
+
+@pytest.mark.parametrize("prefix", ["", "module.", "feat_net.", "module.features."])
+def test_raw_and_prefixed_state_dicts(tv_resnet18_state, tmp_path, prefix):
+    path = tmp_path / "w.pth"
+    torch.save({prefix + k: v for k, v in tv_resnet18_state.items()}, path)
+    assert_loaded(tv_resnet18_state, path)
+
+
+def test_mobilenet_keeps_its_features_prefix(tmp_path):
+    state = torchvision.models.mobilenet_v2(weights=None).state_dict()
+    path = tmp_path / "m.pth"
+    torch.save({"model": state}, path)
+    assert_loaded(state, path, "mobilenet_v2")
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "r50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+    with pytest.raises(UserError, match=r"matched only \d+ of 100 backbone tensors") as err:
+        load_backbone_weights(str(path), build_backbone("resnet18", 3), "resnet18")
+    assert "--allow-partial-weights" in str(err.value) and "shape mismatches" in str(err.value)
+    _, report = load_backbone_weights(
+        str(path), build_backbone("resnet18", 3), "resnet18", allow_partial=True
+    )
+    assert report.matched < report.expected
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "x": RunsCode(marker)}, path)
+    with pytest.raises(UserError, match="refused"):
+        load_backbone_weights(str(path), build_backbone("resnet18", 3), "resnet18")
+    assert not marker.exists()
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "junk.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="not a PyTorch checkpoint|refused"):
+        load_backbone_weights(str(path), build_backbone("resnet18", 3), "resnet18")
+    with pytest.raises(UserError, match="no such file"):
+        load_backbone_weights(str(tmp_path / "nope.pth"), build_backbone("resnet18", 3), "resnet18")
