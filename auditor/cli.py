@@ -25,12 +25,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from auditor.config import resolve
     from auditor.datasets.registry import get_entry, load_registry
+
+    entry = get_entry(args.dataset, load_registry())  # before the heavy imports: fail fast
+
+    from auditor.config import resolve
     from auditor.run import configure_threads, execute
     from auditor.summary import summary_lines
 
-    entry = get_entry(args.dataset, load_registry())
     cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset")}
     config = resolve(entry.name, cli, entry.defaults)
     configure_threads()
