@@ -43,6 +43,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from auditor.predictions import score_predictions
+    from auditor.summary import summary_lines
+
+    run_dir, metrics = score_predictions(
+        args.pred_probs, args.labels, args.true_labels, args.out, ["audit", *sys.argv[1:]]
+    )
+    for line in summary_lines(metrics):
+        print(line)
+    print(run_dir)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from auditor.compare import compare_runs
+
+    for line in compare_runs([Path(p) for p in args.run_dirs], args.out):
+        print(line)
+    return 0
+
+
 def cmd_synth_faces(args: argparse.Namespace) -> int:
     from auditor.datasets.synth_faces import write_rafdb_layout
 
@@ -77,7 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="inject this fraction of label noise (default: the dataset's)",
     )
-    p.add_argument("--noise-type", help="symmetric (flip to another class) or pair (y -> y+1)")
+    p.add_argument(
+        "--noise-type",
+        help="symmetric (flip to another class), pair (y -> y+1), "
+        "asymmetric (class-conditional matrix) or instance (Xia et al. 2020)",
+    )
+    p.add_argument(
+        "--noise-sparsity",
+        type=float,
+        help="asymmetric noise: fraction of zero off-diagonal noise rates (0)",
+    )
     p.add_argument("--noise-file", help="RAF-DB noise label file (noise01/02/03.txt format)")
     p.add_argument("--epochs", type=int)
     p.add_argument(
@@ -135,6 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="output root (default reports/)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "score", help="probability-only detectors on your own out-of-sample predictions"
+    )
+    p.add_argument(
+        "--pred-probs", required=True, help=".npy [N, K] out-of-sample class probabilities"
+    )
+    p.add_argument("--labels", required=True, help=".npy [N] given labels (0..K-1)")
+    p.add_argument("--true-labels", help=".npy [N] true labels, for detection metrics")
+    p.add_argument("--out", default="reports", help="output root (default reports/)")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("compare", help="one table of every detector x run, with test accuracy")
+    p.add_argument("run_dirs", nargs="+", help="run folders (from audit run or audit score)")
+    p.add_argument("--out", help="output file stem (writes .csv, .parquet, -accuracy.csv, -pr.png)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("synth-faces", help="write procedural faces in the RAF-DB layout")
     p.add_argument("out", help="folder to write")

@@ -19,6 +19,7 @@ TOOL_DEFAULTS: dict[str, Any] = {
     "method": ["ce", "eac"],
     "noise_rate": 0.0,
     "noise_type": "symmetric",
+    "noise_sparsity": 0.0,
     "epochs": 10,
     "folds": 1,
     "backbone": "resnet-small",
@@ -63,6 +64,7 @@ class RunConfig:
     method: list[str]
     noise_rate: float
     noise_type: str
+    noise_sparsity: float
     epochs: int
     folds: int
     backbone: str
@@ -153,6 +155,8 @@ def validate(c: RunConfig) -> None:
         )
     if not 0.0 <= c.noise_rate < 1.0:
         problems.append(f"--noise-rate {c.noise_rate}: must be in [0, 1)")
+    if not 0.0 <= c.noise_sparsity <= 1.0:
+        problems.append(f"--noise-sparsity {c.noise_sparsity}: must be in [0, 1]")
     if c.noise_type not in NOISE_TYPES:
         problems.append(f"--noise-type {c.noise_type}: choose from {', '.join(NOISE_TYPES)}")
     if c.noise_file and c.noise_rate > 0:

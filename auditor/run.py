@@ -7,11 +7,9 @@ other file has been written; a failed run is marked `failed` with the error.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +24,8 @@ from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, detection_metrics
-from auditor.outputs.files import write_csv, write_json, write_parquet
-from auditor.outputs.tables import (
-    dynamics_table,
-    relabel_events_table,
-    relabel_frame,
-    samples_table,
-)
+from auditor.outputs.run_folder import RunState, write_run_files
+from auditor.outputs.tables import dynamics_table, relabel_events_table
 from auditor.scoring import MethodEvidence, Scores, score_all
 from auditor.training.augment import Normalizer
 from auditor.training.crossfit import cross_fit
@@ -42,61 +35,12 @@ from methods.backbones import build_backbone
 from methods.base import Method
 from methods.weights import load_backbone_weights
 
-PACKAGES = (
-    "torch",
-    "torchvision",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "scikit-learn",
-    "cleanlab",
-    "audit",
-)
-
 
 @dataclass
 class Labels:
     given: np.ndarray
     true: np.ndarray | None
     noise: dict
-
-
-@dataclass
-class RunState:
-    """What the run folder's manifest records as the run goes."""
-
-    run_dir: Path
-    manifest: dict
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def save(self, status: str, **extra) -> None:
-        self.manifest |= {"status": status, "timings_s": self.timings} | extra
-        write_json(self.run_dir / "manifest.json", self.manifest)
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def create_run_dir(out: Path, dataset: str, methods: list[str]) -> Path:
-    """A new folder `out/<dataset>/<time>-<methods>[-n]` that no other run shares (mkdir is atomic)."""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{'-'.join(methods)}"
-    parent = out / dataset
-    parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1000):
-        candidate = parent / (stem if n == 0 else f"{stem}-{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise UserError(f"could not create a new run folder under {parent}")
 
 
 def split_and_limit(table: SampleTable, config: RunConfig) -> tuple[SampleTable, SampleTable]:
@@ -113,9 +57,10 @@ def split_and_limit(table: SampleTable, config: RunConfig) -> tuple[SampleTable,
     return table.select(train_idx), table.select(test_idx)
 
 
-def labels_for(train: SampleTable, config: RunConfig) -> Labels:
+def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> Labels:
     """The given labels and, when known, the truth: from a noise file, from injected noise, or
-    neither (the dataset's labels as they are, truth unknown)."""
+    neither (the dataset's labels as they are, truth unknown). Instance-dependent noise reads
+    the training images (`pixels`, uint8 [N, C, S, S])."""
     if train.true_labels is not None:
         mask = train.labels != train.true_labels
         noise = {
@@ -133,9 +78,12 @@ def labels_for(train: SampleTable, config: RunConfig) -> Labels:
             kind=config.noise_type,
             rate=config.noise_rate,
             seed=config.seed,
+            sparsity=config.noise_sparsity,
+            features=pixels.flatten(1).numpy() if config.noise_type == "instance" else None,
         )
         noise = {
             "type": config.noise_type,
+            "sparsity": config.noise_sparsity if config.noise_type == "asymmetric" else None,
             "nominal_rate": config.noise_rate,
             "real_rate": noisy.real_rate,
             "seed": config.seed,
@@ -199,6 +147,7 @@ def train_method(
         signals=result.signals,
         final_probs=torch.softmax(torch.from_numpy(result.logits), dim=1).numpy(),
         oos_probs=oos,
+        embeddings=result.embeddings,
         final_labels=result.final_labels,
         relabel_events=result.relabel_events,
         relabels=METHODS[name].relabels,
@@ -211,14 +160,15 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
     t0 = time.perf_counter()
     table = load_dataset(entry, root=config.root, noise_file=config.noise_file)
     train_table, test_table = split_and_limit(table, config)
-    labels = labels_for(train_table, config)
+    pixels = load_pixels(train_table, config.image_size), load_pixels(test_table, config.image_size)
+    labels = labels_for(train_table, config, pixels[0])
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
-    run_dir = create_run_dir(Path(config.out), entry.name, config.method)
-    state = RunState(
-        run_dir,
+    state = RunState.start(
+        Path(config.out),
+        entry.name,
+        config.method,
         {
-            "run_id": run_dir.name,
             "command": argv,
             "dataset": entry.name,
             "dataset_kind": entry.kind,
@@ -230,34 +180,30 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
             "n_train": len(train_table),
             "n_test": len(test_table),
             "class_names": table.class_names,
-            "versions": package_versions(),
             "weights": weights_info,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
-    state.timings["load"] = time.perf_counter() - t0
-    state.save("running")
+    state.timings["load_and_decode"] = time.perf_counter() - t0
     try:
-        metrics = audit(config, train_table, test_table, labels, device, weights, state)
+        metrics = audit(config, train_table, test_table, pixels, labels, device, weights, state)
     except BaseException as err:
-        state.save("failed", error=f"{type(err).__name__}: {err}")
+        state.fail(err)
         raise
     state.timings["total"] = time.perf_counter() - t0
-    state.save("complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    return run_dir, metrics
+    state.complete()
+    return state.run_dir, metrics
 
 
 def audit(
     config: RunConfig,
     train_table: SampleTable,
     test_table: SampleTable,
+    both: tuple[torch.Tensor, torch.Tensor],
     labels: Labels,
     device: str,
     weights: dict | None,
     state: RunState,
 ) -> dict:
-    t = time.perf_counter()
-    both = load_pixels(train_table, config.image_size), load_pixels(test_table, config.image_size)
     normalize = Normalizer.fit(both[0])
     data = {
         "train": both[0],
@@ -267,7 +213,6 @@ def audit(
         "normalize": normalize,
         "weights": weights,
     }
-    state.timings["decode"] = time.perf_counter() - t
 
     evidence, accuracy = [], {}
     for name in config.method:
@@ -291,7 +236,20 @@ def audit(
             "flagged": int(scores.flags["suspicion"].sum()),
         },
     }
-    write_outputs(state.run_dir, train_table, labels, scores, evidence, metrics)
+    write_run_files(
+        state.run_dir,
+        sample_ids=train_table.sample_ids,
+        filepaths=train_table.filepaths,
+        class_names=train_table.class_names,
+        given=labels.given,
+        true=labels.true,
+        scores=scores,
+        metrics=metrics,
+        dynamics=dynamics_table(train_table.sample_ids, {ev.name: ev.signals for ev in evidence}),
+        events=relabel_events_table(
+            train_table.sample_ids, {ev.name: ev.relabel_events for ev in evidence if ev.relabels}
+        ),
+    )
     return metrics
 
 
@@ -317,36 +275,6 @@ def evaluate(scores: Scores, labels: Labels) -> dict:
         name: detection_metrics(score, mask, scores.flags.get(name))
         for name, score in scores.scores.items()
     }
-
-
-def write_outputs(
-    run_dir: Path,
-    train_table: SampleTable,
-    labels: Labels,
-    scores: Scores,
-    evidence: list[MethodEvidence],
-    metrics: dict,
-) -> None:
-    samples = samples_table(
-        sample_ids=train_table.sample_ids,
-        filepaths=train_table.filepaths,
-        given=labels.given,
-        true=labels.true,
-        class_names=train_table.class_names,
-        scores=scores,
-    )
-    write_parquet(run_dir / "samples.parquet", samples)
-    dynamics = dynamics_table(train_table.sample_ids, {ev.name: ev.signals for ev in evidence})
-    write_parquet(run_dir / "dynamics.parquet", dynamics)
-    events = relabel_events_table(
-        train_table.sample_ids, {ev.name: ev.relabel_events for ev in evidence if ev.relabels}
-    )
-    if events is not None:
-        write_parquet(run_dir / "relabel_events.parquet", events)
-    write_json(run_dir / "metrics.json", metrics)
-    write_csv(
-        run_dir / "relabel.csv", relabel_frame(samples, train_table.class_names, run_dir.name)
-    )
 
 
 def configure_threads() -> None:

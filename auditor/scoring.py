@@ -8,13 +8,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from auditor.detectors.dynamics import SIGNAL_DETECTORS, area_under_margin, mean_loss, relabelled
+from auditor.detectors.dynamics import (
+    SIGNAL_DETECTORS,
+    area_under_margin,
+    cartography_confidence,
+    cartography_variability,
+    forgetting_events,
+    loss_gmm,
+    mean_loss,
+    relabelled,
+)
 from auditor.detectors.ensemble import flag_top, rank_average
+from auditor.detectors.neighbours import knn_label_disagreement
 from auditor.detectors.probabilities import (
-    cleanlab_detector,
     estimated_issue_count,
     final_loss,
-    self_confidence,
+    probability_detectors,
 )
 
 # Members of the ensemble, per method: signals accumulated over training (robust to
@@ -31,6 +40,7 @@ class MethodEvidence:
     signals: dict[str, np.ndarray]  # [epochs, N]
     final_probs: np.ndarray  # [N, K], final model, un-augmented images (in-sample)
     oos_probs: np.ndarray | None = None  # [N, K], cross-fitted, when --folds >= 2
+    embeddings: np.ndarray | None = None  # [N, C], final model's pooled features
     final_labels: np.ndarray | None = None  # [N] what the method trained on at the end
     relabels: bool = False  # whether the method changes labels during training (SCN)
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)
@@ -45,28 +55,42 @@ class MethodEvidence:
 class Scores:
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # detector -> [N]
     flags: dict[str, np.ndarray] = field(default_factory=dict)  # deciding detector -> [N] bool
-    probs: np.ndarray | None = None  # [N, K] mean over methods
+    probs: np.ndarray | None = None  # [N, K] the probabilities suggestions come from
     ensemble_members: list[str] = field(default_factory=list)
+
+    def finish(self, labels: np.ndarray) -> Scores:
+        """Add the ensemble `suspicion` over `ensemble_members` and its flags (top n, n =
+        confident learning's estimate of the number of label errors)."""
+        suspicion = rank_average([self.scores[name] for name in self.ensemble_members])
+        self.scores["suspicion"] = suspicion
+        self.flags["suspicion"] = flag_top(suspicion, estimated_issue_count(self.probs, labels))
+        return self
 
 
 def method_scores(ev: MethodEvidence, labels: np.ndarray) -> tuple[dict, dict]:
     m = ev.name
-    scores = {
-        f"{m}_loss": final_loss(ev.final_probs, labels),
-        f"{m}_loss_mean": mean_loss(ev.signals["loss"]),
-        f"{m}_aum": area_under_margin(ev.signals["margin"]),
-        f"{m}_self_confidence": self_confidence(ev.probs, labels),
+    scores, flags = probability_detectors(ev.probs, labels)
+    s = ev.signals
+    gmm_score, gmm_flags = loss_gmm(s["loss"])
+    scores |= {
+        "loss": final_loss(ev.final_probs, labels),
+        "loss_mean": mean_loss(s["loss"]),
+        "aum": area_under_margin(s["margin"]),
+        "forgetting": forgetting_events(s["correct"]),
+        "cartography_confidence": cartography_confidence(s["p_given"]),
+        "cartography_variability": cartography_variability(s["p_given"]),
+        "loss_gmm": gmm_score,
     }
+    flags["loss_gmm"] = gmm_flags
+    if ev.embeddings is not None and len(ev.embeddings):
+        scores["knn"] = knn_label_disagreement(ev.embeddings, labels)
     for signal, detector in SIGNAL_DETECTORS.items():
-        if signal in ev.signals:
-            scores[f"{m}_{signal}"] = detector(ev.signals[signal])
-    cl_score, cl_flags = cleanlab_detector(ev.probs, labels)
-    scores[f"{m}_cleanlab"] = cl_score
-    flags = {f"{m}_cleanlab": cl_flags}
+        if signal in s:
+            scores[signal] = detector(s[signal])
     if ev.relabels:
-        scores[f"{m}_relabel"] = relabelled(ev.final_labels, labels)
-        flags[f"{m}_relabel"] = scores[f"{m}_relabel"] > 0
-    return scores, flags
+        scores["relabel"] = relabelled(ev.final_labels, labels)
+        flags["relabel"] = scores["relabel"] > 0
+    return {f"{m}_{k}": v for k, v in scores.items()}, {f"{m}_{k}": v for k, v in flags.items()}
 
 
 def score_all(evidence: list[MethodEvidence], labels: np.ndarray) -> Scores:
@@ -80,7 +104,12 @@ def score_all(evidence: list[MethodEvidence], labels: np.ndarray) -> Scores:
         )
         out.ensemble_members += [f"{ev.name}_{d}" for d in members]
     out.probs = np.mean([ev.probs for ev in evidence], axis=0)
-    suspicion = rank_average([out.scores[name] for name in out.ensemble_members])
-    out.scores["suspicion"] = suspicion
-    out.flags["suspicion"] = flag_top(suspicion, estimated_issue_count(out.probs, labels))
-    return out
+    return out.finish(labels)
+
+
+def score_probabilities(probs: np.ndarray, labels: np.ndarray) -> Scores:
+    """`audit score`: the probability-only detectors on a user's own (out-of-sample)
+    predictions; the ensemble is the mean rank of self-confidence and normalized margin."""
+    scores, flags = probability_detectors(probs, labels)
+    out = Scores(scores, flags, probs, ["self_confidence", "normalized_margin"])
+    return out.finish(labels)

@@ -1,6 +1,8 @@
-"""The short table `audit run` prints at the end."""
+"""The short table `audit run` and `audit score` print at the end."""
 
 from __future__ import annotations
+
+SHOWN = 12  # detectors listed; all of them are in metrics.json
 
 
 def _fmt(value: float | None) -> str:
@@ -8,11 +10,13 @@ def _fmt(value: float | None) -> str:
 
 
 def summary_lines(metrics: dict) -> list[str]:
-    lines = ["", "test accuracy    last    best   last5"]
-    for method, acc in metrics["accuracy"].items():
-        lines.append(
-            f"  {method:<12} {_fmt(acc['last'])}  {_fmt(acc['best'])}  {_fmt(acc['last5_mean'])}"
-        )
+    lines = [""]
+    if metrics["accuracy"]:
+        lines.append("test accuracy    last    best   last5")
+        for method, acc in metrics["accuracy"].items():
+            lines.append(
+                f"  {method:<12} {_fmt(acc['last'])}  {_fmt(acc['best'])}  {_fmt(acc['last5_mean'])}"
+            )
     noise = metrics.get("noise", {})
     detectors = metrics.get("detectors") or {}
     if not detectors:
@@ -24,9 +28,12 @@ def summary_lines(metrics: dict) -> list[str]:
         f"detectors (real noise rate {noise.get('real_rate', 0):.3f})     AUROC      AP   P@k"
     )
     ranked = sorted(detectors.items(), key=lambda kv: -(kv[1]["ap"] or 0))
-    for name, m in ranked:
+    shown = ranked[:SHOWN] + [kv for kv in ranked[SHOWN:] if kv[0] == "suspicion"]
+    for name, m in shown:
         extra = f"  flagged {m['flagged']}, F1 {m['f1']:.3f}" if "flagged" in m else ""
         lines.append(
             f"  {name:<28} {_fmt(m['auroc'])}  {_fmt(m['ap'])}  {_fmt(m['precision_at_k'])}{extra}"
         )
+    if len(ranked) > len(shown):
+        lines.append(f"  ... {len(ranked) - len(shown)} more detectors in metrics.json")
     return lines

@@ -216,3 +216,47 @@ def test_weights_from_an_msceleb_style_checkpoint(rafdb_root, tmp_path):
     refused = run_cli(*common, "--weights", str(bad))
     assert refused.returncode == 2 and "backbone tensors" in refused.stderr
     assert len(list((tmp_path / "out" / "raf-db").iterdir())) == 1  # no folder for the refused run
+
+
+CL_FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cl-cifar10"
+# Published precision / recall / F1 per filter (fixtures/cl-cifar10/README.md)
+CL_PUBLISHED = {
+    "noise_0.2_sparsity_0.0": [(0.650, 0.935, 0.767), (0.675, 0.926, 0.781), (0.670, 0.857, 0.752), (0.557, 0.975, 0.709)],
+    "noise_0.2_sparsity_0.6": [(0.679, 0.937, 0.787), (0.692, 0.898, 0.782), (0.699, 0.876, 0.777), (0.577, 0.970, 0.724)],
+    "noise_0.4_sparsity_0.0": [(0.819, 0.883, 0.850), (0.820, 0.866, 0.842), (0.789, 0.903, 0.842), (0.741, 0.970, 0.840)],
+    "noise_0.4_sparsity_0.6": [(0.786, 0.815, 0.800), (0.786, 0.780, 0.783), (0.772, 0.809, 0.790), (0.700, 0.901, 0.788)],
+    "noise_0.7_sparsity_0.0": [(0.840, 0.632, 0.721), (0.837, 0.606, 0.703), (0.818, 0.835, 0.827), (0.817, 0.843, 0.830)],
+}  # fmt: skip
+CL_AUROC = {"noise_0.2_sparsity_0.0": (0.953, 0.946), "noise_0.4_sparsity_0.0": (0.924, 0.923),
+            "noise_0.7_sparsity_0.0": (0.747, 0.762)}  # fmt: skip
+FILTERS = ["cleanlab", "cleanlab_both", "cleanlab_confident_learning", "predicted_neq_given"]
+
+
+@pytest.mark.skipif(not CL_FIXTURE.is_dir(), reason="needs ../shared/fixtures/cl-cifar10")
+@pytest.mark.parametrize("setting", list(CL_PUBLISHED))
+def test_score_reproduces_confident_learning_cifar10(setting, tmp_path):
+    d = CL_FIXTURE / setting
+    result = run_cli("score", "--pred-probs", str(d / "pred_probs.npy"), "--labels", str(d / "noisy_labels.npy"),
+                     "--true-labels", str(d / "true_labels.npy"), "--out", str(tmp_path))  # fmt: skip
+    metrics = json.loads((last_line_dir(result) / "metrics.json").read_text())["detectors"]
+    for name, (precision, recall, f1) in zip(FILTERS, CL_PUBLISHED[setting], strict=True):
+        m = metrics[name]
+        assert (m["precision"], m["recall"], m["f1"]) == pytest.approx(
+            (precision, recall, f1), abs=0.005
+        ), name
+    if setting in CL_AUROC:
+        sc, nm = CL_AUROC[setting]
+        assert metrics["self_confidence"]["auroc"] == pytest.approx(sc, abs=0.005)
+        assert metrics["normalized_margin"]["auroc"] == pytest.approx(nm, abs=0.005)
+
+
+def test_compare_cli_over_two_runs(tmp_path):
+    runs = []
+    for seed in ("1", "2"):
+        result = run_cli("run", "demo", "--method", "ce", "--limit", "300", "--epochs", "1", "--seed", seed,
+                         "--out", str(tmp_path))  # fmt: skip
+        runs.append(str(last_line_dir(result)))
+    result = run_cli("compare", *runs, "--out", str(tmp_path / "cmp"))
+    assert result.returncode == 0, result.stderr
+    assert "ce_aum" in result.stdout and "test accuracy" in result.stdout
+    assert (tmp_path / "cmp.csv").is_file() and (tmp_path / "cmp-pr.png").is_file()

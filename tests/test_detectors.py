@@ -2,9 +2,24 @@ import numpy as np
 import pytest
 import torch
 
-from auditor.detectors.dynamics import area_under_margin, mean_flip_cam, mean_loss
+from auditor.detectors.dynamics import (
+    area_under_margin,
+    cartography_confidence,
+    cartography_variability,
+    forgetting_events,
+    loss_gmm,
+    mean_flip_cam,
+    mean_loss,
+)
 from auditor.detectors.ensemble import flag_top, rank_average
-from auditor.detectors.probabilities import cleanlab_detector, final_loss, self_confidence
+from auditor.detectors.neighbours import knn_label_disagreement
+from auditor.detectors.probabilities import (
+    cleanlab_detector,
+    final_loss,
+    mistakenness,
+    normalized_margin,
+    self_confidence,
+)
 from auditor.evaluation import accuracy_protocols, detection_metrics
 from auditor.training.signals import common_signals, logit_margin
 
@@ -81,3 +96,51 @@ def test_accuracy_protocols():
     assert acc["last"] == 0.7 and acc["best"] == 0.7
     assert acc["last5_mean"] == pytest.approx((0.4 + 0.6 + 0.3 + 0.2 + 0.7) / 5)
     assert accuracy_protocols([])["last"] is None
+
+
+def test_normalized_margin_and_mistakenness_by_hand():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]])
+    labels = np.array([0, 0])
+    # row 0: 1 - (0.7 - 0.2 + 1) / 2 = 0.25; row 1: 1 - (0.1 - 0.6 + 1) / 2 = 0.75
+    assert normalized_margin(probs, labels).tolist() == pytest.approx([0.25, 0.75])
+    entropy = -(probs * np.log(probs)).sum(axis=1)
+    c = np.exp(-entropy)
+    # row 0 agrees with its label (m = -1), row 1 does not (m = +1)
+    assert mistakenness(probs, labels).tolist() == pytest.approx([(1 - c[0]) / 2, (1 + c[1]) / 2])
+
+
+def test_forgetting_events_by_hand():
+    correct = np.array([[1, 0, 1, 0], [0, 0, 1, 1], [1, 0, 1, 0], [0, 0, 0, 1]])  # [epochs, N]
+    # sample 0: 1,0,1,0 -> 2 forgettings; 1: never correct -> epochs (4); 2: 1,1,1,0 -> 1; 3: 0,1,0,1 -> 1
+    assert forgetting_events(correct).tolist() == [2.0, 4.0, 1.0, 1.0]
+
+
+def test_cartography_by_hand():
+    p = np.array([[0.9, 0.2], [0.7, 0.4]])
+    assert cartography_confidence(p).tolist() == pytest.approx([0.2, 0.7])
+    assert cartography_variability(p).tolist() == pytest.approx([0.1, 0.1])
+
+
+def test_loss_gmm_posterior_separates_two_loss_modes():
+    rng = np.random.default_rng(0)
+    loss = np.concatenate([rng.normal(0.2, 0.05, 900), rng.normal(2.0, 0.2, 100)])[None, :]
+    score, flags = loss_gmm(np.repeat(loss, 3, axis=0))
+    assert flags[900:].all() and not flags[:900].any()
+    assert score[900:].min() > 0.9 and score[:900].max() < 0.1
+
+
+def test_knn_disagreement_by_hand():
+    # two tight clusters; sample 3 sits in cluster A with the label of cluster B
+    emb = np.array(
+        [[1, 0], [0.99, 0.1], [0.98, -0.1], [1, 0.05], [0, 1], [0.1, 0.99], [-0.1, 0.98]]
+    )
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    score = knn_label_disagreement(emb, labels, k=2)
+    assert score[3] == pytest.approx(1.0)  # both neighbours disagree
+    assert 0.4 < score[0] < 0.6  # one of its two neighbours is sample 3
+    assert score[4:].max() == pytest.approx(0.0)
+    # the random-projection path keeps the answer on easy data
+    big = knn_label_disagreement(
+        np.repeat(emb, 1, axis=0), labels, k=2, approximate_above=3, approximate_dims=2
+    )
+    assert big[3] == pytest.approx(1.0)

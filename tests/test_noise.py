@@ -44,3 +44,28 @@ def test_bad_noise_settings_are_refused():
         inject_noise(np.zeros(3, int), 2, kind="symmetric", rate=1.0, seed=0)
     with pytest.raises(ValueError):
         inject_noise(np.zeros(3, int), 2, kind="other", rate=0.1, seed=0)
+
+
+def test_asymmetric_noise_follows_a_class_conditional_matrix():
+    labels = np.repeat(np.arange(5), 2000)
+    noisy = inject_noise(labels, 5, kind="asymmetric", rate=0.3, seed=0, sparsity=0.6)
+    assert 0.25 < noisy.real_rate < 0.35
+    again = inject_noise(labels, 5, kind="asymmetric", rate=0.3, seed=0, sparsity=0.6)
+    assert np.array_equal(noisy.given, again.given)
+    # sparsity: many (true, given) off-diagonal pairs never occur
+    pairs = {(t, g) for t, g in zip(labels[noisy.mask], noisy.given[noisy.mask], strict=True)}
+    assert len(pairs) < 5 * 4
+
+
+def test_instance_noise_rate_and_dependence_on_the_input():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 1500)
+    features = rng.normal(size=(6000, 20))
+    noisy = inject_noise(labels, 4, kind="instance", rate=0.3, seed=2, features=features)
+    assert 0.26 < noisy.real_rate < 0.34
+    assert np.array_equal(noisy.given[~noisy.mask], labels[~noisy.mask])
+    # the flip target depends on x: two copies of the data with different features differ
+    other = inject_noise(labels, 4, kind="instance", rate=0.3, seed=2, features=features[::-1])
+    assert not np.array_equal(noisy.given, other.given)
+    with pytest.raises(ValueError, match="features"):
+        inject_noise(labels, 4, kind="instance", rate=0.3, seed=2)

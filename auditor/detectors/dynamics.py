@@ -7,6 +7,7 @@ memorisation (the EAC paper's Fig. 5)."""
 from __future__ import annotations
 
 import numpy as np
+from sklearn.mixture import GaussianMixture
 
 
 def mean_loss(loss: np.ndarray) -> np.ndarray:
@@ -27,6 +28,41 @@ def mean_flip_cam(flip_cam: np.ndarray) -> np.ndarray:
     mirror image, which the EAC paper argues happens when it memorises a wrong label. Ours to
     evaluate: no published work uses it as a detector."""
     return flip_cam.mean(axis=0)
+
+
+def forgetting_events(correct: np.ndarray) -> np.ndarray:
+    """Toneva et al. (ICLR 2019): the number of epochs e with correct[e - 1] = 1 and
+    correct[e] = 0 (learned, then forgotten). A sample never classified correctly counts as
+    `epochs` forgetting events, more than any learned sample can have (<= epochs / 2), as the
+    paper ranks unlearned samples first. Higher = more suspect."""
+    correct = np.asarray(correct) > 0.5
+    forgotten = (correct[:-1] & ~correct[1:]).sum(axis=0).astype(np.float64)
+    return np.where(correct.any(axis=0), forgotten, float(correct.shape[0]))
+
+
+def cartography_confidence(p_given: np.ndarray) -> np.ndarray:
+    """Dataset cartography (Swayamdipta et al., EMNLP 2020): 1 - mean over epochs of p(y|x).
+    Hard-to-learn samples (low confidence) are the likely mislabels. Higher = more suspect."""
+    return 1.0 - p_given.mean(axis=0)
+
+
+def cartography_variability(p_given: np.ndarray) -> np.ndarray:
+    """Dataset cartography: std over epochs of p(y|x). Higher = more ambiguous (the model kept
+    changing its mind); a weaker mislabel signal than confidence, reported for comparison."""
+    return p_given.std(axis=0)
+
+
+def loss_gmm(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """DivideMix (Li et al., ICLR 2020): the per-sample loss (here its mean over epochs),
+    min-max normalised, fitted by a two-component 1-D Gaussian mixture; score = posterior of the
+    higher-mean component, P(noisy) in [0, 1]; flags = score > 0.5. Higher = more suspect."""
+    x = loss.mean(axis=0).astype(np.float64)
+    x = (x - x.min()) / max(x.max() - x.min(), 1e-12)
+    gmm = GaussianMixture(2, max_iter=20, tol=1e-2, reg_covar=5e-4, random_state=seed)
+    gmm.fit(x.reshape(-1, 1))
+    noisy_component = int(np.argmax(gmm.means_.ravel()))
+    posterior = gmm.predict_proba(x.reshape(-1, 1))[:, noisy_component]
+    return posterior, posterior > 0.5
 
 
 def low_importance(alpha: np.ndarray) -> np.ndarray:

@@ -8,7 +8,14 @@ from __future__ import annotations
 import numpy as np
 from cleanlab.count import num_label_issues
 from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
+
+# cleanlab's `filter_by` for each of our deciding detectors (`audit score` names them so)
+CLEANLAB_FILTERS = {
+    "cleanlab": "prune_by_noise_rate",
+    "cleanlab_both": "both",
+    "cleanlab_confident_learning": "confident_learning",
+    "predicted_neq_given": "predicted_neq_given",
+}
 
 
 def given_probability(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -25,20 +32,55 @@ def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return 1.0 - given_probability(probs, labels)
 
 
+def normalized_margin(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """score = 1 - (p_y - max_{k != y} p_k + 1) / 2 (cleanlab's normalized margin, negated),
+    in [0, 1]. Higher = more suspect."""
+    p_given = given_probability(probs, labels)
+    others = probs.copy()
+    others[np.arange(len(labels)), labels] = -np.inf
+    return 1.0 - (p_given - others.max(axis=1) + 1.0) / 2.0
+
+
+def mistakenness(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """FiftyOne Brain's mistakenness for classifications: m = +1 if argmax p != given else -1;
+    c = exp(-entropy(p)) (natural log); score = (m * c + 1) / 2 in [0, 1]. Higher = a confident
+    prediction that disagrees with the label (suspect); lower = a confident agreement."""
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
+    m = np.where(probs.argmax(axis=1) != labels, 1.0, -1.0)
+    return (m * np.exp(-entropy) + 1.0) / 2.0
+
+
+def cleanlab_flags(probs: np.ndarray, labels: np.ndarray, filter_by: str) -> np.ndarray:
+    """Confident learning (Northcutt et al., JAIR 2021): `cleanlab.filter.find_label_issues`
+    with `filter_by` in prune_by_noise_rate (cleanlab's default), both, confident_learning,
+    predicted_neq_given. Boolean [N], True = label issue."""
+    return find_label_issues(labels, probs, filter_by=filter_by)
+
+
 def cleanlab_detector(
     probs: np.ndarray, labels: np.ndarray, *, filter_by: str = "prune_by_noise_rate"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Confident learning (Northcutt et al., JAIR 2021) via `cleanlab.filter.find_label_issues`.
-
-    Returns (score, flags): flags decide (`filter_by`, default prune_by_noise_rate);
-    score = 1 - normalized margin, normalized margin = (p_y - max_{k != y} p_k + 1) / 2
-    (cleanlab's `get_label_quality_scores(method="normalized_margin")`, negated).
-    Higher = more suspect."""
-    flags = find_label_issues(labels, probs, filter_by=filter_by)
-    score = 1.0 - get_label_quality_scores(labels, probs, method="normalized_margin")
-    return score, flags
+    """(score, flags): flags from `cleanlab_flags`, score = `normalized_margin` (cleanlab's own
+    ranking of label issues). Higher = more suspect."""
+    return normalized_margin(probs, labels), cleanlab_flags(probs, labels, filter_by)
 
 
 def estimated_issue_count(probs: np.ndarray, labels: np.ndarray) -> int:
     """How many labels confident learning estimates are wrong (`cleanlab.count.num_label_issues`)."""
     return int(num_label_issues(labels, probs))
+
+
+def probability_detectors(probs: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
+    """Every detector that needs only probabilities: ({name: score}, {name: flags}), the names
+    `audit score` writes (`cleanlab` is prune_by_noise_rate)."""
+    margin = normalized_margin(probs, labels)
+    scores = {
+        "self_confidence": self_confidence(probs, labels),
+        "normalized_margin": margin,
+        "mistakenness": mistakenness(probs, labels),
+    }
+    flags = {}
+    for name, filter_by in CLEANLAB_FILTERS.items():
+        scores[name] = margin
+        flags[name] = cleanlab_flags(probs, labels, filter_by)
+    return scores, flags

@@ -1,0 +1,153 @@
+"""`audit compare`: every detector x run in one table, test accuracy per method and run, and a
+precision-recall figure, from finished run folders (of `audit run` or `audit score`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from auditor.errors import UserError
+from auditor.fsutil import atomic_path
+from auditor.outputs.files import write_csv, write_parquet
+
+METRIC_COLUMNS = ["auroc", "ap", "precision_at_k", "precision", "recall", "f1", "flagged"]
+
+
+def read_run(run_dir: Path) -> tuple[dict, dict]:
+    """(manifest, metrics) of a complete run folder."""
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except FileNotFoundError as err:
+        raise UserError(
+            f"{run_dir} is not a run folder ({Path(err.filename).name} missing)"
+        ) from None
+    if manifest.get("status") != "complete":
+        raise UserError(f"{run_dir}: the run is {manifest.get('status')!r}, not complete")
+    return manifest, metrics
+
+
+def detector_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
+    rows = []
+    for run_dir, manifest, metrics in runs:
+        noise = metrics.get("noise") or {}
+        for name, m in (metrics.get("detectors") or {}).items():
+            rows.append({"run": str(run_dir), "run_id": manifest["run_id"], "dataset": manifest.get("dataset"),
+                         "noise_type": noise.get("type"), "noise_rate": noise.get("real_rate"),
+                         "detector": name} | {c: m.get(c) for c in METRIC_COLUMNS})  # fmt: skip
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "run",
+            "run_id",
+            "dataset",
+            "noise_type",
+            "noise_rate",
+            "detector",
+            *METRIC_COLUMNS,
+        ],
+    )
+    return frame.sort_values(
+        ["run_id", "ap"], ascending=[True, False], kind="stable", na_position="last"
+    )
+
+
+def accuracy_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
+    rows = [
+        {"run_id": manifest["run_id"], "method": method, "last": a.get("last"), "best": a.get("best"),
+         "last5_mean": a.get("last5_mean")}
+        for _, manifest, metrics in runs for method, a in (metrics.get("accuracy") or {}).items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["run_id", "method", "last", "best", "last5_mean"])
+
+
+def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> bool:
+    """Precision-recall curves of the ensemble and the `top` detectors by AP, one panel per run
+    with known truth. Returns False (and writes nothing) when no run knows the truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    known = [(d, man, met) for d, man, met in runs if met.get("detectors")]
+    if not known:
+        return False
+    fig, axes = plt.subplots(1, len(known), figsize=(5 * len(known), 4.2), squeeze=False)
+    for ax, (run_dir, manifest, metrics) in zip(axes[0], known, strict=True):
+        samples = pq.read_table(run_dir / "samples.parquet").to_pandas()
+        ranked = sorted(metrics["detectors"], key=lambda n: -(metrics["detectors"][n]["ap"] or 0))
+        names = ["suspicion"] + [n for n in ranked if n != "suspicion"][:top]
+        noisy = samples["is_noisy"].to_numpy(dtype=bool)
+        for name in names:
+            column = "suspicion" if name == "suspicion" else f"score_{name}"
+            precision, recall, _ = precision_recall_curve(noisy, samples[column].to_numpy())
+            ax.plot(recall, precision, lw=2.2 if name == "suspicion" else 1.2,
+                    label=f"{name} (AP {metrics['detectors'][name]['ap']:.3f})")  # fmt: skip
+        ax.axhline(noisy.mean(), color="grey", ls=":", lw=1, label=f"chance ({noisy.mean():.3f})")
+        ax.set(
+            title=manifest["run_id"],
+            xlabel="recall",
+            ylabel="precision",
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+        )
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return True
+
+
+def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) -> list[str]:
+    """Detector rows x run columns of 'AUROC / AP', best mean AP first, and a legend of runs."""
+    keys = {manifest["run_id"]: f"run{i + 1}" for i, (_, manifest, _) in enumerate(runs)}
+    cells = detectors.assign(
+        run=detectors["run_id"].map(keys),
+        cell=[
+            f"{a:.3f} / {p:.3f}" if a == a and p == p else "-"
+            for a, p in zip(detectors["auroc"], detectors["ap"], strict=True)
+        ],
+    )
+    wide = cells.pivot_table(
+        index="detector", columns="run", values="cell", aggfunc="first"
+    ).fillna("")
+    order = detectors.groupby("detector")["ap"].mean().sort_values(ascending=False).index
+    legend = [f"  {key} = {run_id} ({m.get('dataset')}, noise {(met.get('noise') or {}).get('type')})"
+              for (_, m, met), (run_id, key) in zip(runs, keys.items(), strict=True)]  # fmt: skip
+    return wide.reindex(order).to_string().splitlines() + legend
+
+
+def compare_runs(run_dirs: list[Path], out: str | None) -> list[str]:
+    """Write the tables and the figure; return the lines to print."""
+    runs = [(d, *read_run(d)) for d in run_dirs]
+    detectors, accuracy = detector_table(runs), accuracy_table(runs)
+    stem = Path(out) if out else Path("reports") / "compare" / time.strftime("%Y%m%d-%H%M%S")
+    stem = stem.with_suffix("") if stem.suffix in (".csv", ".parquet") else stem
+    write_csv(stem.with_suffix(".csv"), detectors)
+    write_parquet(
+        stem.with_suffix(".parquet"), pa.Table.from_pandas(detectors, preserve_index=False)
+    )
+    write_csv(stem.parent / f"{stem.name}-accuracy.csv", accuracy)
+    figure = stem.parent / f"{stem.name}-pr.png"
+    drew = pr_figure(runs, figure)
+    lines = []
+    if len(accuracy):
+        lines += [
+            "test accuracy",
+            accuracy.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+            "",
+        ]
+    if len(detectors):
+        lines += ["detectors: AUROC / AP per run"] + compact_table(detectors, runs) + [""]
+    else:
+        lines += ["no run knows the truth: no detector metrics to compare", ""]
+    lines += [f"wrote {stem.with_suffix('.csv')}, {stem.with_suffix('.parquet')}, {stem.name}-accuracy.csv"
+              + (f", {figure.name}" if drew else "")]  # fmt: skip
+    return lines

@@ -1,0 +1,118 @@
+"""The run folder: a fresh directory per run, its manifest's life cycle, and the files of SPEC.md.
+
+`manifest.json` says `running` from the start and `complete` only once every other file has
+been written; a failed run is marked `failed` with the error. Every file is written under a
+temporary name and renamed (`auditor.outputs.files`).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from auditor.errors import UserError
+from auditor.outputs.files import write_csv, write_json, write_parquet
+from auditor.outputs.tables import relabel_frame, samples_table
+from auditor.scoring import Scores
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "cleanlab",
+    "audit",
+)
+
+
+@dataclass
+class RunState:
+    """What the run folder's manifest records as the run goes."""
+
+    run_dir: Path
+    manifest: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, out: Path, dataset: str, tags: list[str], manifest: dict) -> RunState:
+        """Create a fresh run folder and write its manifest with status `running`."""
+        run_dir = create_run_dir(Path(out), dataset, tags)
+        state = cls(run_dir, {"run_id": run_dir.name} | manifest | {
+            "versions": package_versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })  # fmt: skip
+        state.save("running")
+        return state
+
+    def save(self, status: str, **extra) -> None:
+        self.manifest |= {"status": status, "timings_s": self.timings} | extra
+        write_json(self.run_dir / "manifest.json", self.manifest)
+
+    def fail(self, err: BaseException) -> None:
+        self.save("failed", error=f"{type(err).__name__}: {err}")
+
+    def complete(self) -> None:
+        self.save("complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def create_run_dir(out: Path, dataset: str, methods: list[str]) -> Path:
+    """A new folder `out/<dataset>/<time>-<methods>[-n]` that no other run shares (mkdir is atomic)."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{'-'.join(methods)}"
+    parent = out / dataset
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        candidate = parent / (stem if n == 0 else f"{stem}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise UserError(f"could not create a new run folder under {parent}")
+
+
+def write_run_files(
+    run_dir: Path,
+    *,
+    sample_ids: np.ndarray,
+    filepaths: np.ndarray,
+    class_names: list[str],
+    given: np.ndarray,
+    true: np.ndarray | None,
+    scores: Scores,
+    metrics: dict,
+    dynamics: pa.Table,
+    events: pa.Table | None = None,
+) -> None:
+    """samples.parquet, dynamics.parquet, relabel_events.parquet (when given), metrics.json and
+    relabel.csv; the caller marks the manifest complete afterwards."""
+    samples = samples_table(
+        sample_ids=sample_ids,
+        filepaths=filepaths,
+        given=given,
+        true=true,
+        class_names=class_names,
+        scores=scores,
+    )
+    write_parquet(run_dir / "samples.parquet", samples)
+    write_parquet(run_dir / "dynamics.parquet", dynamics)
+    if events is not None:
+        write_parquet(run_dir / "relabel_events.parquet", events)
+    write_json(run_dir / "metrics.json", metrics)
+    write_csv(run_dir / "relabel.csv", relabel_frame(samples, class_names, run_dir.name))
