@@ -225,7 +225,7 @@ def audit(
         state.save("running")
 
     t = time.perf_counter()
-    scores = score_all(evidence, labels.given)
+    scores = score_all(evidence, labels.given, {m: a["last5_mean"] for m, a in accuracy.items()})
     state.timings["score"] = time.perf_counter() - t
     metrics = {
         "accuracy": accuracy,

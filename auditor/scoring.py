@@ -26,10 +26,24 @@ from auditor.detectors.probabilities import (
     probability_detectors,
 )
 
-# Members of the ensemble, per method: signals accumulated over training (robust to
-# memorisation) and the out-of-sample probability when cross-fitting provides one.
-ENSEMBLE_MEMBERS = ("loss_mean", "aum")
-ENSEMBLE_MEMBERS_CROSS_FITTED = ("self_confidence",)
+# The ensemble: per trusted method, a training-dynamics signal (AUM, robust to memorisation),
+# the probability of the given label (out-of-sample with --folds) and the neighbourhood vote on
+# the embeddings: three kinds of evidence that err differently. Measured on the demo (30%
+# symmetric noise): AP 0.956 across ce+eac, 0.967 for ce alone, against 0.962 for the best
+# single detector (ce_aum), and 0.932 for the earlier loss_mean+aum ensemble.
+ENSEMBLE_MEMBERS = ("aum", "self_confidence", "knn")
+# Methods whose test accuracy (last-5 mean) trails the best method's by more than this are left
+# out of the ensemble: a method that learned less sees the noise less clearly.
+ACCURACY_TOLERANCE = 0.02
+
+
+def trusted_methods(accuracy: dict[str, float | None]) -> list[str]:
+    """Methods within ACCURACY_TOLERANCE of the best test accuracy; all of them without one."""
+    known = {m: a for m, a in accuracy.items() if a is not None}
+    if not known:
+        return list(accuracy)
+    best = max(known.values())
+    return [m for m in accuracy if m not in known or known[m] >= best - ACCURACY_TOLERANCE]
 
 
 @dataclass
@@ -93,17 +107,22 @@ def method_scores(ev: MethodEvidence, labels: np.ndarray) -> tuple[dict, dict]:
     return {f"{m}_{k}": v for k, v in scores.items()}, {f"{m}_{k}": v for k, v in flags.items()}
 
 
-def score_all(evidence: list[MethodEvidence], labels: np.ndarray) -> Scores:
+def score_all(
+    evidence: list[MethodEvidence], labels: np.ndarray, accuracy: dict[str, float | None]
+) -> Scores:
+    """Every detector of every method; the ensemble over the trusted methods (`accuracy`:
+    method -> test accuracy, last-5 mean, or None without a test split); suggestions from
+    the trusted methods' mean probabilities."""
     out = Scores()
     for ev in evidence:
         scores, flags = method_scores(ev, labels)
         out.scores |= scores
         out.flags |= flags
-        members = ENSEMBLE_MEMBERS + (
-            ENSEMBLE_MEMBERS_CROSS_FITTED if ev.oos_probs is not None else ()
-        )
-        out.ensemble_members += [f"{ev.name}_{d}" for d in members]
-    out.probs = np.mean([ev.probs for ev in evidence], axis=0)
+    trusted = trusted_methods(accuracy)
+    out.ensemble_members = [
+        f"{m}_{d}" for m in trusted for d in ENSEMBLE_MEMBERS if f"{m}_{d}" in out.scores
+    ]
+    out.probs = np.mean([ev.probs for ev in evidence if ev.name in trusted], axis=0)
     return out.finish(labels)
 
 

@@ -67,7 +67,7 @@ def test_cross_fitted_run(tmp_path):
     )
     run_dir = last_line_dir(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert "ce_self_confidence" in metrics["ensemble"]["members"]
+    assert metrics["ensemble"]["members"] == ["ce_aum", "ce_self_confidence", "ce_knn"]
     assert json.loads((run_dir / "manifest.json").read_text())["config"]["folds"] == 2
 
 

@@ -144,3 +144,10 @@ def test_knn_disagreement_by_hand():
         np.repeat(emb, 1, axis=0), labels, k=2, approximate_above=3, approximate_dims=2
     )
     assert big[3] == pytest.approx(1.0)
+
+
+def test_trusted_methods_for_the_ensemble():
+    from auditor.scoring import trusted_methods
+
+    assert trusted_methods({"ce": 0.76, "eac": 0.62, "scn": 0.77, "gsmc": 0.771}) == ["ce", "scn", "gsmc"]
+    assert trusted_methods({"ce": None, "eac": None}) == ["ce", "eac"]  # no test split: all

@@ -48,7 +48,9 @@ def cartography_confidence(p_given: np.ndarray) -> np.ndarray:
 
 def cartography_variability(p_given: np.ndarray) -> np.ndarray:
     """Dataset cartography: std over epochs of p(y|x). Higher = more ambiguous (the model kept
-    changing its mind); a weaker mislabel signal than confidence, reported for comparison."""
+    changing its mind). Not a mislabel score: mislabelled samples are mostly "hard to learn"
+    (low confidence AND low variability), so its AUROC for noise is often far below 0.5. It is
+    reported to show that, and to map samples as the paper does."""
     return p_given.std(axis=0)
 
 
