@@ -139,15 +139,36 @@ def test_knn_disagreement_by_hand():
     assert score[3] == pytest.approx(1.0)  # both neighbours disagree
     assert 0.4 < score[0] < 0.6  # one of its two neighbours is sample 3
     assert score[4:].max() == pytest.approx(0.0)
-    # the random-projection path keeps the answer on easy data
-    big = knn_label_disagreement(
-        np.repeat(emb, 1, axis=0), labels, k=2, approximate_above=3, approximate_dims=2
+    # the approximate (inverted-file) path finds the same neighbours on easy data
+    approx = knn_label_disagreement(emb, labels, k=2, exact_up_to=3, n_probe=3)
+    assert np.allclose(approx, score)
+
+
+def test_approximate_neighbours_agree_with_exact_ones():
+    from auditor.detectors.neighbours import approximate_neighbours, exact_neighbours
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 32))
+    x = torch.nn.functional.normalize(
+        torch.tensor(
+            centres[rng.integers(0, 20, 4000)] + rng.normal(0, 0.3, (4000, 32)), dtype=torch.float32
+        ),
+        dim=1,
     )
-    assert big[3] == pytest.approx(1.0)
+    _, exact = exact_neighbours(x, 10)
+    _, approx = approximate_neighbours(x, 10, n_probe=8)
+    recall = np.mean(
+        [len(set(a.tolist()) & set(e.tolist())) / 10 for a, e in zip(approx, exact, strict=True)]
+    )
+    assert recall > 0.9
 
 
 def test_trusted_methods_for_the_ensemble():
     from auditor.scoring import trusted_methods
 
-    assert trusted_methods({"ce": 0.76, "eac": 0.62, "scn": 0.77, "gsmc": 0.771}) == ["ce", "scn", "gsmc"]
+    assert trusted_methods({"ce": 0.76, "eac": 0.62, "scn": 0.77, "gsmc": 0.771}) == [
+        "ce",
+        "scn",
+        "gsmc",
+    ]
     assert trusted_methods({"ce": None, "eac": None}) == ["ce", "eac"]  # no test split: all
