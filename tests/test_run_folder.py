@@ -73,6 +73,7 @@ def test_samples_parquet_schema(run):
         "is_noisy": "bool",
         "pred_label": "int64",
         "suggested_label": "int64",
+        "suggested_confidence": "double",
         "suspicion": "double",
     }
     for column, kind in expected.items():
@@ -126,6 +127,7 @@ def test_metrics_and_relabel(run):
         "given_name",
         "suggested_label",
         "suggested_name",
+        "suggested_confidence",
         "suspicion",
         "detectors",
         "run_id",

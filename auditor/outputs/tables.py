@@ -15,6 +15,7 @@ RELABEL_COLUMNS = [
     "given_name",
     "suggested_label",
     "suggested_name",
+    "suggested_confidence",
     "suspicion",
     "detectors",
     "run_id",
@@ -45,6 +46,7 @@ def samples_table(
         "is_noisy": pa.array(given != true if true is not None else [None] * n, pa.bool_()),
         "pred_label": pa.array(pred, pa.int64()),
         "suggested_label": pa.array(pred, pa.int64()),
+        "suggested_confidence": pa.array(scores.probs.max(axis=1), pa.float64()),
         "suspicion": pa.array(scores.scores["suspicion"], pa.float64()),
     }
     for name, values in scores.scores.items():
@@ -117,6 +119,7 @@ def relabel_frame(samples: pa.Table, class_names: list[str], run_id: str) -> pd.
             "given_name": flagged["given_name"],
             "suggested_label": flagged["suggested_label"],
             "suggested_name": names[flagged["suggested_label"].to_numpy()],
+            "suggested_confidence": flagged["suggested_confidence"].round(4),
             "suspicion": flagged["suspicion"].round(6),
             "detectors": [
                 ";".join(d for d, f in zip(detector_names, row, strict=True) if f)
