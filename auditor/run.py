@@ -62,9 +62,14 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
     neither (the dataset's labels as they are, truth unknown). Instance-dependent noise reads
     the training images (`pixels`, uint8 [N, C, S, S])."""
     if train.true_labels is not None:
+        if config.noise_rate > 0:
+            raise UserError(
+                f"{train.name} already carries labels with a known truth; drop --noise-rate "
+                "(injecting noise on top would hide the real noise)"
+            )
         mask = train.labels != train.true_labels
         noise = {
-            "type": "file",
+            "type": train.extra.get("noise_type", "file"),
             "file": config.noise_file,
             "nominal_rate": None,
             "real_rate": float(mask.mean()),
@@ -158,7 +163,7 @@ def train_method(
 def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Path, dict]:
     """Run the whole audit; returns (run folder, metrics)."""
     t0 = time.perf_counter()
-    table = load_dataset(entry, root=config.root, noise_file=config.noise_file)
+    table = load_dataset(entry, root=config.root, noise_file=config.noise_file, seed=config.seed)
     train_table, test_table = split_and_limit(table, config)
     pixels = load_pixels(train_table, config.image_size), load_pixels(test_table, config.image_size)
     labels = labels_for(train_table, config, pixels[0])
@@ -180,6 +185,7 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
             "n_train": len(train_table),
             "n_test": len(test_table),
             "class_names": table.class_names,
+            "dataset_notes": {k: v for k, v in table.extra.items() if k != "noise_type"},
             "weights": weights_info,
         },
     )

@@ -28,7 +28,17 @@ def test_datasets_lists_registry_with_status():
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["name", "kind", "root", "found", "size"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert {"demo", "fashion-mnist", "synth-faces", "raf-db", "imagefolder"} <= set(rows)
+    assert {
+        "demo",
+        "fashion-mnist",
+        "synth-faces",
+        "raf-db",
+        "imagefolder",
+        "ferplus",
+        "affectnet",
+        "csv",
+    } <= set(rows)
+    assert " no " in rows["ferplus"] and "missing" in rows["ferplus"]
     assert " yes " in rows["demo"]
 
 

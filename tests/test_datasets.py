@@ -38,7 +38,19 @@ def test_stratified_subset_keeps_class_shares():
 
 def test_registry_lists_the_required_datasets():
     registry = load_registry()
-    assert {"demo", "fashion-mnist", "synth-faces", "raf-db", "imagefolder"} <= set(registry)
+    assert {
+        "demo",
+        "fashion-mnist",
+        "synth-faces",
+        "raf-db",
+        "imagefolder",
+        "ferplus",
+        "ferplus-annotator",
+        "ferplus-fer2013",
+        "affectnet",
+        "affectnet8",
+        "csv",
+    } <= set(registry)
     assert len(registry["raf-db"].classes) == 7
 
 

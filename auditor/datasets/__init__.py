@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.datasets import fashion_mnist, imagefolder, rafdb, synth_faces
+from auditor.datasets import (
+    affectnet,
+    csv_labels,
+    fashion_mnist,
+    ferplus,
+    imagefolder,
+    rafdb,
+    synth_faces,
+)
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable
 from auditor.errors import UserError
@@ -14,6 +22,9 @@ LOADERS = {
     "synth-faces": synth_faces,
     "raf-db": rafdb,
     "imagefolder": imagefolder,
+    "ferplus": ferplus,
+    "affectnet": affectnet,
+    "csv": csv_labels,
 }
 
 
@@ -26,10 +37,17 @@ def loader_for(entry: DatasetEntry):
 
 
 def load_dataset(
-    entry: DatasetEntry, *, root: str | Path | None = None, noise_file: str | Path | None = None
+    entry: DatasetEntry,
+    *,
+    root: str | Path | None = None,
+    noise_file: str | Path | None = None,
+    seed: int = 0,
 ) -> SampleTable:
+    """The dataset's table; `seed` draws FERPlus's annotator labels."""
     loader = loader_for(entry)
     resolved = entry.resolve_root(root)
+    if loader is ferplus:
+        return ferplus.load(entry, resolved, seed=seed)
     if noise_file is not None:
         if loader is not rafdb:
             raise UserError(

@@ -40,11 +40,15 @@ def resize_array(pixels: np.ndarray, size: int, chunk: int = 4096) -> torch.Tens
     return out
 
 
-def decode_file(path: Path, size: int) -> np.ndarray:
-    """One image file -> uint8 [3, size, size] RGB."""
+def decode_file(path: Path, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """One image file -> uint8 [3, size, size] RGB, cropped to `box` (x, y, w, h) when given."""
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB").resize((size, size), Image.BILINEAR)
+            img = img.convert("RGB")
+            if box is not None:
+                x, y, w, h = box
+                img = img.crop((x, y, x + w, y + h))
+            img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
     except (OSError, ValueError) as err:
         raise UserError(f"cannot decode image {path}: {err}") from None
@@ -58,8 +62,9 @@ def load_pixels(table: SampleTable, size: int) -> torch.Tensor:
     if target.is_file():
         return torch.from_numpy(np.load(target, mmap_mode="r").copy())
     pixels = np.empty((len(table), 3, size, size), dtype=np.uint8)
-    for i, path in enumerate(table.images.paths):
-        pixels[i] = decode_file(path, size)
+    boxes = table.images.boxes or [None] * len(table)
+    for i, (path, box) in enumerate(zip(table.images.paths, boxes, strict=True)):
+        pixels[i] = decode_file(path, size, box)
     with atomic_path(target) as tmp, open(tmp, "wb") as f:
         np.save(f, pixels)
     return torch.from_numpy(pixels)

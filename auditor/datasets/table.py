@@ -21,15 +21,19 @@ class ArrayImages:
 
 @dataclass
 class FileImages:
-    """Image files on disk, decoded once into the tensor cache (`auditor.datasets.cache`)."""
+    """Image files on disk, decoded once into the tensor cache (`auditor.datasets.cache`);
+    `boxes` optionally crops each to a face box (x, y, width, height) first."""
 
     paths: list[Path]
+    boxes: list[tuple[int, int, int, int] | None] | None = None
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for p in self.paths:
             st = p.stat()
             h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        if self.boxes is not None:
+            h.update(repr(self.boxes).encode())
         return h.hexdigest()[:16]
 
 
@@ -87,7 +91,10 @@ class SampleTable:
         images = (
             ArrayImages(self.images.pixels[index])
             if isinstance(self.images, ArrayImages)
-            else FileImages([self.images.paths[i] for i in index])
+            else FileImages(
+                [self.images.paths[i] for i in index],
+                None if self.images.boxes is None else [self.images.boxes[i] for i in index],
+            )
         )
         return SampleTable(
             name=self.name,

@@ -1,0 +1,160 @@
+"""AffectNet (Mollahosseini et al., 2017) in either layout its users have.
+
+Official release, under the root:
+
+    Manually_Annotated_file_lists/training.csv, validation.csv
+        subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,
+        expression,valence,arousal
+    Manually_Annotated_Images/<subDirectory_filePath>   (cropped to the face box)
+
+Re-packaged variant:
+
+    train_set/images/<N>.jpg, train_set/annotations/<N>_exp.npy   (and val_set/ alike)
+
+Expression codes: 0 Neutral, 1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger,
+7 Contempt, 8 None, 9 Uncertain, 10 No-Face. With `classes_count: 7` (the EAC paper's
+protocol) contempt is dropped too; codes 8-10 are always dropped and counted.
+training -> train, validation -> test. The `.npy` annotations are read without pickles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditor.datasets.registry import DatasetEntry
+from auditor.datasets.table import FileImages, SampleTable
+from auditor.errors import UserError
+from auditor.fsutil import inside_root
+
+CLASSES = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt"]
+NON_EMOTION = {8: "none", 9: "uncertain", 10: "no_face"}
+OFFICIAL = {
+    "train": "Manually_Annotated_file_lists/training.csv",
+    "test": "Manually_Annotated_file_lists/validation.csv",
+}
+VARIANT = {"train": "train_set", "test": "val_set"}
+
+
+def layout(root: Path | None) -> str | None:
+    if root is None:
+        return None
+    if (root / OFFICIAL["train"]).is_file():
+        return "official"
+    if (root / VARIANT["train"] / "annotations").is_dir():
+        return "variant"
+    return None
+
+
+def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
+    kind = layout(root)
+    return (True, f"{kind} layout") if kind else (False, "no AffectNet layout found")
+
+
+def official_rows(
+    root: Path, split: str
+) -> list[tuple[str, str, int, tuple[int, int, int, int] | None]]:
+    path = root / OFFICIAL[split]
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path)
+    needed = [
+        "subDirectory_filePath",
+        "face_x",
+        "face_y",
+        "face_width",
+        "face_height",
+        "expression",
+    ]
+    if any(c not in frame.columns for c in needed):
+        raise UserError(f"{path}: expected the columns {needed}")
+    rows = []
+    for line, r in enumerate(frame.itertuples(index=False), start=2):
+        rel = f"Manually_Annotated_Images/{r.subDirectory_filePath}"
+        box = tuple(int(v) for v in (r.face_x, r.face_y, r.face_width, r.face_height))
+        rows.append(
+            (
+                str(r.subDirectory_filePath),
+                rel,
+                _expression(r.expression, f"{path}, line {line}"),
+                box if box[2] > 0 and box[3] > 0 else None,
+            )
+        )
+    return rows
+
+
+def variant_rows(root: Path, split: str) -> list[tuple[str, str, int, None]]:
+    folder = root / VARIANT[split]
+    if not (folder / "annotations").is_dir():
+        return []
+    rows = []
+    for ann in sorted(
+        (folder / "annotations").glob("*_exp.npy"), key=lambda p: (len(p.name), p.name)
+    ):
+        stem = ann.name[: -len("_exp.npy")]
+        try:
+            value = np.load(ann, allow_pickle=False)
+        except ValueError as err:
+            raise UserError(f"{ann}: not a plain .npy array ({err})") from None
+        rows.append(
+            (
+                f"{VARIANT[split]}/{stem}",
+                f"{VARIANT[split]}/images/{stem}.jpg",
+                _expression(value, str(ann)),
+                None,
+            )
+        )
+    return rows
+
+
+def _expression(value, where: str) -> int:
+    try:
+        code = int(str(np.asarray(value).reshape(-1)[0]).strip())
+    except (ValueError, IndexError):
+        raise UserError(f"{where}: expression {value!r} is not an integer code") from None
+    if not 0 <= code <= 10:
+        raise UserError(f"{where}: expression {code} is outside 0..10")
+    return code
+
+
+def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
+    kind = layout(root)
+    if kind is None:
+        raise UserError(
+            f"AffectNet not found at {root or '<root>'}. The affectnet loader reads either\n"
+            f"  {OFFICIAL['train']} and {OFFICIAL['test']} with Manually_Annotated_Images/, or\n"
+            "  train_set/images/<N>.jpg with train_set/annotations/<N>_exp.npy (and val_set/)\n"
+            f"Point at the folder: {entry.root_hint()}. AffectNet is licensed: request it from its authors."
+        )
+    num_classes = int(entry.options.get("classes_count", 7))
+    reader = official_rows if kind == "official" else variant_rows
+    ids, files, labels, splits, boxes = [], [], [], [], []
+    dropped: dict[str, int] = {}
+    for split in ("train", "test"):
+        for sample_id, rel, code, box in reader(root, split):
+            if code in NON_EMOTION or code >= num_classes:
+                reason = NON_EMOTION.get(code, "contempt")
+                dropped[reason] = dropped.get(reason, 0) + 1
+                continue
+            path = inside_root(root, rel, where=f"AffectNet {split} row {sample_id}")
+            if not path.is_file():
+                raise UserError(f"AffectNet image {path} is listed but missing")
+            ids.append(sample_id)
+            files.append(path)
+            labels.append(code)
+            splits.append(split)
+            boxes.append(box)
+    if not any(s == "train" for s in splits):
+        raise UserError(f"{root}: no usable AffectNet training rows (dropped: {dropped})")
+    return SampleTable(
+        name=entry.name,
+        class_names=CLASSES[:num_classes],
+        sample_ids=np.array(ids),
+        filepaths=np.array([str(f) for f in files]),
+        labels=np.array(labels, dtype=np.int64),
+        split=np.array(splits),
+        images=FileImages(files, boxes if any(b is not None for b in boxes) else None),
+        extra={"layout": kind, "dropped": dropped},
+    )

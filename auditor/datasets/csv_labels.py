@@ -1,0 +1,99 @@
+"""A user's own labels in a CSV: `path,label[,split]` (header required), paths relative to the
+root, labels as class names or integer ids. Registry keys: `label_file` (default
+`labels.csv`, relative to the root), `classes` (optional: the names in label order; otherwise
+sorted names, or ids 0..K-1). Split values `train` / `test` (`val` is read as test); without a
+split column every row is training data. Paths must stay inside the root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditor.datasets.registry import DatasetEntry
+from auditor.datasets.table import FileImages, SampleTable
+from auditor.errors import UserError
+from auditor.fsutil import inside_root
+
+
+def label_file(entry: DatasetEntry, root: Path | None) -> Path | None:
+    return None if root is None else root / entry.options.get("label_file", "labels.csv")
+
+
+def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
+    path = label_file(entry, root)
+    if path is None or not path.is_file():
+        return False, "no root given" if root is None else f"{path.name} not found"
+    return True, f"{sum(1 for _ in path.open(encoding='utf-8-sig')) - 1} rows"
+
+
+def class_index(
+    values: pd.Series, classes: list[str] | None, where: Path
+) -> tuple[np.ndarray, list[str]]:
+    text = values.astype(str).str.strip()
+    if classes is None:
+        if text.str.fullmatch(r"\d+").all():
+            ids = text.astype(int).to_numpy()
+            return ids, [str(i) for i in range(int(ids.max()) + 1)]
+        classes = sorted(text.unique())
+    lookup = {name: i for i, name in enumerate(classes)}
+    if text.str.fullmatch(r"\d+").all() and not set(text) <= set(lookup):
+        ids = text.astype(int).to_numpy()
+        bad = np.flatnonzero(ids >= len(classes))
+    else:
+        ids = text.map(lookup).fillna(-1).astype(int).to_numpy()
+        bad = np.flatnonzero(ids < 0)
+    if len(bad):
+        raise UserError(
+            f"{where}, line {bad[0] + 2}: unknown label {text.iloc[bad[0]]!r}; classes are {classes}"
+        )
+    return ids, list(classes)
+
+
+def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
+    path = label_file(entry, root)
+    if path is None or not path.is_file():
+        raise UserError(
+            f"csv needs a label file {path or '<root>/labels.csv'} with a header `path,label[,split]`; "
+            f"{entry.root_hint()} (the folder the paths are relative to)"
+        )
+    frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", skip_blank_lines=True)
+    if not {"path", "label"} <= set(frame.columns):
+        raise UserError(
+            f"{path}: expected a header with the columns path,label[,split], found {list(frame.columns)}"
+        )
+    frame = frame.dropna(how="all")
+    if frame["path"].isna().any() or frame["label"].isna().any():
+        line = int(np.flatnonzero(frame["path"].isna() | frame["label"].isna())[0]) + 2
+        raise UserError(f"{path}, line {line}: empty path or label")
+    duplicated = frame["path"].duplicated()
+    if duplicated.any():
+        raise UserError(
+            f"{path}, line {int(np.flatnonzero(duplicated)[0]) + 2}: {frame['path'][duplicated].iloc[0]!r} is listed twice"
+        )
+    labels, classes = class_index(frame["label"], entry.classes, path)
+    files = [
+        inside_root(root, p, where=f"{path}, line {i + 2}") for i, p in enumerate(frame["path"])
+    ]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} images listed in {path} are missing, e.g. {missing[0]}")
+    split = (
+        frame["split"].fillna("train").str.strip().str.lower().replace({"val": "test"})
+        if "split" in frame
+        else pd.Series(["train"] * len(frame))
+    )
+    unknown = sorted(set(split) - {"train", "test"})
+    if unknown:
+        raise UserError(f"{path}: split values must be train, test or val, found {unknown}")
+    return SampleTable(
+        name=entry.name,
+        class_names=classes,
+        sample_ids=frame["path"].to_numpy(str),
+        filepaths=np.array([str(f) for f in files]),
+        labels=labels.astype(np.int64),
+        split=split.to_numpy(str),
+        images=FileImages(files),
+    )
