@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=int, help="class-stratified subset of this many training samples"
     )
+    p.add_argument(
+        "--aum-threshold",
+        action="store_true",
+        default=None,
+        help="two extra trainings per method with threshold samples, so AUM also flags",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")

@@ -88,6 +88,7 @@ class RunConfig:
     preset: str | None = None
     weights: str | None = None
     allow_partial_weights: bool = False
+    aum_threshold: bool = False
     limit: int | None = None
     noise_file: str | None = None
     root: str | None = None

@@ -28,6 +28,7 @@ from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
 from auditor.scoring import MethodEvidence, Scores, score_all
 from auditor.training.augment import Normalizer
+from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import cross_fit
 from auditor.training.engine import resolve_device, train
 from methods import METHODS, build_method
@@ -101,17 +102,18 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
 def train_method(
     name: str, config: RunConfig, num_classes: int, in_channels: int, data: dict, device: str
 ) -> tuple[MethodEvidence, list[float], float]:
-    def make(seed: int) -> Method:
+    def make(seed: int, classes: int = num_classes) -> Method:
         torch.manual_seed(seed)  # the initial weights depend on the seed alone
         backbone = build_backbone(config.backbone, in_channels)
         if data["weights"] is not None:
             backbone.load_state_dict(data["weights"])
-        return build_method(name, backbone, num_classes, **config.method_options(name))
+        return build_method(name, backbone, classes, **config.method_options(name))
 
     train_config = config.train_config(device)
     n = len(data["labels"])
     folds = config.folds if config.folds >= 2 else 0
-    total = config.epochs * n * max(folds, 1)  # K fold models each see (K - 1) / K of the data
+    # K fold models each see (K - 1) / K of the data; AUM threshold runs are two more trainings
+    total = config.epochs * n * (max(folds, 1) + (2 if config.aum_threshold else 0))
     start = time.perf_counter()
     with tqdm(
         total=total,
@@ -147,6 +149,10 @@ def train_method(
                 folds,
                 progress=tick,
             )
+        aum_flags = None
+        if config.aum_threshold:
+            aum_flags, _ = aum_threshold_run(make, data["train"], data["labels"], num_classes,
+                                             data["normalize"], train_config, progress=tick)  # fmt: skip
     evidence = MethodEvidence(
         name=name,
         signals=result.signals,
@@ -156,6 +162,7 @@ def train_method(
         final_labels=result.final_labels,
         relabel_events=result.relabel_events,
         relabels=METHODS[name].relabels,
+        aum_flags=aum_flags,
     )
     return evidence, result.test_accuracy, time.perf_counter() - start
 

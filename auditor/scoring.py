@@ -58,6 +58,7 @@ class MethodEvidence:
     final_labels: np.ndarray | None = None  # [N] what the method trained on at the end
     relabels: bool = False  # whether the method changes labels during training (SCN)
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)
+    aum_flags: np.ndarray | None = None  # [N] from threshold-sample runs (--aum-threshold)
 
     @property
     def probs(self) -> np.ndarray:
@@ -96,6 +97,8 @@ def method_scores(ev: MethodEvidence, labels: np.ndarray) -> tuple[dict, dict]:
         "loss_gmm": gmm_score,
     }
     flags["loss_gmm"] = gmm_flags
+    if ev.aum_flags is not None:
+        flags["aum"] = ev.aum_flags
     if ev.embeddings is not None and len(ev.embeddings):
         scores["knn"] = knn_label_disagreement(ev.embeddings, labels)
     for signal, detector in SIGNAL_DETECTORS.items():

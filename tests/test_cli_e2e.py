@@ -270,3 +270,12 @@ def test_compare_cli_over_two_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ce_aum" in result.stdout and "test accuracy" in result.stdout
     assert (tmp_path / "cmp.csv").is_file() and (tmp_path / "cmp-pr.png").is_file()
+
+
+def test_aum_threshold_samples_make_aum_decide(tmp_path):
+    result = run_cli("run", "demo", "--method", "ce", "--limit", "600", "--epochs", "3", "--aum-threshold",
+                     "--out", str(tmp_path))  # fmt: skip
+    run_dir = last_line_dir(result)
+    aum = json.loads((run_dir / "metrics.json").read_text())["detectors"]["ce_aum"]
+    assert aum["flagged"] > 0 and aum["precision"] > 0.5
+    assert "flag_ce_aum" in pq.read_table(run_dir / "samples.parquet").schema.names

@@ -172,3 +172,22 @@ def test_trusted_methods_for_the_ensemble():
         "gsmc",
     ]
     assert trusted_methods({"ce": None, "eac": None}) == ["ce", "eac"]  # no test split: all
+
+
+def test_aum_threshold_rule_by_hand():
+    from auditor.detectors.dynamics import aum_threshold_flags
+    from auditor.training.aum_threshold import threshold_subsets
+
+    aum = np.array([2.0, -1.0, 0.5, -3.0, -2.0, 1.0])
+    fake = np.array([False, False, False, True, True, False])
+    flags, threshold = aum_threshold_flags(aum, fake, percentile=50)
+    assert threshold == -2.5  # median of the fake class's AUM (-3, -2)
+    assert flags.tolist() == [False, False, False, False, False, False]
+    flags, threshold = aum_threshold_flags(aum, fake, percentile=100)
+    assert threshold == -2.0 and flags.tolist() == [False, False, False, False, False, False]
+    flags, _ = aum_threshold_flags(
+        np.array([-5.0, 1.0, -1.0, 0.0]), np.array([False, False, True, True]), percentile=99
+    )
+    assert flags.tolist() == [True, False, False, False]  # -5 < ~-0.01
+    a, b = threshold_subsets(100, 9, seed=0)
+    assert a.sum() == b.sum() == 10 and not (a & b).any()

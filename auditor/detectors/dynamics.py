@@ -96,3 +96,15 @@ SIGNAL_DETECTORS = {
     "uncertainty": mean_uncertainty,
     "kd": mean_distillation_gap,
 }
+
+
+def aum_threshold_flags(
+    aum: np.ndarray, threshold_samples: np.ndarray, *, percentile: float = 99.0
+) -> tuple[np.ndarray, float]:
+    """AUM's decision rule (Pleiss et al., NeurIPS 2020): `aum` is the (un-negated) area under
+    the margin from a training run in which the `threshold_samples` (boolean [N]) were moved
+    to an extra, fake class; a real sample is flagged when its AUM falls below the
+    `percentile`-th percentile of the threshold samples' AUM. Returns (flags [N], threshold);
+    threshold samples themselves are never flagged by this run."""
+    threshold = float(np.percentile(aum[threshold_samples], percentile))
+    return (aum < threshold) & ~threshold_samples, threshold
