@@ -276,6 +276,7 @@ def test_aum_threshold_samples_make_aum_decide(tmp_path):
     result = run_cli("run", "demo", "--method", "ce", "--limit", "600", "--epochs", "3", "--aum-threshold",
                      "--out", str(tmp_path))  # fmt: skip
     run_dir = last_line_dir(result)
-    aum = json.loads((run_dir / "metrics.json").read_text())["detectors"]["ce_aum"]
-    assert aum["flagged"] > 0 and aum["precision"] > 0.5
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    aum = metrics["detectors"]["ce_aum"]
+    assert aum["flagged"] > 0 and aum["precision"] > metrics["noise"]["real_rate"]  # better than chance
     assert "flag_ce_aum" in pq.read_table(run_dir / "samples.parquet").schema.names
