@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="two extra trainings per method with threshold samples, so AUM also flags",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="an image that cannot be decoded is an error (default: skip it and list it in the manifest)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")

@@ -89,6 +89,7 @@ class RunConfig:
     weights: str | None = None
     allow_partial_weights: bool = False
     aum_threshold: bool = False
+    strict: bool = False
     limit: int | None = None
     noise_file: str | None = None
     root: str | None = None

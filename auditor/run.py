@@ -58,6 +58,30 @@ def split_and_limit(table: SampleTable, config: RunConfig) -> tuple[SampleTable,
     return table.select(train_idx), table.select(test_idx)
 
 
+def decode(
+    train: SampleTable, test: SampleTable, config: RunConfig
+) -> tuple[SampleTable, SampleTable, tuple[torch.Tensor, torch.Tensor], list[dict]]:
+    """Decode both splits into the tensor cache. Images that cannot be decoded are dropped and
+    listed (sample, file, reason) for the manifest; with `--strict` any of them is an error."""
+    tables, pixels, skipped = [], [], []
+    for table in (train, test):
+        px, failures = load_pixels(table, config.image_size)
+        skipped += [{"sample_id": str(table.sample_ids[i]), "filepath": str(table.filepaths[i]),
+                     "split": str(table.split[i]), "reason": reason} for i, reason in failures.items()]  # fmt: skip
+        keep = np.setdiff1d(np.arange(len(table)), np.fromiter(failures, dtype=np.int64))
+        tables.append(table.select(keep) if failures else table)
+        pixels.append(px[torch.from_numpy(keep)] if failures else px)
+    if len(tables[0]) < 2:
+        raise UserError(f"fewer than 2 training images could be decoded ({len(skipped)} failed)")
+    if skipped:
+        listing = "; ".join(f"{s['filepath']}: {s['reason']}" for s in skipped[:5])
+        if config.strict:
+            raise UserError(f"{len(skipped)} images cannot be decoded (--strict): {listing}")
+        print(f"audit: skipped {len(skipped)} undecodable images ({listing}); listed in manifest.json",
+              file=sys.stderr)  # fmt: skip
+    return tables[0], tables[1], (pixels[0], pixels[1]), skipped
+
+
 def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> Labels:
     """The given labels and, when known, the truth: from a noise file, from injected noise, or
     neither (the dataset's labels as they are, truth unknown). Instance-dependent noise reads
@@ -172,7 +196,7 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
     t0 = time.perf_counter()
     table = load_dataset(entry, root=config.root, noise_file=config.noise_file, seed=config.seed)
     train_table, test_table = split_and_limit(table, config)
-    pixels = load_pixels(train_table, config.image_size), load_pixels(test_table, config.image_size)
+    train_table, test_table, pixels, skipped = decode(train_table, test_table, config)
     labels = labels_for(train_table, config, pixels[0])
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
@@ -193,6 +217,7 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
             "n_test": len(test_table),
             "class_names": table.class_names,
             "dataset_notes": {k: v for k, v in table.extra.items() if k != "noise_type"},
+            "skipped": skipped,
             "weights": weights_info,
         },
     )

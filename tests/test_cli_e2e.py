@@ -278,5 +278,7 @@ def test_aum_threshold_samples_make_aum_decide(tmp_path):
     run_dir = last_line_dir(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     aum = metrics["detectors"]["ce_aum"]
-    assert aum["flagged"] > 0 and aum["precision"] > metrics["noise"]["real_rate"]  # better than chance
+    assert (
+        aum["flagged"] > 0 and aum["precision"] > metrics["noise"]["real_rate"]
+    )  # better than chance
     assert "flag_ce_aum" in pq.read_table(run_dir / "samples.parquet").schema.names
