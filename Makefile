@@ -2,6 +2,7 @@
 VENV    := .venv
 BIN     := $(VENV)/bin
 FMNIST  := /usr/share/datasets/fashion-mnist
+CHROMIUM := /usr/bin/chromium
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON  ?= python3
 
@@ -19,6 +20,11 @@ $(FMNIST):
 	$(SUDO) apt-get update -qq
 	$(SUDO) apt-get install -y -qq dataset-fashion-mnist
 
+# Debian's Chromium: the report test opens report.html in it, headless.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq chromium
+
 demo: setup
 	$(BIN)/audit run demo
 
@@ -30,5 +36,5 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: setup lint
+test: setup $(CHROMIUM) lint
 	$(BIN)/pytest -m 'slow or not slow'

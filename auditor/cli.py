@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="an image that cannot be decoded is an error (default: skip it and list it in the manifest)",
     )
+    p.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        default=None,
+        help="skip report.html (its UMAP map and CAM gallery)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")

@@ -90,6 +90,7 @@ class RunConfig:
     allow_partial_weights: bool = False
     aum_threshold: bool = False
     strict: bool = False
+    report: bool = True
     limit: int | None = None
     noise_file: str | None = None
     root: str | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -24,9 +25,10 @@ from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, detection_metrics
+from auditor.outputs.report import build_report, write_report
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
-from auditor.scoring import MethodEvidence, Scores, score_all
+from auditor.scoring import MethodEvidence, Scores, score_all, trusted_methods
 from auditor.training.augment import Normalizer
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import cross_fit
@@ -125,7 +127,7 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
 
 def train_method(
     name: str, config: RunConfig, num_classes: int, in_channels: int, data: dict, device: str
-) -> tuple[MethodEvidence, list[float], float]:
+) -> tuple[MethodEvidence, list[float], float, Method]:
     def make(seed: int, classes: int = num_classes) -> Method:
         torch.manual_seed(seed)  # the initial weights depend on the seed alone
         backbone = build_backbone(config.backbone, in_channels)
@@ -152,8 +154,9 @@ def train_method(
         def tick(k: int, _total: int) -> None:
             bar.update(k)
 
+        model = make(config.seed)
         result = train(
-            make(config.seed),
+            model,
             data["train"],
             torch.from_numpy(data["labels"]),
             data["test"],
@@ -188,7 +191,7 @@ def train_method(
         relabels=METHODS[name].relabels,
         aum_flags=aum_flags,
     )
-    return evidence, result.test_accuracy, time.perf_counter() - start
+    return evidence, result.test_accuracy, time.perf_counter() - start, model
 
 
 def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Path, dict]:
@@ -252,9 +255,9 @@ def audit(
         "weights": weights,
     }
 
-    evidence, accuracy = [], {}
+    evidence, accuracy, models = [], {}, {}
     for name in config.method:
-        ev, test_accuracy, seconds = train_method(
+        ev, test_accuracy, seconds, models[name] = train_method(
             name, config, train_table.num_classes, both[0].shape[1], data, device
         )
         evidence.append(ev)
@@ -263,7 +266,8 @@ def audit(
         state.save("running")
 
     t = time.perf_counter()
-    scores = score_all(evidence, labels.given, {m: a["last5_mean"] for m, a in accuracy.items()})
+    last5 = {m: a["last5_mean"] for m, a in accuracy.items()}
+    scores = score_all(evidence, labels.given, last5)
     state.timings["score"] = time.perf_counter() - t
     metrics = {
         "accuracy": accuracy,
@@ -274,7 +278,7 @@ def audit(
             "flagged": int(scores.flags["suspicion"].sum()),
         },
     }
-    write_run_files(
+    samples = write_run_files(
         state.run_dir,
         sample_ids=train_table.sample_ids,
         filepaths=train_table.filepaths,
@@ -288,7 +292,37 @@ def audit(
             train_table.sample_ids, {ev.name: ev.relabel_events for ev in evidence if ev.relabels}
         ),
     )
+    if config.report:
+        write_report_for(config, metrics, samples, evidence, models, last5, both[0], normalize,
+                         device, train_table.class_names, state)  # fmt: skip
     return metrics
+
+
+def write_report_for(
+    config: RunConfig,
+    metrics: dict,
+    samples: pd.DataFrame,
+    evidence: list[MethodEvidence],
+    models: dict[str, Method],
+    last5: dict[str, float | None],
+    pixels: torch.Tensor,
+    normalize: Normalizer,
+    device: str,
+    class_names: list[str],
+    state: RunState,
+) -> None:
+    """report.html, drawn with the model and embeddings of the best trusted method."""
+    t = time.perf_counter()
+    best = max(trusted_methods(last5), key=lambda m: last5[m] if last5[m] is not None else 0)
+    chosen = next(ev for ev in evidence if ev.name == best)
+    report = build_report(
+        manifest=state.manifest, metrics=metrics, samples=samples,
+        last_loss={ev.name: ev.signals["loss"][-1] for ev in evidence}, embeddings=chosen.embeddings,
+        model=models[best], pixels=pixels, normalize=normalize, device=device,
+        class_names=class_names, seed=config.seed,
+    )  # fmt: skip
+    write_report(state.run_dir / "report.html", report)
+    state.timings["report"] = time.perf_counter() - t
 
 
 def backbone_weights(config: RunConfig, in_channels: int) -> tuple[dict | None, dict | None]:

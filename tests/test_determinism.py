@@ -14,7 +14,7 @@ ENTRY = DatasetEntry(
 
 def run_once(out, seed):
     cli = {"method": ["ce,eac,scn,rul,gsmc"], "noise_rate": 0.3, "epochs": 2, "image_size": 16,
-           "batch_size": 16, "device": "cpu", "out": str(out), "seed": seed,
+           "batch_size": 16, "device": "cpu", "report": False, "out": str(out), "seed": seed,
            "scn_relabel_epoch": 1}  # fmt: skip
     run_dir, _ = execute(resolve(ENTRY.name, cli, {}), ENTRY, ["audit"])
     return pq.read_table(run_dir / "samples.parquet")

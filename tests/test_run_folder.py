@@ -33,6 +33,7 @@ def run(tmp_path_factory):
         "image_size": 16,
         "batch_size": 32,
         "device": "cpu",
+        "report": False,
         "out": str(out),
         "seed": 7,
     }

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from auditor.errors import UserError
@@ -99,9 +100,9 @@ def write_run_files(
     metrics: dict,
     dynamics: pa.Table,
     events: pa.Table | None = None,
-) -> None:
+) -> pd.DataFrame:
     """samples.parquet, dynamics.parquet, relabel_events.parquet (when given), metrics.json and
-    relabel.csv; the caller marks the manifest complete afterwards."""
+    relabel.csv; the caller marks the manifest complete afterwards. Returns the samples table."""
     samples = samples_table(
         sample_ids=sample_ids,
         filepaths=filepaths,
@@ -116,3 +117,4 @@ def write_run_files(
         write_parquet(run_dir / "relabel_events.parquet", events)
     write_json(run_dir / "metrics.json", metrics)
     write_csv(run_dir / "relabel.csv", relabel_frame(samples, class_names, run_dir.name))
+    return samples.to_pandas()

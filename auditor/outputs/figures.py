@@ -1,0 +1,150 @@
+"""The figures of the report and of `audit compare`, as PNG bytes (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
+
+
+def png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def accuracy_curves(accuracy: dict) -> bytes:
+    """Test accuracy per epoch, one line per method."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for method, acc in accuracy.items():
+        values = acc["per_epoch"]
+        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=method)
+    ax.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return png(fig)
+
+
+def loss_histograms(losses: dict[str, np.ndarray], is_noisy: np.ndarray) -> bytes:
+    """Per method, the final-epoch training loss of clean vs noisy samples (EAC paper, Fig. 5)."""
+    fig, axes = plt.subplots(1, len(losses), figsize=(4 * len(losses), 3.2), squeeze=False)
+    for ax, (method, loss) in zip(axes[0], losses.items(), strict=True):
+        bins = np.linspace(0, np.percentile(loss, 99.5), 40)
+        ax.hist(loss[~is_noisy], bins=bins, alpha=0.6, label="clean", color="tab:blue")
+        ax.hist(loss[is_noisy], bins=bins, alpha=0.6, label="noisy", color="tab:red")
+        ax.set(title=f"{method}: last-epoch loss", xlabel="loss", ylabel="samples")
+        ax.legend()
+    return png(fig)
+
+
+def pr_curves(
+    ax, scores: dict[str, np.ndarray], is_noisy: np.ndarray, aps: dict[str, float], title: str
+) -> None:
+    """Precision-recall curves of `scores` on one axis (the ensemble drawn thicker)."""
+    for name, score in scores.items():
+        precision, recall, _ = precision_recall_curve(is_noisy, score)
+        ax.plot(
+            recall,
+            precision,
+            lw=2.2 if name == "suspicion" else 1.2,
+            label=f"{name} (AP {aps[name]:.3f})",
+        )
+    ax.axhline(is_noisy.mean(), color="grey", ls=":", lw=1, label=f"chance ({is_noisy.mean():.3f})")
+    ax.set(title=title, xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def pr_figure(
+    panels: list[tuple[str, dict[str, np.ndarray], np.ndarray, dict[str, float]]],
+) -> bytes:
+    """One precision-recall panel per (title, scores, is_noisy, APs)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
+    for ax, (title, scores, noisy, aps) in zip(axes[0], panels, strict=True):
+        pr_curves(ax, scores, noisy, aps, title)
+    return png(fig)
+
+
+def embedding_map(
+    coords: np.ndarray, labels: np.ndarray, flagged: np.ndarray, class_names: list[str]
+) -> bytes:
+    """2-D map coloured by given label, flagged suspects ringed in black (EAC paper, Fig. 3)."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for k, name in enumerate(class_names):
+        sel = labels == k
+        ax.scatter(
+            coords[sel, 0], coords[sel, 1], s=4, color=cmap(k % cmap.N), label=name, alpha=0.7
+        )
+    ax.scatter(
+        coords[flagged, 0],
+        coords[flagged, 1],
+        s=14,
+        facecolors="none",
+        edgecolors="black",
+        lw=0.5,
+        label="flagged",
+    )
+    ax.set(title="Embedding map (UMAP), coloured by given label", xticks=[], yticks=[])
+    ax.legend(fontsize=7, markerscale=2, loc="best")
+    return png(fig)
+
+
+def confusion(given: np.ndarray, suggested: np.ndarray, class_names: list[str]) -> bytes:
+    """Counts of (given label, suggested label) among the flagged samples."""
+    k = len(class_names)
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (given, suggested), 1)
+    fig, ax = plt.subplots(figsize=(0.55 * k + 2.5, 0.55 * k + 2))
+    ax.imshow(matrix, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            if matrix[i, j]:
+                ax.text(j, i, matrix[i, j], ha="center", va="center", fontsize=7)
+    ax.set(
+        xticks=range(k),
+        yticks=range(k),
+        xlabel="suggested",
+        ylabel="given",
+        title="Flagged: given vs suggested",
+    )
+    ax.set_xticklabels(class_names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticklabels(class_names, fontsize=7)
+    return png(fig)
+
+
+def cam_gallery(
+    images: np.ndarray, cams: np.ndarray, flipped_cams: np.ndarray, captions: list[str]
+) -> bytes:
+    """Rows of (image, its CAM, the CAM of its mirror image) for the top suspects (EAC Fig. 4).
+    images uint8 [n, C, H, W]; cams [n, h, w] of the suggested class."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
+    for row, (img, cam, fcam, caption) in enumerate(
+        zip(images, cams, flipped_cams, captions, strict=True)
+    ):
+        rgb = img.transpose(1, 2, 0)
+        rgb = rgb[..., 0] if rgb.shape[2] == 1 else rgb
+        mirror = rgb[:, ::-1]
+        h, w = rgb.shape[:2]
+        for col, (base, heat, title) in enumerate(
+            ((rgb, None, caption), (rgb, cam, "CAM"), (mirror, fcam, "CAM of mirror"))
+        ):
+            ax = axes[row, col]
+            ax.imshow(base, cmap="gray" if base.ndim == 2 else None)
+            if heat is not None:
+                ax.imshow(
+                    heat,
+                    cmap="jet",
+                    alpha=0.45,
+                    extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+                    interpolation="bilinear",
+                )
+            ax.set_title(title, fontsize=7)
+            ax.axis("off")
+    return png(fig)

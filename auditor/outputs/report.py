@@ -1,0 +1,231 @@
+"""`report.html`: the run for people, one self-contained file (figures embedded as PNG data).
+
+Sections: summary (data, noise, methods, timings), test accuracy per epoch, last-epoch loss of
+clean vs noisy samples per method (EAC paper Fig. 5), precision-recall per detector, a UMAP map
+of the embeddings coloured by given label with the flagged samples ringed (Fig. 3), the top
+suspects with their CAMs on the image and on its mirror (Fig. 4), and given vs suggested
+labels of the flagged samples. Figures that need the truth are left out, with a sentence
+saying why, when it is unknown.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auditor.outputs import figures
+from auditor.training.augment import Normalizer
+from methods.base import Method
+from methods.cam import class_activation_maps
+
+GALLERY = 12  # top suspects shown with their CAMs
+MAP_POINTS = 20_000  # the UMAP map draws at most this many samples
+
+
+def umap_coords(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices, 2-D UMAP coordinates) of at most MAP_POINTS samples. numba's compiled
+    functions are cached under the audit cache folder, so only the first run pays the JIT."""
+    from auditor.datasets.cache import cache_dir
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
+    import umap
+
+    rows = np.arange(len(embeddings))
+    if len(rows) > MAP_POINTS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, MAP_POINTS, replace=False))
+    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
+    return rows, reducer.fit_transform(embeddings[rows])
+
+
+@torch.no_grad()
+def suspect_cams(
+    model: Method, pixels: torch.Tensor, classes: np.ndarray, normalize: Normalizer, device: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """CAMs of class `classes[i]` for each image and for its mirror image (mirrored back), [n, h, w]."""
+    model.eval()
+    x = normalize(pixels.to(device))
+    w = model.fc.weight
+    pick = torch.as_tensor(classes, device=device)
+    out = []
+    for view in (x, x.flip(-1)):
+        cam = class_activation_maps(model.backbone(view), w)
+        out.append(cam[torch.arange(len(pick)), pick].float().cpu())
+    return out[0].numpy(), out[1].flip(-1).numpy()
+
+
+def has_cam(model: Method) -> bool:
+    """CAMs need an fc that reads the backbone's channels (RUL's reads its mu head instead)."""
+    return model.fc.in_features == model.backbone.out_channels
+
+
+def img_tag(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def summary_table(manifest: dict, metrics: dict) -> str:
+    noise = metrics.get("noise") or {}
+    rows = [
+        (
+            "dataset",
+            f"{manifest.get('dataset')} ({manifest.get('n_train')} train / {manifest.get('n_test')} test)",
+        ),
+        (
+            "noise",
+            f"{noise.get('type')}, nominal {noise.get('nominal_rate')}, real {noise.get('real_rate')}",
+        ),
+        ("methods", ", ".join(metrics.get("accuracy", {}))),
+        ("flagged", str((metrics.get("ensemble") or {}).get("flagged"))),
+        (
+            "timings (s)",
+            ", ".join(f"{k} {v:.1f}" for k, v in (manifest.get("timings_s") or {}).items()),
+        ),
+        ("skipped images", str(len(manifest.get("skipped") or []))),
+    ]
+    acc = "".join(
+        f"<tr><td>{html.escape(m)}</td><td>{a['last']:.3f}</td><td>{a['best']:.3f}</td><td>{a['last5_mean']:.3f}</td></tr>"
+        for m, a in metrics.get("accuracy", {}).items() if a["last"] is not None
+    )  # fmt: skip
+    det = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{d['auroc']:.3f}</td><td>{d['ap']:.3f}</td></tr>"
+        for n, d in sorted((metrics.get("detectors") or {}).items(), key=lambda kv: -(kv[1]["ap"] or 0))[:15]
+        if d["auroc"] is not None
+    )  # fmt: skip
+    body = (
+        "<table>"
+        + "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        + "</table>"
+    )
+    if acc:
+        body += (
+            "<h3>Test accuracy</h3><table><tr><th>method</th><th>last</th><th>best</th><th>last 5</th></tr>"
+            + acc
+            + "</table>"
+        )
+    if det:
+        body += (
+            "<h3>Best detectors</h3><table><tr><th>detector</th><th>AUROC</th><th>AP</th></tr>"
+            + det
+            + "</table>"
+        )
+    return body
+
+
+def build_report(
+    *,
+    manifest: dict,
+    metrics: dict,
+    samples: pd.DataFrame,
+    last_loss: dict[str, np.ndarray],
+    embeddings: np.ndarray,
+    model: Method,
+    pixels: torch.Tensor,
+    normalize: Normalizer,
+    device: str,
+    class_names: list[str],
+    seed: int,
+) -> str:
+    """The report's HTML. `model` and `embeddings` are those of the best trusted method."""
+    truth = samples["is_noisy"].notna().all()
+    noisy = samples["is_noisy"].to_numpy(dtype=bool) if truth else None
+    flagged = samples["flag_suspicion"].to_numpy(dtype=bool)
+    no_truth = "<p>Left out: the true labels are unknown for this run (no injected noise or noise file).</p>"
+    parts = [section("Summary", summary_table(manifest, metrics))]
+    if any(a["per_epoch"] for a in metrics["accuracy"].values()):
+        parts.append(
+            section(
+                "Test accuracy",
+                img_tag(figures.accuracy_curves(metrics["accuracy"]), "test accuracy per epoch"),
+            )
+        )
+    else:
+        parts.append(section("Test accuracy", "<p>Left out: the dataset has no test split.</p>"))
+    if truth:
+        parts.append(
+            section(
+                "Loss of clean and noisy samples",
+                img_tag(figures.loss_histograms(last_loss, noisy), "loss histograms"),
+            )
+        )
+        dets = metrics["detectors"]
+        ranked = [n for n in sorted(dets, key=lambda n: -(dets[n]["ap"] or 0)) if n != "suspicion"][
+            :6
+        ]
+        scores = {
+            n: samples["suspicion" if n == "suspicion" else f"score_{n}"].to_numpy()
+            for n in ["suspicion", *ranked]
+        }
+        aps = {n: dets[n]["ap"] for n in scores}
+        parts.append(
+            section(
+                "Precision-recall per detector",
+                img_tag(figures.pr_figure([("detectors", scores, noisy, aps)]), "precision-recall"),
+            )
+        )
+    else:
+        parts += [
+            section("Loss of clean and noisy samples", no_truth),
+            section("Precision-recall per detector", no_truth),
+        ]
+    rows, coords = umap_coords(embeddings, seed)
+    parts.append(section("Embedding map", img_tag(figures.embedding_map(
+        coords, samples["given_label"].to_numpy()[rows], flagged[rows], class_names), "UMAP map")))  # fmt: skip
+    top = (
+        samples.sort_values("suspicion", ascending=False, kind="stable").index[:GALLERY].to_numpy()
+    )
+    if has_cam(model) and len(top):
+        suggested = samples["suggested_label"].to_numpy()[top]
+        cams, mirror = suspect_cams(
+            model, pixels[torch.from_numpy(top)], suggested, normalize, device
+        )
+        captions = [
+            f"{samples['sample_id'].iat[i]}: given {class_names[samples['given_label'].iat[i]]}, "
+            f"suggested {class_names[samples['suggested_label'].iat[i]]}"
+            + ("" if not truth else f", true {class_names[int(samples['true_label'].iat[i])]}")
+            for i in top
+        ]  # fmt: skip
+        gallery = img_tag(
+            figures.cam_gallery(pixels[torch.from_numpy(top)].numpy(), cams, mirror, captions),
+            "CAM gallery",
+        )
+        parts.append(section("Top suspects and their CAMs (suggested class)", gallery))
+    if flagged.any():
+        parts.append(section("Flagged samples: given vs suggested", img_tag(figures.confusion(
+            samples["given_label"].to_numpy()[flagged], samples["suggested_label"].to_numpy()[flagged], class_names), "confusion")))  # fmt: skip
+    title = f"audit report: {manifest.get('dataset')} / {manifest.get('run_id')}"
+    return TEMPLATE.format(title=html.escape(title), body="\n".join(parts))
+
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+section {{ margin-bottom: 2em; }} img {{ max-width: 100%; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }} td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
+</style></head>
+<body><h1>{title}</h1>
+{body}
+<script>
+window.addEventListener("load", () => {{
+  const images = Array.from(document.images);
+  document.body.dataset.imagesLoaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.imagesTotal = images.length;
+}});
+</script>
+</body></html>
+"""
+
+
+def write_report(path: Path, text: str) -> None:
+    from auditor.fsutil import write_text_atomic
+
+    write_text_atomic(path, text)

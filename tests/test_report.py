@@ -1,0 +1,53 @@
+"""report.html opened in headless Chromium: every figure loads and the page is not blank."""
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import run_cli
+from tests.test_cli_e2e import last_line_dir
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", "--virtual-time-budget=5000"]  # fmt: skip
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
+def test_report_figures_load_in_chromium(tmp_path):
+    run_dir = last_line_dir(
+        run_cli("run", "demo", "--limit", "800", "--epochs", "2", "--out", str(tmp_path))
+    )
+    report = run_dir / "report.html"
+    text = report.read_text()
+    for title in ("Test accuracy", "Loss of clean and noisy samples", "Precision-recall per detector",
+                  "Embedding map", "Top suspects and their CAMs", "given vs suggested"):  # fmt: skip
+        assert title in text, title
+    dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+    loaded = re.search(r'data-images-loaded="(\d+)"', dom)
+    total = re.search(r'data-images-total="(\d+)"', dom)
+    assert loaded and total, dom[-500:]
+    assert int(total.group(1)) == 6 and loaded.group(1) == total.group(1)
+    shot = tmp_path / "report.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri())
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 20 and (pixels < 128).mean() > 0.01  # figures and text, not a blank page
+
+
+def test_report_without_truth_says_what_is_left_out(tmp_path):
+    root = tmp_path / "RAF"
+    assert run_cli("synth-faces", str(root), "--train", "70", "--test", "21").returncode == 0
+    run_dir = last_line_dir(run_cli("run", "raf-db", "--root", str(root), "--method", "ce", "--epochs", "1",
+                                    "--image-size", "32", "--out", str(tmp_path / "o")))  # fmt: skip
+    text = (run_dir / "report.html").read_text()
+    assert text.count("Left out: the true labels are unknown") == 2
+    assert "Embedding map" in text
