@@ -34,6 +34,19 @@ def detection_metrics(
     return out
 
 
+def evaluate_detectors(
+    scores: dict[str, np.ndarray],
+    flags: dict[str, np.ndarray],
+    given: np.ndarray,
+    true: np.ndarray | None,
+) -> dict:
+    """`detection_metrics` of every detector against given != true; {} when the truth is unknown."""
+    if true is None:
+        return {}
+    mask = np.asarray(given) != np.asarray(true)
+    return {name: detection_metrics(score, mask, flags.get(name)) for name, score in scores.items()}
+
+
 def accuracy_protocols(per_epoch: list[float]) -> dict:
     """The three protocols of the papers: `last` (RUL), `best` (SCN), `last5_mean` (EAC)."""
     values = [v for v in per_epoch if not math.isnan(v)]

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from auditor.errors import UserError
-from auditor.evaluation import detection_metrics
+from auditor.evaluation import evaluate_detectors
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.scoring import score_probabilities
 
@@ -77,15 +77,9 @@ def score_predictions(
         "command": argv, "dataset": "score", "pred_probs": str(pred_probs), "labels": str(labels),
         "true_labels": true_labels, "n_train": n, "class_names": [str(c) for c in range(k)], "noise": noise,
     })  # fmt: skip
-    try:
+    with state.recording(t0):
         scores = score_probabilities(probs, given)
-        detectors = {}
-        if true is not None:
-            mask = given != true
-            detectors = {
-                name: detection_metrics(s, mask, scores.flags.get(name))
-                for name, s in scores.scores.items()
-            }
+        detectors = evaluate_detectors(scores.scores, scores.flags, given, true)
         metrics = {"accuracy": {}, "detectors": detectors, "noise": noise,
                    "ensemble": {"members": scores.ensemble_members,
                                 "flagged": int(scores.flags["suspicion"].sum())}}  # fmt: skip
@@ -100,9 +94,4 @@ def score_predictions(
             metrics=metrics,
             dynamics=EMPTY_DYNAMICS,
         )
-    except BaseException as err:
-        state.fail(err)
-        raise
-    state.timings["total"] = time.perf_counter() - t0
-    state.complete()
     return state.run_dir, metrics

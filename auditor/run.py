@@ -24,11 +24,11 @@ from auditor.datasets.noise import inject_noise
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
-from auditor.evaluation import accuracy_protocols, detection_metrics
+from auditor.evaluation import accuracy_protocols, evaluate_detectors
 from auditor.outputs.report import build_report, write_report
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
-from auditor.scoring import MethodEvidence, Scores, score_all, trusted_methods
+from auditor.scoring import MethodEvidence, score_all, trusted_methods
 from auditor.training.augment import Normalizer
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import cross_fit
@@ -225,13 +225,8 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
         },
     )
     state.timings["load_and_decode"] = time.perf_counter() - t0
-    try:
+    with state.recording(t0):
         metrics = audit(config, train_table, test_table, pixels, labels, device, weights, state)
-    except BaseException as err:
-        state.fail(err)
-        raise
-    state.timings["total"] = time.perf_counter() - t0
-    state.complete()
     return state.run_dir, metrics
 
 
@@ -271,7 +266,7 @@ def audit(
     state.timings["score"] = time.perf_counter() - t
     metrics = {
         "accuracy": accuracy,
-        "detectors": evaluate(scores, labels),
+        "detectors": evaluate_detectors(scores.scores, scores.flags, labels.given, labels.true),
         "noise": labels.noise,
         "ensemble": {
             "members": scores.ensemble_members,
@@ -337,16 +332,6 @@ def backbone_weights(config: RunConfig, in_channels: int) -> tuple[dict | None, 
     print(report.summary(), file=sys.stderr)
     return weights, {"source": config.weights, "matched": report.matched,
                      "expected": report.expected, "ignored": report.unused}  # fmt: skip
-
-
-def evaluate(scores: Scores, labels: Labels) -> dict:
-    if labels.true is None:
-        return {}
-    mask = labels.given != labels.true
-    return {
-        name: detection_metrics(score, mask, scores.flags.get(name))
-        for name, score in scores.scores.items()
-    }
 
 
 def configure_threads() -> None:

@@ -7,8 +7,10 @@ temporary name and renamed (`auditor.outputs.files`).
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -56,10 +58,16 @@ class RunState:
         self.manifest |= {"status": status, "timings_s": self.timings} | extra
         write_json(self.run_dir / "manifest.json", self.manifest)
 
-    def fail(self, err: BaseException) -> None:
-        self.save("failed", error=f"{type(err).__name__}: {err}")
-
-    def complete(self) -> None:
+    @contextlib.contextmanager
+    def recording(self, started: float) -> Iterator[None]:
+        """Mark the run `failed` (with the error) if the block raises, else record the total
+        time since `started` (perf_counter) and mark it `complete`."""
+        try:
+            yield
+        except BaseException as err:
+            self.save("failed", error=f"{type(err).__name__}: {err}")
+            raise
+        self.timings["total"] = time.perf_counter() - started
         self.save("complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
