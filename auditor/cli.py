@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="skip report.html (its UMAP map and CAM gallery)",
     )
+    p.add_argument(
+        "--balanced-sampling",
+        action="store_true",
+        default=None,
+        help="oversample every class up to the largest each epoch (AffectNet's usual training)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")

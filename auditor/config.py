@@ -91,6 +91,7 @@ class RunConfig:
     aum_threshold: bool = False
     strict: bool = False
     report: bool = True
+    balanced_sampling: bool = False
     limit: int | None = None
     noise_file: str | None = None
     root: str | None = None
@@ -108,6 +109,7 @@ class RunConfig:
             lr_gamma=self.lr_gamma,
             seed=self.seed,
             device=device,
+            balanced=self.balanced_sampling,
         )
 
     def method_options(self, name: str) -> dict[str, Any]:

@@ -47,3 +47,16 @@ def test_normalizer_standardises_channels():
     x = norm(pixels)
     assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)
+
+
+def test_epoch_order_every_sample_once_and_balanced_extras():
+    from auditor.training.engine import epoch_order
+
+    labels = torch.tensor([0] * 6 + [1] * 2 + [2] * 3)
+    order, recorded = epoch_order(
+        labels, balanced=False, generator=torch.Generator().manual_seed(0)
+    )
+    assert sorted(order.tolist()) == list(range(11)) and recorded.all()
+    order, recorded = epoch_order(labels, balanced=True, generator=torch.Generator().manual_seed(0))
+    assert torch.bincount(labels[order]).tolist() == [6, 6, 6]  # topped up to the largest class
+    assert sorted(order[recorded].tolist()) == list(range(11))  # each sample recorded exactly once

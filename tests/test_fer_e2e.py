@@ -49,6 +49,7 @@ def test_affectnet_run(tmp_path, writer):
     result = run_cli(
         "run",
         "affectnet",
+        "--balanced-sampling",
         "--root",
         str(root),
         *QUICK,

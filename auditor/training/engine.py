@@ -30,6 +30,7 @@ class TrainConfig:
     lr_gamma: float = 0.9  # ExponentialLR, stepped once per epoch (all four FER repositories)
     seed: int = 0
     device: str = "cpu"
+    balanced: bool = False  # oversample every class up to the largest (`epoch_order`)
 
 
 @dataclass
@@ -61,6 +62,32 @@ def batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     every epoch and no batch is smaller than the others by more than one (BatchNorm needs > 1)."""
     n_batches = max(1, -(-len(order) // batch_size))
     return list(torch.tensor_split(order, n_batches))
+
+
+def epoch_order(
+    labels: torch.Tensor, *, balanced: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sample order, recorded mask) of one epoch. Every sample comes exactly once with
+    recorded = True. With `balanced` (class-balanced sampling, as AffectNet users train), each
+    class is topped up with extra draws, with replacement, of its own samples until it has as
+    many as the largest class; those extra draws train but do not overwrite the signals, so
+    every sample's per-epoch signal stays its single recorded pass. (torchsampler's
+    ImbalancedDatasetSampler draws the whole epoch with replacement instead, which would leave
+    some samples without a signal.)"""
+    n = len(labels)
+    order = torch.arange(n)
+    if balanced:
+        counts = torch.bincount(labels)
+        extra = []
+        for c in torch.nonzero(counts).squeeze(1).tolist():
+            members = torch.nonzero(labels == c).squeeze(1)
+            need = int(counts.max()) - len(members)
+            if need > 0:
+                extra.append(members[torch.randint(len(members), (need,), generator=generator)])
+        order = torch.cat([order, *extra])
+    recorded = torch.arange(len(order)) < n
+    shuffle = torch.randperm(len(order), generator=generator)
+    return order[shuffle], recorded[shuffle]
 
 
 @torch.no_grad()
@@ -113,10 +140,12 @@ def train(
     start = time.perf_counter()
     for epoch in range(config.epochs):
         method.train()
-        order = torch.randperm(
-            n, generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        )
-        for idx in batches(order, config.batch_size):
+        order, recorded = epoch_order(
+            train_labels, balanced=config.balanced,
+            generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
+        )  # fmt: skip
+        for positions in batches(torch.arange(len(order)), config.batch_size):
+            idx, keep = order[positions], recorded[positions]
             idx_dev = idx.to(device, non_blocking=True)
             x = normalize(train_pixels[idx].to(device, non_blocking=True))
             batch = Batch(
@@ -127,9 +156,11 @@ def train(
             out.loss.backward()
             optimizer.step()
             method.after_step()
-            # signals are read against the given label, whatever the method trains on
+            # signals are read against the given label, whatever the method trains on; extra
+            # draws of balanced sampling train but are not recorded
+            rows = keep.to(device) if config.balanced else slice(None)
             for name, value in (common_signals(out.logits, given[idx_dev]) | out.signals).items():
-                record[name][epoch].index_copy_(0, idx_dev, value.detach().float())
+                record[name][epoch].index_copy_(0, idx_dev[rows], value.detach().float()[rows])
             if out.new_labels is not None:
                 changed = out.new_labels != batch.y
                 epoch_col = torch.full_like(idx_dev, epoch + 1)
@@ -138,7 +169,7 @@ def train(
                 )
                 current[idx_dev] = out.new_labels
             if progress is not None:
-                progress(len(idx), config.epochs * n)
+                progress(len(idx), config.epochs * len(order))
         scheduler.step()
         if test_pixels is not None and len(test_pixels):
             test_logits, _ = predict(method, test_pixels, normalize, device)
