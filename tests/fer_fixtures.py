@@ -12,7 +12,9 @@ from PIL import Image
 from auditor.datasets.ferplus import EMOTIONS, VOTE_COLUMNS
 from auditor.datasets.synth_faces import CLASSES
 
-VOTES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ferplus" / "fer2013new.csv"
+VOTES = (
+    Path(__file__).resolve().parent / "data" / "ferplus" / "fer2013new.csv"
+)  # MIT, see its README
 FERPLUS_TO_FER2013 = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2, 7: 1}  # contempt -> Disgust
 SYNTH_OF_EMOTION = {e: CLASSES.index(n) for e, n in enumerate(
     ["Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Disgust"])}  # fmt: skip
