@@ -68,40 +68,31 @@ def accuracy_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
 
 def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> bool:
     """Precision-recall curves of the ensemble and the `top` detectors by AP, one panel per run
-    with known truth. Returns False (and writes nothing) when no run knows the truth."""
-    import matplotlib
+    with known truth (`figures.pr_figure`). Returns False (and writes nothing) when no run knows
+    the truth."""
+    from auditor.outputs import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve
-
-    known = [(d, man, met) for d, man, met in runs if met.get("detectors")]
-    if not known:
-        return False
-    fig, axes = plt.subplots(1, len(known), figsize=(5 * len(known), 4.2), squeeze=False)
-    for ax, (run_dir, manifest, metrics) in zip(axes[0], known, strict=True):
+    panels = []
+    for run_dir, manifest, metrics in runs:
+        detectors = metrics.get("detectors")
+        if not detectors:
+            continue
         samples = pq.read_table(run_dir / "samples.parquet").to_pandas()
-        ranked = sorted(metrics["detectors"], key=lambda n: -(metrics["detectors"][n]["ap"] or 0))
-        names = ["suspicion"] + [n for n in ranked if n != "suspicion"][:top]
+        ranked = [
+            n
+            for n in sorted(detectors, key=lambda n: -(detectors[n]["ap"] or 0))
+            if n != "suspicion"
+        ]
+        names = ["suspicion", *ranked[:top]]
+        scores = {
+            n: samples["suspicion" if n == "suspicion" else f"score_{n}"].to_numpy() for n in names
+        }
         noisy = samples["is_noisy"].to_numpy(dtype=bool)
-        for name in names:
-            column = "suspicion" if name == "suspicion" else f"score_{name}"
-            precision, recall, _ = precision_recall_curve(noisy, samples[column].to_numpy())
-            ax.plot(recall, precision, lw=2.2 if name == "suspicion" else 1.2,
-                    label=f"{name} (AP {metrics['detectors'][name]['ap']:.3f})")  # fmt: skip
-        ax.axhline(noisy.mean(), color="grey", ls=":", lw=1, label=f"chance ({noisy.mean():.3f})")
-        ax.set(
-            title=manifest["run_id"],
-            xlabel="recall",
-            ylabel="precision",
-            xlim=(0, 1),
-            ylim=(0, 1.02),
-        )
-        ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+        panels.append((manifest["run_id"], scores, noisy, {n: detectors[n]["ap"] for n in names}))
+    if not panels:
+        return False
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        tmp.write_bytes(figures.pr_figure(panels))
     return True
 
 

@@ -25,7 +25,8 @@ from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, evaluate_detectors
-from auditor.outputs.report import build_report, write_report
+from auditor.fsutil import write_text_atomic
+from auditor.outputs.report import build_report
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
 from auditor.scoring import MethodEvidence, score_all, trusted_methods
@@ -316,7 +317,7 @@ def write_report_for(
         model=models[best], pixels=pixels, normalize=normalize, device=device,
         class_names=class_names, seed=config.seed,
     )  # fmt: skip
-    write_report(state.run_dir / "report.html", report)
+    write_text_atomic(state.run_dir / "report.html", report)
     state.timings["report"] = time.perf_counter() - t
 
 

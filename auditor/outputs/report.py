@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -223,9 +222,3 @@ window.addEventListener("load", () => {{
 </script>
 </body></html>
 """
-
-
-def write_report(path: Path, text: str) -> None:
-    from auditor.fsutil import write_text_atomic
-
-    write_text_atomic(path, text)
