@@ -75,6 +75,48 @@ def cmd_synth_faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from auditor.review import launch, load_into_fiftyone
+
+    dataset = load_into_fiftyone(Path(args.run_dir), top=args.top)
+    print(f"FiftyOne dataset {dataset.name}: {len(dataset)} samples, "
+          f"saved views: {', '.join(dataset.list_saved_views())}")  # fmt: skip
+    if not args.launch:
+        return 0
+    launch(dataset, args.address, args.port)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from auditor.corrections import export_relabels
+
+    out, rows = export_relabels(
+        Path(args.run_dir),
+        from_fiftyone=args.from_fiftyone,
+        out=Path(args.out) if args.out else None,
+        top=args.top,
+    )
+    print(f"{rows} rows", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from auditor.corrections import apply_relabels
+
+    counts = apply_relabels(Path(args.run_dir), Path(args.relabels), Path(args.out))
+    print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
+    print(args.out)
+    return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="asymmetric noise: fraction of zero off-diagonal noise rates (0)",
     )
     p.add_argument("--noise-file", help="RAF-DB noise label file (noise01/02/03.txt format)")
+    p.add_argument(
+        "--labels",
+        help="train on this label file (from `audit apply`, in the dataset's format) instead of "
+        "the dataset's labels; training samples it does not list are left out",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument(
         "--folds", type=int, help="K >= 2: cross-fit K models for out-of-sample probabilities"
@@ -206,6 +253,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", help="run folders (from audit run or audit score)")
     p.add_argument("--out", help="output file stem (writes .csv, .parquet, -accuracy.csv, -pr.png)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("review", help="load a run into FiftyOne and open the App for annotators")
+    p.add_argument("run_dir")
+    p.add_argument("--address", default="127.0.0.1", help="address the App binds to (127.0.0.1)")
+    p.add_argument("--port", type=int, default=5151)
+    p.add_argument(
+        "--top", type=positive_int, help="size of each detector's top-k view (default: flagged)"
+    )
+    p.add_argument(
+        "--no-launch",
+        dest="launch",
+        action="store_false",
+        help="only create or update the FiftyOne dataset and its saved views",
+    )
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("export", help="write the relabel CSV (suspects, or annotators' decisions)")
+    p.add_argument("run_dir")
+    p.add_argument(
+        "--from-fiftyone",
+        action="store_true",
+        help="the decisions tagged in FiftyOne (relabel / keep / drop) instead of the suspects",
+    )
+    p.add_argument("--top", type=positive_int, help="export the N most suspect samples")
+    p.add_argument(
+        "--out", help="CSV to write (default <run>/relabel.csv or <run>/relabel-reviewed.csv)"
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "apply", help="write a corrected label file in the dataset's format from a relabel CSV"
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--relabels", required=True, help="relabel CSV with decisions")
+    p.add_argument("--out", required=True, help="new label file (never the dataset's own)")
+    p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("synth-faces", help="write procedural faces in the RAF-DB layout")
     p.add_argument("out", help="folder to write")

@@ -3,7 +3,6 @@ precision-recall figure, from finished run folders (of `audit run` or `audit sco
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -11,25 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from auditor.errors import UserError
 from auditor.fsutil import atomic_path
 from auditor.outputs.files import write_csv, write_parquet
+from auditor.outputs.run_folder import read_run
 
 METRIC_COLUMNS = ["auroc", "ap", "precision_at_k", "precision", "recall", "f1", "flagged"]
-
-
-def read_run(run_dir: Path) -> tuple[dict, dict]:
-    """(manifest, metrics) of a complete run folder."""
-    try:
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    except FileNotFoundError as err:
-        raise UserError(
-            f"{run_dir} is not a run folder ({Path(err.filename).name} missing)"
-        ) from None
-    if manifest.get("status") != "complete":
-        raise UserError(f"{run_dir}: the run is {manifest.get('status')!r}, not complete")
-    return manifest, metrics
 
 
 def detector_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:

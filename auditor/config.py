@@ -94,6 +94,7 @@ class RunConfig:
     balanced_sampling: bool = False
     limit: int | None = None
     noise_file: str | None = None
+    labels: str | None = None
     root: str | None = None
     out: str = "reports"
 
@@ -143,6 +144,8 @@ def resolve(dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any])
     if preset is not None and preset not in PRESETS:
         raise UserError(f"--preset {preset}: choose from {', '.join(PRESETS)}")
     merged = TOOL_DEFAULTS | dataset_defaults | PRESETS.get(preset, {}) | given
+    if given.get("labels") and "noise_rate" not in given:
+        merged["noise_rate"] = 0.0  # a corrected label file is trained on as it is
     known = {f.name for f in fields(RunConfig)}
     merged = {k: v for k, v in merged.items() if k in known}
     merged["method"] = split_methods(merged["method"])
@@ -167,6 +170,12 @@ def validate(c: RunConfig) -> None:
     if c.noise_file and c.noise_rate > 0:
         problems.append(
             "--noise-file and --noise-rate > 0 together: a noise file already sets the labels"
+        )
+    if c.labels and c.noise_file:
+        problems.append("--labels and --noise-file together: choose one label source")
+    if c.labels and c.noise_rate > 0:
+        problems.append(
+            "--labels and --noise-rate > 0 together: a label file is trained on as it is"
         )
     if c.backbone not in BACKBONES:
         problems.append(f"--backbone {c.backbone}: choose from {', '.join(BACKBONES)}")

@@ -26,6 +26,7 @@ from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, evaluate_detectors
 from auditor.fsutil import write_text_atomic
+from auditor.labelfiles import with_labels
 from auditor.outputs.report import build_report
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
@@ -199,6 +200,9 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
     """Run the whole audit; returns (run folder, metrics)."""
     t0 = time.perf_counter()
     table = load_dataset(entry, root=config.root, noise_file=config.noise_file, seed=config.seed)
+    labels_info = None
+    if config.labels:
+        table, labels_info = with_labels(table, Path(config.labels), entry.kind)
     train_table, test_table = split_and_limit(table, config)
     train_table, test_table, pixels, skipped = decode(train_table, test_table, config)
     labels = labels_for(train_table, config, pixels[0])
@@ -222,6 +226,7 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
             "class_names": table.class_names,
             "dataset_notes": {k: v for k, v in table.extra.items() if k != "noise_type"},
             "skipped": skipped,
+            "labels_file": labels_info,
             "weights": weights_info,
         },
     )

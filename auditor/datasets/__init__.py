@@ -57,6 +57,30 @@ def load_dataset(
     return loader.load(entry, resolved)
 
 
+def load_for_run(manifest: dict) -> tuple[DatasetEntry, SampleTable]:
+    """The dataset of a finished run, loaded as the run loaded it (root, noise file, seed and
+    --labels from its manifest). Refuses when the run's samples are no longer all there."""
+    from auditor.datasets.registry import get_entry, load_registry
+    from auditor.labelfiles import with_labels
+
+    if "dataset_kind" not in manifest:
+        raise UserError(
+            f"run {manifest.get('run_id')} has no dataset (it came from `audit score`): "
+            "there are no images or label files to work on"
+        )
+    config = manifest.get("config", {})
+    entry = get_entry(manifest["dataset"], load_registry())
+    table = load_dataset(
+        entry,
+        root=config.get("root"),
+        noise_file=config.get("noise_file"),
+        seed=config.get("seed", 0),
+    )
+    if config.get("labels"):
+        table, _ = with_labels(table, Path(config["labels"]), entry.kind)
+    return entry, table
+
+
 def dataset_status(
     entry: DatasetEntry, root: str | Path | None = None
 ) -> tuple[Path | None, bool, str]:

@@ -47,6 +47,13 @@ def neutralise_cell(value: Any) -> Any:
     return value
 
 
+def restore_cell(value: Any) -> Any:
+    """Undo `neutralise_cell` when reading back a CSV this tool wrote."""
+    if isinstance(value, str) and value[:1] == "'" and value[1:2] and value[1] in FORMULA_PREFIXES:
+        return value[1:]
+    return value
+
+
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     safe = frame.copy()
     for column in safe.columns:

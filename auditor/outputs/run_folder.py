@@ -8,6 +8,7 @@ temporary name and renamed (`auditor.outputs.files`).
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import time
 from collections.abc import Iterator
@@ -124,5 +125,25 @@ def write_run_files(
     if events is not None:
         write_parquet(run_dir / "relabel_events.parquet", events)
     write_json(run_dir / "metrics.json", metrics)
-    write_csv(run_dir / "relabel.csv", relabel_frame(samples, class_names, run_dir.name))
-    return samples.to_pandas()
+    frame = samples.to_pandas()
+    write_csv(run_dir / "relabel.csv", relabel_frame(frame, class_names, run_dir.name))
+    return frame
+
+
+def read_run(run_dir: Path) -> tuple[dict, dict]:
+    """(manifest, metrics) of a complete run folder."""
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except FileNotFoundError as err:
+        raise UserError(
+            f"{run_dir} is not a run folder ({Path(err.filename).name} missing)"
+        ) from None
+    if manifest.get("status") != "complete":
+        raise UserError(f"{run_dir}: the run is {manifest.get('status')!r}, not complete")
+    return manifest, metrics
+
+
+def read_samples(run_dir: Path) -> pd.DataFrame:
+    """samples.parquet of a run folder."""
+    return pd.read_parquet(Path(run_dir) / "samples.parquet")

@@ -101,9 +101,8 @@ def relabel_events_table(
     return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
 
 
-def relabel_frame(samples: pa.Table, class_names: list[str], run_id: str) -> pd.DataFrame:
+def relabel_frame(frame: pd.DataFrame, class_names: list[str], run_id: str) -> pd.DataFrame:
     """The samples the ensemble flags, most suspect first, with the detectors that flagged them."""
-    frame = samples.to_pandas()
     flag_columns = [c for c in frame.columns if c.startswith("flag_")]
     flagged = frame[frame["flag_suspicion"]].sort_values(
         "suspicion", ascending=False, kind="stable"

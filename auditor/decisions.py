@@ -1,0 +1,148 @@
+"""Annotators' decisions on suspected mislabels: the relabel CSV read back, validated, and
+turned into corrected labels.
+
+A decision is `relabel` (to the row's `new_name`, else `suggested_name`, else
+`suggested_label`), `keep` (the given label was right) or `drop` (leave the sample out);
+an empty decision leaves the sample as it is. Rows naming unknown samples, unknown classes or
+unknown decisions are refused, naming their lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditor.errors import UserError
+from auditor.outputs.files import restore_cell
+from auditor.outputs.tables import RELABEL_COLUMNS, relabel_frame
+
+DECISIONS = ("relabel", "keep", "drop")
+REVIEWED_COLUMNS = [*RELABEL_COLUMNS, "new_label", "new_name", "source"]
+
+
+@dataclass(frozen=True)
+class Decisions:
+    relabel: dict[str, int]  # sample_id -> the corrected label
+    keep: frozenset[str]
+    drop: frozenset[str]
+
+    def counts(self) -> dict[str, int]:
+        return {"relabel": len(self.relabel), "keep": len(self.keep), "drop": len(self.drop)}
+
+
+def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) -> Decisions:
+    """Parse a relabel CSV (from `audit export` or edited by hand) against the run's samples."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    except FileNotFoundError:
+        raise UserError(f"--relabels {path} does not exist") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a readable CSV ({err})") from None
+    missing = {"sample_id", "decision"} - set(frame.columns)
+    if missing:
+        raise UserError(
+            f"{path}: the columns {sorted(missing)} are missing (found {list(frame.columns)})"
+        )
+    frame = frame.map(restore_cell)
+    known = set(sample_ids)
+    lookup = {name: i for i, name in enumerate(class_names)}
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    relabel: dict[str, int] = {}
+    keep: set[str] = set()
+    drop: set[str] = set()
+    for n, row in enumerate(frame.to_dict("records")):
+        line, sid, decision = n + 2, row["sample_id"].strip(), row["decision"].strip().lower()
+        if sid not in known:
+            problems.append(f"line {line}: unknown sample_id {sid!r}")
+            continue
+        if sid in seen:
+            problems.append(f"line {line}: {sid!r} already decided on line {seen[sid]}")
+            continue
+        seen[sid] = line
+        if decision == "":
+            continue
+        if decision not in DECISIONS:
+            problems.append(f"line {line}: decision {decision!r} is not one of {DECISIONS}")
+        elif decision == "relabel":
+            target = relabel_target(row, lookup, len(class_names))
+            if target is None:
+                problems.append(f"line {line}: no known class to relabel {sid!r} to")
+            else:
+                relabel[sid] = target
+        else:
+            (keep if decision == "keep" else drop).add(sid)
+    if problems:
+        shown = "; ".join(problems[:8]) + (
+            f"; and {len(problems) - 8} more" if len(problems) > 8 else ""
+        )
+        raise UserError(
+            f"{path}: {len(problems)} rows refused ({shown}); classes are {class_names}"
+        )
+    return Decisions(relabel, frozenset(keep), frozenset(drop))
+
+
+def relabel_target(row: dict, lookup: dict[str, int], num_classes: int) -> int | None:
+    """The class a `relabel` row asks for: the first non-empty of new_name, suggested_name
+    (class names), new_label, suggested_label (ids). None when it names no known class."""
+    for column in ("new_name", "suggested_name"):
+        text = str(row.get(column, "")).strip()
+        if text:
+            return lookup.get(text)
+    for column in ("new_label", "suggested_label"):
+        text = str(row.get(column, "")).strip()
+        if text:
+            return int(text) if text.isdigit() and int(text) < num_classes else None
+    return None
+
+
+def corrected_labels(given: pd.Series, decisions: Decisions) -> pd.Series:
+    """Given labels (indexed by sample_id) with the decisions applied; dropped samples removed."""
+    out = given.copy()
+    for sid, label in decisions.relabel.items():
+        out[sid] = label
+    return out.drop(index=list(decisions.drop))
+
+
+def suspects_frame(
+    samples: pd.DataFrame, class_names: list[str], run_id: str, top: int | None
+) -> pd.DataFrame:
+    """The suspects for annotators, most suspect first: the samples the ensemble flags, or
+    with `top` the `top` most suspect samples whether flagged or not."""
+    if top is not None:
+        chosen = samples.sort_values("suspicion", ascending=False, kind="stable").head(top)
+        samples = samples.assign(flag_suspicion=samples.index.isin(chosen.index))
+    return relabel_frame(samples, class_names, run_id)
+
+
+def reviewed_frame(
+    samples: pd.DataFrame,
+    class_names: list[str],
+    run_id: str,
+    decided: dict[str, tuple[str, int | None]],
+    source: str,
+) -> pd.DataFrame:
+    """Decided samples as relabel rows with their decision, the label they end with (`new_label`:
+    the correction, the given label for `keep`, empty for `drop`) and where the decision came
+    from. `decided` maps sample_id -> (decision, corrected label or None for the suggestion)."""
+    rows = samples[samples["sample_id"].isin(list(decided))].copy()
+    rows["flag_suspicion"] = True
+    frame = relabel_frame(rows, class_names, run_id)
+    names = np.array(class_names, dtype=object)
+    decision, new_label = [], []
+    for sid, given, suggested in zip(
+        frame["sample_id"], frame["given_label"], frame["suggested_label"], strict=True
+    ):
+        what, corrected = decided[sid]
+        decision.append(what)
+        new = {"relabel": suggested if corrected is None else corrected, "keep": given}.get(what)
+        new_label.append(pd.NA if new is None else int(new))
+    frame["decision"] = decision
+    frame["new_label"] = pd.array(new_label, dtype="Int64")
+    frame["new_name"] = [names[v] if v is not pd.NA else "" for v in new_label]
+    frame["source"] = source
+    return frame[REVIEWED_COLUMNS]

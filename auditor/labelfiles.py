@@ -1,0 +1,137 @@
+"""Corrected label files: the file `audit apply` writes and `audit run --labels` reads.
+
+The format follows the dataset's kind, so the file can stand in for the dataset's own:
+
+- `raf-db`: RAF-DB's list format, `train_00001.jpg 5` (labels 1..7), train and test rows;
+- `csv`: the csv loader's own `path,label,split` (label names), a drop-in for `labels.csv`;
+- every other kind (image folders, FERPlus, AffectNet, Fashion-MNIST...): `sample_id,label,split`
+  (label names), keyed by the sample ids of `audit run` (for an image folder, the image's path
+  relative to the root: an image -> class mapping).
+
+With `--labels`, a training sample the file does not list is left out of training (that is how
+`drop` decisions take effect); a test sample the file does not list keeps the dataset's label.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditor.datasets.labelfile import parse_name_label
+from auditor.datasets.table import SampleTable
+from auditor.errors import UserError
+from auditor.fsutil import atomic_path, write_text_atomic
+from auditor.outputs.files import neutralise_cell, restore_cell
+
+NOT_LISTED = -1
+
+
+def id_column(kind: str) -> str:
+    return "path" if kind == "csv" else "sample_id"
+
+
+def write_label_file(path: Path, table: SampleTable, labels: np.ndarray, kind: str) -> int:
+    """Write `labels` (one per table row; NOT_LISTED leaves the row out) in the kind's format.
+    Returns the number of rows written."""
+    listed = np.flatnonzero(labels != NOT_LISTED)
+    if kind == "raf-db":
+        lines = [f"{table.sample_ids[i]}.jpg {int(labels[i]) + 1}" for i in listed]
+        write_text_atomic(path, "\n".join(lines) + "\n")
+        return len(listed)
+    names = np.array(table.class_names, dtype=object)
+    frame = pd.DataFrame(
+        {
+            id_column(kind): table.sample_ids[listed],
+            "label": names[labels[listed]],
+            "split": table.split[listed],
+        }
+    )
+    with atomic_path(path) as tmp:
+        frame.map(neutralise_cell).to_csv(tmp, index=False)
+    return len(listed)
+
+
+def read_label_file(path: Path, table: SampleTable, kind: str) -> np.ndarray:
+    """The label of every table row from the file at `path` (NOT_LISTED where absent). Unknown
+    sample ids, unknown labels and duplicates are refused, naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--labels {path} does not exist")
+    row_of = {sid: i for i, sid in enumerate(table.sample_ids.tolist())}
+    labels = np.full(len(table), NOT_LISTED, dtype=np.int64)
+    if kind == "raf-db":
+        entries = [
+            (name[:-4] if name.endswith(".jpg") else name, y, n + 1)
+            for n, (name, y) in enumerate(parse_name_label(path, num_classes=table.num_classes))
+        ]
+    else:
+        entries = csv_entries(path, table, id_column(kind))
+    unknown = [(line, sid) for sid, _, line in entries if sid not in row_of]
+    if unknown:
+        shown = ", ".join(f"line {line} ({sid!r})" for line, sid in unknown[:5])
+        raise UserError(
+            f"{path}: {len(unknown)} rows name samples that are not in {table.name}: {shown}"
+        )
+    for sid, y, _ in entries:
+        labels[row_of[sid]] = y
+    return labels
+
+
+def csv_entries(path: Path, table: SampleTable, column: str) -> list[tuple[str, int, int]]:
+    """(sample id, label index, line number) of a CSV label file with a header naming `column`
+    and `label` (class names or ids)."""
+    try:
+        frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a readable CSV ({err})") from None
+    if not {column, "label"} <= set(frame.columns):
+        raise UserError(
+            f"{path}: expected a header with the columns {column},label[,split]; "
+            f"found {list(frame.columns)}"
+        )
+    frame = frame.map(restore_cell)
+    lookup = {name: i for i, name in enumerate(table.class_names)}
+    entries, bad, seen = [], [], {}
+    for n, (sid, text) in enumerate(zip(frame[column], frame["label"], strict=True)):
+        line = n + 2
+        text = text.strip()
+        label = lookup.get(text)
+        if label is None and text.isdigit() and int(text) < table.num_classes:
+            label = int(text)
+        if label is None:
+            bad.append(f"line {line} ({text!r})")
+            continue
+        if sid in seen:
+            raise UserError(f"{path}, line {line}: {sid!r} already appears on line {seen[sid]}")
+        seen[sid] = line
+        entries.append((sid, label, line))
+    if bad:
+        raise UserError(
+            f"{path}: {len(bad)} rows have unknown labels: {', '.join(bad[:5])}; "
+            f"classes are {table.class_names}"
+        )
+    return entries
+
+
+def with_labels(table: SampleTable, path: Path, kind: str) -> tuple[SampleTable, dict]:
+    """The table trained on with `--labels`: listed rows take the file's label, unlisted
+    training rows are left out, unlisted test rows keep theirs. Returns it and counts for the
+    manifest."""
+    labels = read_label_file(path, table, kind)
+    listed = labels != NOT_LISTED
+    keep = listed | (table.split != "train")
+    if not (keep & (table.split == "train")).any():
+        raise UserError(f"--labels {path} lists none of the training samples of {table.name}")
+    changed = int((listed & (labels != table.labels)).sum())
+    out = table.select(np.flatnonzero(keep))
+    out.labels = np.where(listed[keep], labels[keep], out.labels)
+    out.true_labels = None
+    info = {
+        "file": str(path),
+        "listed": int(listed.sum()),
+        "changed": changed,
+        "left_out": int((~keep).sum()),
+    }
+    return out, info
