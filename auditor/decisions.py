@@ -113,10 +113,11 @@ def suspects_frame(
 ) -> pd.DataFrame:
     """The suspects for annotators, most suspect first: the samples the ensemble flags, or
     with `top` the `top` most suspect samples whether flagged or not."""
+    selected = None
     if top is not None:
         chosen = samples.sort_values("suspicion", ascending=False, kind="stable").head(top)
-        samples = samples.assign(flag_suspicion=samples.index.isin(chosen.index))
-    return relabel_frame(samples, class_names, run_id)
+        selected = samples.index.isin(chosen.index)
+    return relabel_frame(samples, class_names, run_id, selected)
 
 
 def reviewed_frame(
@@ -129,9 +130,8 @@ def reviewed_frame(
     """Decided samples as relabel rows with their decision, the label they end with (`new_label`:
     the correction, the given label for `keep`, empty for `drop`) and where the decision came
     from. `decided` maps sample_id -> (decision, corrected label or None for the suggestion)."""
-    rows = samples[samples["sample_id"].isin(list(decided))].copy()
-    rows["flag_suspicion"] = True
-    frame = relabel_frame(rows, class_names, run_id)
+    selected = samples["sample_id"].isin(list(decided)).to_numpy()
+    frame = relabel_frame(samples, class_names, run_id, selected)
     names = np.array(class_names, dtype=object)
     decision, new_label = [], []
     for sid, given, suggested in zip(

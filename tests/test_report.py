@@ -1,28 +1,18 @@
 """report.html opened in headless Chromium: every figure loads and the page is not blank."""
 
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import chromium, needs_chromium, run_cli
 from tests.test_cli_e2e import last_line_dir
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", "--virtual-time-budget=5000"]  # fmt: skip
 
 
-def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
+@needs_chromium
 def test_report_figures_load_in_chromium(tmp_path):
     run_dir = last_line_dir(
         run_cli("run", "demo", "--limit", "800", "--epochs", "2", "--out", str(tmp_path))
@@ -32,13 +22,15 @@ def test_report_figures_load_in_chromium(tmp_path):
     for title in ("Test accuracy", "Loss of clean and noisy samples", "Precision-recall per detector",
                   "Embedding map", "Top suspects and their CAMs", "given vs suggested"):  # fmt: skip
         assert title in text, title
-    dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+    dom = chromium(tmp_path / "profile", "--dump-dom", report.as_uri()).stdout
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
     total = re.search(r'data-images-total="(\d+)"', dom)
     assert loaded and total, dom[-500:]
     assert int(total.group(1)) == 6 and loaded.group(1) == total.group(1)
     shot = tmp_path / "report.png"
-    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri())
+    chromium(
+        tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()
+    )
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20 and (pixels < 128).mean() > 0.01  # figures and text, not a blank page
 

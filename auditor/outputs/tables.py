@@ -101,12 +101,14 @@ def relabel_events_table(
     return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
 
 
-def relabel_frame(frame: pd.DataFrame, class_names: list[str], run_id: str) -> pd.DataFrame:
-    """The samples the ensemble flags, most suspect first, with the detectors that flagged them."""
+def relabel_frame(
+    frame: pd.DataFrame, class_names: list[str], run_id: str, selected: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The `selected` samples (default: those the ensemble flags), most suspect first, with the
+    detectors that flagged them."""
     flag_columns = [c for c in frame.columns if c.startswith("flag_")]
-    flagged = frame[frame["flag_suspicion"]].sort_values(
-        "suspicion", ascending=False, kind="stable"
-    )
+    chosen = frame["flag_suspicion"].to_numpy(bool) if selected is None else selected
+    flagged = frame[chosen].sort_values("suspicion", ascending=False, kind="stable")
     names = np.array(class_names, dtype=object)
     flag_matrix = flagged[flag_columns].to_numpy(dtype=bool)
     detector_names = [c[len("flag_") :] for c in flag_columns]
