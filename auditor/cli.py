@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -27,16 +29,33 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from auditor.datasets.registry import get_entry, load_registry
 
+    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume")}
+    resume = None
+    if args.resume:
+        from auditor.outputs.run_folder import resumable_manifest
+
+        given = sorted(f"--{k.replace('_', '-')}" for k, v in cli.items() if v is not None)
+        if args.dataset or given:
+            raise UserError(f"--resume continues a run with its own settings; drop {args.dataset or ''} {' '.join(given)}".replace("  ", " "))  # fmt: skip
+        manifest = resumable_manifest(Path(args.resume))
+        resume = (Path(args.resume), manifest)
+        args.dataset = manifest["dataset"]
+    if not args.dataset:
+        raise UserError("audit run needs a DATASET (see `audit datasets`) or --resume RUN_DIR")
     entry = get_entry(args.dataset, load_registry())  # before the heavy imports: fail fast
 
-    from auditor.config import resolve
+    from auditor.config import RunConfig, resolve
     from auditor.run import configure_threads, execute
     from auditor.summary import summary_lines
 
-    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset")}
-    config = resolve(entry.name, cli, entry.defaults)
+    if resume is None:
+        config = resolve(entry.name, cli, entry.defaults)
+        argv = ["audit", *sys.argv[1:]]
+    else:
+        config = RunConfig(**resume[1]["config"])
+        argv = resume[1]["command"]
     configure_threads()
-    run_dir, metrics = execute(config, entry, ["audit", *sys.argv[1:]])
+    run_dir, metrics = execute(config, entry, argv, resume)
     for line in summary_lines(metrics):
         print(line)
     print(run_dir)
@@ -127,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="train, record signals, score every training sample, write a run folder"
     )
-    p.add_argument("dataset", help="a name from `audit datasets`")
+    p.add_argument("dataset", nargs="?", help="a name from `audit datasets`")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted or failed run in its folder, with its own settings",
+    )
     p.add_argument(
         "--method", action="append", help="ce, eac, scn, rul, gsmc (repeatable or comma-separated)"
     )
@@ -302,8 +326,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAIN_PID = os.getpid()
+
+
+def terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C: the run folder is marked interrupted, not left running.
+    Worker processes forked from us (cleanlab's pool) die of it as usual."""
+    if os.getpid() != MAIN_PID:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, terminate)
     try:
         return args.func(args)
     except UserError as err:

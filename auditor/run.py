@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +128,13 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
 
 
 def train_method(
-    name: str, config: RunConfig, num_classes: int, in_channels: int, data: dict, device: str
+    name: str,
+    config: RunConfig,
+    num_classes: int,
+    in_channels: int,
+    data: dict,
+    device: str,
+    checkpoints: Path,
 ) -> tuple[MethodEvidence, list[float], float, Method]:
     def make(seed: int, classes: int = num_classes) -> Method:
         torch.manual_seed(seed)  # the initial weights depend on the seed alone
@@ -137,7 +143,8 @@ def train_method(
             backbone.load_state_dict(data["weights"])
         return build_method(name, backbone, classes, **config.method_options(name))
 
-    train_config = config.train_config(device)
+    checkpoints.mkdir(exist_ok=True)
+    train_config = replace(config.train_config(device), checkpoint=str(checkpoints / f"{name}.pt"))
     n = len(data["labels"])
     folds = config.folds if config.folds >= 2 else 0
     # K fold models each see (K - 1) / K of the data; AUM threshold runs are two more trainings
@@ -196,8 +203,16 @@ def train_method(
     return evidence, result.test_accuracy, time.perf_counter() - start, model
 
 
-def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Path, dict]:
-    """Run the whole audit; returns (run folder, metrics)."""
+def execute(
+    config: RunConfig,
+    entry: DatasetEntry,
+    argv: list[str],
+    resume: tuple[Path, dict] | None = None,
+) -> tuple[Path, dict]:
+    """Run the whole audit; returns (run folder, metrics). With `resume` (the folder and
+    manifest of an unfinished run, see `resumable_manifest`), continue that run in its folder: trainings
+    already finished are loaded from their checkpoints, an interrupted one goes on from its
+    last finished epoch."""
     t0 = time.perf_counter()
     table = load_dataset(entry, root=config.root, noise_file=config.noise_file, seed=config.seed)
     labels_info = None
@@ -208,28 +223,24 @@ def execute(config: RunConfig, entry: DatasetEntry, argv: list[str]) -> tuple[Pa
     labels = labels_for(train_table, config, pixels[0])
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
-    state = RunState.start(
-        Path(config.out),
-        entry.name,
-        config.method,
-        {
-            "command": argv,
-            "dataset": entry.name,
-            "dataset_kind": entry.kind,
-            "dataset_fingerprint": table.fingerprint(),
-            "config": config.as_dict(),
-            "device": device,
-            "seed": config.seed,
-            "noise": labels.noise,
-            "n_train": len(train_table),
-            "n_test": len(test_table),
+    if resume is not None:
+        run_dir, manifest = resume
+        if manifest["dataset_fingerprint"] != table.fingerprint():
+            raise UserError(
+                f"--resume: the dataset {entry.name} changed since the run started "
+                f"(fingerprint {table.fingerprint()}, the run had {manifest['dataset_fingerprint']})"
+            )
+        state = RunState.resume(run_dir, manifest)
+    else:
+        state = RunState.start(Path(config.out), entry.name, config.method, {
+            "command": argv, "dataset": entry.name, "dataset_kind": entry.kind,
+            "dataset_fingerprint": table.fingerprint(), "config": config.as_dict(),
+            "device": device, "seed": config.seed, "noise": labels.noise,
+            "n_train": len(train_table), "n_test": len(test_table),
             "class_names": table.class_names,
             "dataset_notes": {k: v for k, v in table.extra.items() if k != "noise_type"},
-            "skipped": skipped,
-            "labels_file": labels_info,
-            "weights": weights_info,
-        },
-    )
+            "skipped": skipped, "labels_file": labels_info, "weights": weights_info,
+        })  # fmt: skip
     state.timings["load_and_decode"] = time.perf_counter() - t0
     with state.recording(t0):
         metrics = audit(config, train_table, test_table, pixels, labels, device, weights, state)
@@ -259,7 +270,7 @@ def audit(
     evidence, accuracy, models = [], {}, {}
     for name in config.method:
         ev, test_accuracy, seconds, models[name] = train_method(
-            name, config, train_table.num_classes, both[0].shape[1], data, device
+            name, config, train_table.num_classes, both[0].shape[1], data, device, state.checkpoints
         )
         evidence.append(ev)
         accuracy[name] = accuracy_protocols(test_accuracy)

@@ -53,8 +53,10 @@ def mistakenness(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def cleanlab_flags(probs: np.ndarray, labels: np.ndarray, filter_by: str) -> np.ndarray:
     """Confident learning (Northcutt et al., JAIR 2021): `cleanlab.filter.find_label_issues`
     with `filter_by` in prune_by_noise_rate (cleanlab's default), both, confident_learning,
-    predicted_neq_given. Boolean [N], True = label issue."""
-    return find_label_issues(labels, probs, filter_by=filter_by)
+    predicted_neq_given. Boolean [N], True = label issue. In this process (`n_jobs=1`): cleanlab's
+    forked worker pool can hang at shutdown in a process that already runs threads (seen here
+    on a resumed run), and on these sizes it gains nothing."""
+    return find_label_issues(labels, probs, filter_by=filter_by, n_jobs=1)
 
 
 def cleanlab_detector(

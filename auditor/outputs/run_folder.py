@@ -8,8 +8,12 @@ temporary name and renamed (`auditor.outputs.files`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import platform
+import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +48,7 @@ class RunState:
     run_dir: Path
     manifest: dict
     timings: dict[str, float] = field(default_factory=dict)
+    lock: int | None = None  # an fcntl lock on <run>/.lock, held while this process runs it
 
     @classmethod
     def start(cls, out: Path, dataset: str, tags: list[str], manifest: dict) -> RunState:
@@ -51,9 +56,23 @@ class RunState:
         run_dir = create_run_dir(Path(out), dataset, tags)
         state = cls(run_dir, {"run_id": run_dir.name} | manifest | {
             "versions": package_versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })  # fmt: skip
+        }, lock=lock_run_dir(run_dir))  # fmt: skip
         state.save("running")
         return state
+
+    @classmethod
+    def resume(cls, run_dir: Path, manifest: dict) -> RunState:
+        """Take over an unfinished run folder (its manifest as read by `resumable_manifest`)."""
+        lock = lock_run_dir(run_dir)
+        resumed = [*manifest.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
+        state = cls(run_dir, manifest | {"resumed": resumed}, dict(manifest.get("timings_s", {})), lock)  # fmt: skip
+        state.manifest.pop("error", None)
+        state.save("running")
+        return state
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run_dir / "checkpoints"
 
     def save(self, status: str, **extra) -> None:
         self.manifest |= {"status": status, "timings_s": self.timings} | extra
@@ -65,11 +84,43 @@ class RunState:
         time since `started` (perf_counter) and mark it `complete`."""
         try:
             yield
+        except KeyboardInterrupt:
+            self.save("interrupted", error="interrupted (Ctrl-C or SIGTERM)")
+            print(f"audit: run interrupted; go on with: audit run --resume {self.run_dir}", file=sys.stderr)  # fmt: skip
+            raise
         except BaseException as err:
             self.save("failed", error=f"{type(err).__name__}: {err}")
+            print(f"audit: run failed; after fixing the cause: audit run --resume {self.run_dir}", file=sys.stderr)  # fmt: skip
             raise
-        self.timings["total"] = time.perf_counter() - started
+        self.timings["total"] = self.timings.get("total", 0.0) + time.perf_counter() - started
         self.save("complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+
+def lock_run_dir(run_dir: Path) -> int:
+    """Hold an exclusive lock on the run folder for this process's lifetime (released by the
+    kernel when it exits, however it exits): two processes never run the same folder."""
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"{run_dir} is being run by another audit process") from None
+    return fd
+
+
+def resumable_manifest(run_dir: Path) -> dict:
+    """The manifest of a run folder that `audit run --resume` can continue."""
+    try:
+        manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise UserError(f"--resume {run_dir}: not a run folder (no manifest.json)") from None
+    status = manifest.get("status")
+    if status == "complete":
+        raise UserError(f"--resume {run_dir}: the run is already complete")
+    if "config" not in manifest or "dataset_kind" not in manifest:
+        raise UserError(f"--resume {run_dir}: not a folder of `audit run`")
+    return manifest
 
 
 def package_versions() -> dict[str, str]:

@@ -16,7 +16,7 @@ import torch
 
 from auditor.detectors.dynamics import aum_threshold_flags
 from auditor.training.augment import Normalizer
-from auditor.training.engine import TrainConfig, train
+from auditor.training.engine import TrainConfig, checkpoint_for, train
 from methods.base import Method
 
 
@@ -45,7 +45,9 @@ def aum_threshold_run(
     subsets = threshold_subsets(len(labels), num_classes, config.seed)
     for run, subset in enumerate(subsets):
         fake = np.where(subset, num_classes, labels)
-        run_config = replace(config, seed=config.seed + 100 + run)
+        run_config = replace(
+            config, seed=config.seed + 100 + run, checkpoint=checkpoint_for(config, f"aum{run + 1}")
+        )
         result = train(make_method(run_config.seed, num_classes + 1), pixels, torch.from_numpy(fake),
                        None, None, normalize, run_config, progress=progress, final_pass=False)  # fmt: skip
         run_flags, threshold = aum_threshold_flags(result.signals["margin"].mean(axis=0), subset)

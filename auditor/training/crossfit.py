@@ -12,7 +12,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from auditor.errors import UserError
 from auditor.training.augment import Normalizer
-from auditor.training.engine import TrainConfig, predict, train
+from auditor.training.engine import TrainConfig, checkpoint_for, predict, train
 from methods.base import Method
 
 
@@ -40,7 +40,9 @@ def cross_fit(
     """probs [N, K]: row i predicted by the one fold model that did not train on sample i."""
     probs: np.ndarray | None = None
     for k, (fit, held_out) in enumerate(fold_indices(labels, folds, config.seed)):
-        fold_config = replace(config, seed=config.seed + 1 + k)
+        fold_config = replace(
+            config, seed=config.seed + 1 + k, checkpoint=checkpoint_for(config, f"fold{k + 1}")
+        )
         method = make_method(fold_config.seed)
         train(
             method,

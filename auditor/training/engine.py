@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +32,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     balanced: bool = False  # oversample every class up to the largest (`epoch_order`)
+    checkpoint: str | None = None  # saved after every epoch; training resumes from it
+
+
+def checkpoint_for(config: TrainConfig, suffix: str) -> str | None:
+    """The checkpoint path of a derived training (a fold, an AUM threshold run)."""
+    return None if config.checkpoint is None else f"{config.checkpoint[: -len('.pt')]}-{suffix}.pt"
 
 
 @dataclass
@@ -90,6 +97,14 @@ def epoch_order(
     return order[shuffle], recorded[shuffle]
 
 
+def epoch_length(labels: torch.Tensor, balanced: bool) -> int:
+    """Samples drawn per epoch by `epoch_order`."""
+    if not balanced:
+        return len(labels)
+    counts = torch.bincount(labels)
+    return int((counts > 0).sum() * counts.max())
+
+
 @torch.no_grad()
 def predict(
     method: Method, pixels: torch.Tensor, normalize: Normalizer, device: str, batch_size: int = 512
@@ -138,7 +153,14 @@ def train(
     events: list[torch.Tensor] = []
     test_accuracy: list[float] = []
     start = time.perf_counter()
-    for epoch in range(config.epochs):
+    loop = {"model": method, "optimizer": optimizer, "scheduler": scheduler, "augment": augment.g}
+    first_epoch, done = resume_state(
+        config.checkpoint, loop, record, current, events, test_accuracy
+    )
+    if progress is not None and first_epoch:
+        progress(first_epoch * epoch_length(train_labels, config.balanced), 0)
+    start -= done
+    for epoch in range(first_epoch, config.epochs):
         method.train()
         order, recorded = epoch_order(
             train_labels, balanced=config.balanced,
@@ -174,6 +196,9 @@ def train(
         if test_pixels is not None and len(test_pixels):
             test_logits, _ = predict(method, test_pixels, normalize, device)
             test_accuracy.append(accuracy(test_logits, test_labels))
+        if config.checkpoint is not None:
+            save_checkpoint(config.checkpoint, epoch + 1, loop, record, current, events,
+                            test_accuracy, time.perf_counter() - start)  # fmt: skip
     seconds = time.perf_counter() - start
     if final_pass:
         logits, embeddings = (t.numpy() for t in predict(method, train_pixels, normalize, device))
@@ -192,3 +217,62 @@ def train(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
     )
+
+
+def save_checkpoint(
+    path: str,
+    epochs_done: int,
+    loop: dict,
+    record: dict[str, torch.Tensor],
+    current: torch.Tensor,
+    events: list[torch.Tensor],
+    test_accuracy: list[float],
+    seconds: float,
+) -> None:
+    """Everything the loop needs to go on after `epochs_done` epochs as if never stopped: model,
+    optimiser, scheduler, the augmentation and global random states, the signals so far.
+    Written to a temporary name and renamed."""
+    from auditor.fsutil import atomic_path
+
+    state = {
+        "epochs_done": epochs_done,
+        "model": loop["model"].state_dict(),
+        "optimizer": loop["optimizer"].state_dict(),
+        "scheduler": loop["scheduler"].state_dict(),
+        "augment_rng": loop["augment"].get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "record": record,
+        "current": current,
+        "events": torch.cat(events, dim=1) if events else None,
+        "test_accuracy": torch.tensor(test_accuracy, dtype=torch.float64),
+        "seconds": seconds,
+    }
+    with atomic_path(Path(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def resume_state(
+    path: str | None,
+    loop: dict,
+    record: dict[str, torch.Tensor],
+    current: torch.Tensor,
+    events: list[torch.Tensor],
+    test_accuracy: list[float],
+) -> tuple[int, float]:
+    """Load the checkpoint at `path` into the loop's objects (in place) when it exists; returns
+    (epochs already done, seconds they took). Loaded with weights_only=True: tensors only."""
+    if path is None or not Path(path).is_file():
+        return 0, 0.0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    loop["model"].load_state_dict(state["model"])
+    loop["optimizer"].load_state_dict(state["optimizer"])
+    loop["scheduler"].load_state_dict(state["scheduler"])
+    loop["augment"].set_state(state["augment_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    for name, values in state["record"].items():
+        record[name].copy_(values)
+    current.copy_(state["current"])
+    if state["events"] is not None:
+        events.append(state["events"].to(current.device))
+    test_accuracy.extend(state["test_accuracy"].tolist())
+    return int(state["epochs_done"]), float(state["seconds"])
