@@ -1,0 +1,98 @@
+"""Interruption through the real CLI: SIGTERM / Ctrl-C / SIGKILL mid-training, then
+`audit run --resume`, whose samples.parquet equals an uninterrupted run's; runs never share a
+folder and a finished or busy run is not resumed."""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import AUDIT, run_cli
+from tests.test_cli_e2e import last_line_dir
+
+pytestmark = pytest.mark.slow
+RUN = ["run", "demo", "--limit", "300", "--epochs", "4", "--method", "ce,scn", "--no-report",
+       "--image-size", "28"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """The same run, never interrupted."""
+    return last_line_dir(run_cli(*RUN, "--out", str(tmp_path_factory.mktemp("straight"))))
+
+
+def interrupt(out: Path, sig: int) -> tuple[Path, int]:
+    """Start the run, send `sig` once the second method has finished an epoch; (folder, exit)."""
+    process = subprocess.Popen([str(AUDIT), *RUN, "--out", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 300
+    while not list(out.glob("demo/*/checkpoints/scn.pt")):
+        assert process.poll() is None, process.stderr.read()
+        assert time.time() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.1)
+    process.send_signal(sig)
+    process.wait(timeout=120)
+    (run_dir,) = out.glob("demo/*")
+    return run_dir, process.returncode
+
+
+def status(run_dir: Path) -> str:
+    return json.loads((run_dir / "manifest.json").read_text())["status"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_resumes_to_the_same_samples(tmp_path, straight, sig):
+    run_dir, code = interrupt(tmp_path, sig)
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL and status(run_dir) == "running"
+    else:
+        assert code == 130 and status(run_dir) == "interrupted"
+    assert not (run_dir / "samples.parquet").exists()  # nothing that looks finished
+    result = run_cli("run", "--resume", str(run_dir))
+    assert last_line_dir(result) == run_dir
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["resumed"]) == 1
+    assert not (run_dir / "checkpoints").exists()
+    for name in ("samples.parquet", "dynamics.parquet"):
+        assert pd.read_parquet(run_dir / name).equals(pd.read_parquet(straight / name)), name
+
+
+def test_resume_refusals_exit_2(tmp_path, straight):
+    result = run_cli("run", "--resume", str(straight))
+    assert result.returncode == 2 and "already complete" in result.stderr
+    result = run_cli("run", "--resume", str(straight), "--epochs", "3")
+    assert result.returncode == 2 and "drop --epochs" in result.stderr
+    result = run_cli("run", "--resume", str(tmp_path))
+    assert result.returncode == 2 and "no manifest.json" in result.stderr
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    manifest = json.loads((straight / "manifest.json").read_text()) | {"status": "running"}
+    (busy / "manifest.json").write_text(json.dumps(manifest))
+    fd = os.open(busy / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a live audit process holds it
+    try:
+        result = run_cli("run", "--resume", str(busy))
+    finally:
+        os.close(fd)
+    assert result.returncode == 2 and "being run by another audit process" in result.stderr
+
+
+def test_two_runs_at_once_never_share_a_folder(tmp_path):
+    args = [str(AUDIT), "run", "demo", "--limit", "100", "--epochs", "1", "--method", "ce",
+            "--no-report", "--out", str(tmp_path)]  # fmt: skip
+    processes = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]  # fmt: skip
+    folders = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+        folders.append(stdout.strip().splitlines()[-1])
+    assert len(set(folders)) == 3
+    assert all(status(Path(f)) == "complete" for f in folders)
