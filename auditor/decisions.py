@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.datasets.labelfile import read_csv_rows
 from auditor.errors import UserError
 from auditor.outputs.files import restore_cell
 from auditor.outputs.tables import RELABEL_COLUMNS, relabel_frame
@@ -36,17 +37,9 @@ class Decisions:
 def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) -> Decisions:
     """Parse a relabel CSV (from `audit export` or edited by hand) against the run's samples."""
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
-    except FileNotFoundError:
-        raise UserError(f"--relabels {path} does not exist") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a readable CSV ({err})") from None
-    missing = {"sample_id", "decision"} - set(frame.columns)
-    if missing:
-        raise UserError(
-            f"{path}: the columns {sorted(missing)} are missing (found {list(frame.columns)})"
-        )
+    if not path.is_file():
+        raise UserError(f"--relabels {path} does not exist")
+    frame, lines = read_csv_rows(path, ["sample_id", "decision"])
     frame = frame.map(restore_cell)
     known = set(sample_ids)
     lookup = {name: i for i, name in enumerate(class_names)}
@@ -55,8 +48,8 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
     relabel: dict[str, int] = {}
     keep: set[str] = set()
     drop: set[str] = set()
-    for n, row in enumerate(frame.to_dict("records")):
-        line, sid, decision = n + 2, row["sample_id"].strip(), row["decision"].strip().lower()
+    for line, row in zip(lines, frame.to_dict("records"), strict=True):
+        sid, decision = row["sample_id"].strip(), row["decision"].strip().lower()
         if sid not in known:
             problems.append(f"line {line}: unknown sample_id {sid!r}")
             continue

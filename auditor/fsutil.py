@@ -41,6 +41,8 @@ def write_text_atomic(target: Path, text: str) -> None:
 def inside_root(root: Path, relative: str, *, where: str) -> Path:
     """Resolve `relative` under `root`, refusing absolute paths and anything that escapes the root
     (`..`, symlinks pointing outside). `where` names the line that held the path, for the error."""
+    if "\0" in relative or not relative.strip():
+        raise UserError(f"{where}: {relative!r} is not a file path")
     if os.path.isabs(relative):
         raise UserError(
             f"{where}: absolute path {relative!r} is not allowed; paths are relative to {root}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.datasets.labelfile import parse_name_label
+from auditor.datasets.labelfile import parse_name_label, read_csv_rows
 from auditor.datasets.table import SampleTable
 from auditor.errors import UserError
 from auditor.fsutil import atomic_path, write_text_atomic
@@ -82,21 +82,11 @@ def read_label_file(path: Path, table: SampleTable, kind: str) -> np.ndarray:
 def csv_entries(path: Path, table: SampleTable, column: str) -> list[tuple[str, int, int]]:
     """(sample id, label index, line number) of a CSV label file with a header naming `column`
     and `label` (class names or ids)."""
-    try:
-        frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a readable CSV ({err})") from None
-    if not {column, "label"} <= set(frame.columns):
-        raise UserError(
-            f"{path}: expected a header with the columns {column},label[,split]; "
-            f"found {list(frame.columns)}"
-        )
+    frame, lines = read_csv_rows(path, [column, "label"])
     frame = frame.map(restore_cell)
     lookup = {name: i for i, name in enumerate(table.class_names)}
     entries, bad, seen = [], [], {}
-    for n, (sid, text) in enumerate(zip(frame[column], frame["label"], strict=True)):
-        line = n + 2
-        text = text.strip()
+    for sid, text, line in zip(frame[column], frame["label"].str.strip(), lines, strict=True):
         label = lookup.get(text)
         if label is None and text.isdigit() and int(text) < table.num_classes:
             label = int(text)

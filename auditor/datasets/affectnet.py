@@ -22,8 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from auditor.datasets.labelfile import int_column, read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
@@ -59,27 +59,17 @@ def official_rows(
     path = root / OFFICIAL[split]
     if not path.is_file():
         return []
-    frame = pd.read_csv(path)
-    needed = [
-        "subDirectory_filePath",
-        "face_x",
-        "face_y",
-        "face_width",
-        "face_height",
-        "expression",
-    ]
-    if any(c not in frame.columns for c in needed):
-        raise UserError(f"{path}: expected the columns {needed}")
+    box_columns = ["face_x", "face_y", "face_width", "face_height"]
+    frame, lines = read_csv_rows(path, ["subDirectory_filePath", *box_columns, "expression"])
+    boxes = np.stack([int_column(frame[c], lines, path, c) for c in box_columns], axis=1)
     rows = []
-    for line, r in enumerate(frame.itertuples(index=False), start=2):
-        rel = f"Manually_Annotated_Images/{r.subDirectory_filePath}"
-        box = tuple(int(v) for v in (r.face_x, r.face_y, r.face_width, r.face_height))
+    for r, box, line in zip(frame.itertuples(index=False), boxes.tolist(), lines, strict=True):
         rows.append(
             (
                 str(r.subDirectory_filePath),
-                rel,
+                f"Manually_Annotated_Images/{r.subDirectory_filePath}",
                 _expression(r.expression, f"{path}, line {line}"),
-                box if box[2] > 0 and box[3] > 0 else None,
+                tuple(box) if box[2] > 0 and box[3] > 0 else None,
             )
         )
     return rows

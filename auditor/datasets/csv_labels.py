@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.datasets.labelfile import read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
@@ -30,11 +31,11 @@ def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
 
 
 def class_index(
-    values: pd.Series, classes: list[str] | None, where: Path
+    values: pd.Series, classes: list[str] | None, where: Path, lines: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
     text = values.astype(str).str.strip()
     if classes is None:
-        if text.str.fullmatch(r"\d+").all():
+        if text.str.fullmatch(r"\d{1,4}").all():
             ids = text.astype(int).to_numpy()
             return ids, [str(i) for i in range(int(ids.max()) + 1)]
         classes = sorted(text.unique())
@@ -47,7 +48,7 @@ def class_index(
         bad = np.flatnonzero(ids < 0)
     if len(bad):
         raise UserError(
-            f"{where}, line {bad[0] + 2}: unknown label {text.iloc[bad[0]]!r}; classes are {classes}"
+            f"{where}, line {lines[bad[0]]}: unknown label {text.iloc[bad[0]]!r}; classes are {classes}"
         )
     return ids, list(classes)
 
@@ -59,29 +60,26 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
             f"csv needs a label file {path or '<root>/labels.csv'} with a header `path,label[,split]`; "
             f"{entry.root_hint()} (the folder the paths are relative to)"
         )
-    frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", skip_blank_lines=True)
-    if not {"path", "label"} <= set(frame.columns):
-        raise UserError(
-            f"{path}: expected a header with the columns path,label[,split], found {list(frame.columns)}"
-        )
-    frame = frame.dropna(how="all")
-    if frame["path"].isna().any() or frame["label"].isna().any():
-        line = int(np.flatnonzero(frame["path"].isna() | frame["label"].isna())[0]) + 2
-        raise UserError(f"{path}, line {line}: empty path or label")
+    frame, lines = read_csv_rows(path, ["path", "label"])
+    empty = np.flatnonzero((frame["path"].str.strip() == "") | (frame["label"].str.strip() == ""))
+    if len(empty):
+        raise UserError(f"{path}, line {lines[empty[0]]}: empty path or label")
     duplicated = frame["path"].duplicated()
     if duplicated.any():
+        first = int(np.flatnonzero(duplicated)[0])
         raise UserError(
-            f"{path}, line {int(np.flatnonzero(duplicated)[0]) + 2}: {frame['path'][duplicated].iloc[0]!r} is listed twice"
+            f"{path}, line {lines[first]}: {frame['path'].iloc[first]!r} is listed twice"
         )
-    labels, classes = class_index(frame["label"], entry.classes, path)
+    labels, classes = class_index(frame["label"], entry.classes, path, lines)
     files = [
-        inside_root(root, p, where=f"{path}, line {i + 2}") for i, p in enumerate(frame["path"])
+        inside_root(root, p, where=f"{path}, line {line}")
+        for p, line in zip(frame["path"], lines, strict=True)
     ]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise UserError(f"{len(missing)} images listed in {path} are missing, e.g. {missing[0]}")
     split = (
-        frame["split"].fillna("train").str.strip().str.lower().replace({"val": "test"})
+        frame["split"].str.strip().replace({"": "train"}).str.lower().replace({"val": "test"})
         if "split" in frame
         else pd.Series(["train"] * len(frame))
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.datasets.labelfile import int_column, read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.errors import UserError
@@ -76,32 +77,30 @@ def annotator_votes(votes: np.ndarray, num_classes: int, seed: int) -> np.ndarra
 
 
 def read_votes(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path)
-    missing = [c for c in ["Usage", *VOTE_COLUMNS] if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path}: missing columns {missing}; expected FER+'s fer2013new.csv header")
+    """FER+'s fer2013new.csv: Usage and the ten vote counts (integers) of every row."""
+    frame, lines = read_csv_rows(path, ["Usage", *VOTE_COLUMNS])
+    for column in VOTE_COLUMNS:
+        frame[column] = int_column(frame[column], lines, path, column)
     return frame
 
 
 def read_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labels [rows], pixels uint8 [rows, 48, 48], usage [rows]) of FER2013's CSV."""
-    frame = pd.read_csv(path, dtype={"emotion": "Int64", "pixels": str, "Usage": str})
-    if list(frame.columns[:3]) != ["emotion", "pixels", "Usage"]:
-        raise UserError(
-            f"{path}: expected the columns emotion,pixels,Usage (FER2013's fer2013.csv)"
-        )
+    frame, lines = read_csv_rows(path, ["emotion", "pixels", "Usage"])
+    labels = int_column(frame["emotion"], lines, path, "emotion")
     pixels = np.empty((len(frame), 48, 48), dtype=np.uint8)
     for i, text in enumerate(frame["pixels"]):
-        values = np.array(str(text).split(), dtype=np.int64)
+        try:
+            values = np.array(text.split(), dtype=np.int64)
+        except (ValueError, OverflowError):
+            values = np.array([-1])
         if values.size != 48 * 48 or values.min() < 0 or values.max() > 255:
-            raise UserError(
-                f"{path}, row {i + 2}: expected 2304 grey levels 0..255, found {values.size}"
-            )
+            raise UserError(f"{path}, line {lines[i]}: expected 2304 grey levels 0..255")
         pixels[i] = values.reshape(48, 48)
-    labels = frame["emotion"].to_numpy()
-    if frame["emotion"].isna().any() or labels.min() < 0 or labels.max() > 6:
-        raise UserError(f"{path}: emotion must be 0..6 on every row")
-    return labels.astype(np.int64), pixels, frame["Usage"].to_numpy(str)
+    bad = np.flatnonzero((labels < 0) | (labels > 6))
+    if len(bad):
+        raise UserError(f"{path}, line {lines[bad[0]]}: emotion {labels[bad[0]]} is outside 0..6")
+    return labels, pixels, frame["Usage"].to_numpy(str)
 
 
 def files(root: Path | None) -> tuple[Path, Path] | None:

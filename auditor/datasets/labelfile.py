@@ -1,8 +1,14 @@
-"""Parsing of whitespace-separated `name label` label files (RAF-DB's list and its noise files)."""
+"""Strict parsers of label files: whitespace-separated `name label` lists (RAF-DB's list and its
+noise files) and CSV tables with a header (every other label file)."""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from auditor.errors import UserError
 
@@ -44,3 +50,54 @@ def parse_name_label(
     if not rows:
         raise UserError(f"{path}: no label rows found")
     return rows
+
+
+def read_csv_rows(path: Path, required: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the rows of a CSV label file as strings, the 1-based line number of each row). The
+    header must name every `required` column, once; every non-empty row must have as many
+    fields as the header. Tolerates a UTF-8 BOM, CRLF and blank lines. Errors name the line."""
+    path = Path(path)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            try:
+                header = [name.strip() for name in next(reader)]
+            except StopIteration:
+                raise UserError(
+                    f"{path}: empty file; expected a header naming {list(required)}"
+                ) from None
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise UserError(
+                        f"{path}, line {reader.line_num}: expected {len(header)} fields "
+                        f"({','.join(header)}), found {len(row)}"
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err})") from None
+    except csv.Error as err:
+        raise UserError(f"{path}, line {reader.line_num}: not valid CSV ({err})") from None
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    missing = [name for name in required if name not in header]
+    if repeated or missing:
+        raise UserError(
+            f"{path}: expected a header with the columns {','.join(required)} (each once), "
+            f"found {header}"
+        )
+    return pd.DataFrame(rows, columns=header, dtype=str), np.array(lines, dtype=np.int64)
+
+
+def int_column(values: pd.Series, lines: np.ndarray, path: Path, column: str) -> np.ndarray:
+    """The integers of a text column; a cell that is not one is refused, naming its line."""
+    text = values.str.strip()
+    bad = np.flatnonzero(~text.str.fullmatch(r"[+-]?\d{1,9}").to_numpy(bool))
+    if len(bad):
+        raise UserError(
+            f"{path}, line {lines[bad[0]]}: {column} {text.iloc[bad[0]]!r} is not an integer (at most 9 digits)"
+        )
+    return text.astype(np.int64).to_numpy()
