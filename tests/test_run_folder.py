@@ -137,3 +137,28 @@ def test_metrics_and_relabel(run):
     suspicion = [float(r["suspicion"]) for r in rows]
     assert suspicion == sorted(suspicion, reverse=True)
     assert all("suspicion" in r["detectors"].split(";") for r in rows)
+
+
+def test_a_failed_write_leaves_the_old_file_or_none(tmp_path):
+    from auditor.fsutil import atomic_path
+
+    target = tmp_path / "metrics.json"
+    with pytest.raises(OSError), atomic_path(target) as tmp:
+        tmp.write_text('{"half": ')
+        raise OSError("disk full")
+    assert not target.exists() and not list(tmp_path.iterdir())
+    target.write_text("old")
+    with pytest.raises(OSError), atomic_path(target) as tmp:
+        tmp.write_text("new, half")
+        raise OSError("disk full")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_run_that_fails_is_marked_failed_not_complete(tmp_path):
+    from auditor.outputs.run_folder import RunState
+
+    state = RunState.start(tmp_path, "demo", ["ce"], {"dataset": "demo"})
+    with pytest.raises(RuntimeError), state.recording(0.0):
+        raise RuntimeError("out of memory")
+    manifest = json.loads((state.run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "out of memory" in manifest["error"]

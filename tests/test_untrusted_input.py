@@ -32,7 +32,9 @@ class RunsCode:
 def images(root: Path, n: int = 8) -> None:
     (root / "imgs").mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        Image.fromarray(np.full((16, 16, 3), 20 * i % 256, np.uint8)).save(root / "imgs" / f"{i}.png")
+        Image.fromarray(np.full((16, 16, 3), 20 * i % 256, np.uint8)).save(
+            root / "imgs" / f"{i}.png"
+        )
 
 
 @pytest.fixture
