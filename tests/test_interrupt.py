@@ -96,3 +96,24 @@ def test_two_runs_at_once_never_share_a_folder(tmp_path):
         folders.append(stdout.strip().splitlines()[-1])
     assert len(set(folders)) == 3
     assert all(status(Path(f)) == "complete" for f in folders)
+
+
+def test_a_failure_while_writing_leaves_nothing_that_looks_complete(tmp_path, straight):
+    run_dir, code = interrupt(tmp_path, signal.SIGTERM)
+    assert code == 130
+    (run_dir / "samples.parquet").mkdir()  # the first output file cannot be renamed into place
+    result = run_cli("run", "--resume", str(run_dir))
+    assert result.returncode == 1 and "IsADirectoryError" in result.stderr
+    assert status(run_dir) == "failed"
+    assert json.loads((run_dir / "manifest.json").read_text())["error"].startswith(
+        "IsADirectoryError"
+    )
+    leftovers = sorted(p.name for p in run_dir.iterdir())
+    assert leftovers == [".lock", "checkpoints", "manifest.json", "samples.parquet"], leftovers
+    assert not any((run_dir / "samples.parquet").iterdir())  # no temporary file left behind
+    (run_dir / "samples.parquet").rmdir()
+    assert last_line_dir(run_cli("run", "--resume", str(run_dir))) == run_dir
+    assert status(run_dir) == "complete"
+    assert pd.read_parquet(run_dir / "samples.parquet").equals(
+        pd.read_parquet(straight / "samples.parquet")
+    )
