@@ -29,7 +29,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from auditor.datasets.registry import get_entry, load_registry
 
-    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume")}
+    if args.nproc is not None and args.nproc > 1 and "LOCAL_RANK" not in os.environ:
+        return launch_processes(args.nproc)
+    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume", "nproc")}  # fmt: skip
     resume = None
     if args.resume:
         from auditor.outputs.run_folder import resumable_manifest
@@ -54,12 +56,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         config = RunConfig(**resume[1]["config"])
         argv = resume[1]["command"]
+    from auditor.training import distributed
+
     configure_threads()
+    distributed.init_from_env(config.device)
     run_dir, metrics = execute(config, entry, argv, resume)
-    for line in summary_lines(metrics):
-        print(line)
-    print(run_dir)
+    if distributed.rank() == 0:
+        for line in summary_lines(metrics):
+            print(line)
+        print(run_dir)
     return 0
+
+
+def launch_processes(nproc: int) -> int:
+    """`audit run ... --nproc N` is `torchrun --standalone --nproc-per-node N -m auditor run ...`."""
+    import subprocess
+
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):  # drop --nproc N / --nproc=N
+        if arg == "--nproc":
+            argv = argv[:i] + argv[i + 2 :]
+            break
+        if arg.startswith("--nproc="):
+            argv = argv[:i] + argv[i + 1 :]
+            break
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "auditor", *argv]  # fmt: skip
+    return subprocess.run(command).returncode
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -228,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--nproc",
+        type=positive_int,
+        help="train with N processes (torchrun; gloo on CPU, NCCL on GPU); results written once",
+    )
     p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")
     p.add_argument(
         "--eac-erasure",

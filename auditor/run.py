@@ -31,6 +31,7 @@ from auditor.outputs.report import build_report
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
 from auditor.scoring import MethodEvidence, score_all, trusted_methods
+from auditor.training import distributed
 from auditor.training.augment import Normalizer
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import cross_fit
@@ -156,7 +157,7 @@ def train_method(
         unit="img",
         file=sys.stderr,
         dynamic_ncols=True,
-        disable=None,
+        disable=None if distributed.rank() == 0 else True,
         mininterval=1.0,
     ) as bar:
 
@@ -223,7 +224,9 @@ def execute(
     labels = labels_for(train_table, config, pixels[0])
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
-    if resume is not None:
+    if distributed.rank() != 0:
+        state = RunState.follower(Path(str(distributed.broadcast_object(None))))
+    elif resume is not None:
         run_dir, manifest = resume
         if manifest["dataset_fingerprint"] != table.fingerprint():
             raise UserError(
@@ -240,7 +243,10 @@ def execute(
             "class_names": table.class_names,
             "dataset_notes": {k: v for k, v in table.extra.items() if k != "noise_type"},
             "skipped": skipped, "labels_file": labels_info, "weights": weights_info,
+            "processes": distributed.world_size(),
         })  # fmt: skip
+    if distributed.rank() == 0:
+        distributed.broadcast_object(str(state.run_dir))
     state.timings["load_and_decode"] = time.perf_counter() - t0
     with state.recording(t0):
         metrics = audit(config, train_table, test_table, pixels, labels, device, weights, state)
@@ -276,6 +282,8 @@ def audit(
         accuracy[name] = accuracy_protocols(test_accuracy)
         state.timings[f"train_{name}"] = seconds
         state.save("running")
+    if not state.primary:
+        return {}  # torchrun processes other than 0 only train
 
     t = time.perf_counter()
     last5 = {m: a["last5_mean"] for m, a in accuracy.items()}

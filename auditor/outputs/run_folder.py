@@ -49,6 +49,7 @@ class RunState:
     manifest: dict
     timings: dict[str, float] = field(default_factory=dict)
     lock: int | None = None  # an fcntl lock on <run>/.lock, held while this process runs it
+    primary: bool = True  # False in torchrun processes other than 0: they write nothing
 
     @classmethod
     def start(cls, out: Path, dataset: str, tags: list[str], manifest: dict) -> RunState:
@@ -74,7 +75,14 @@ class RunState:
     def checkpoints(self) -> Path:
         return self.run_dir / "checkpoints"
 
+    @classmethod
+    def follower(cls, run_dir: Path) -> RunState:
+        """The run as seen by a torchrun process other than 0: it trains, writes nothing."""
+        return cls(run_dir, {}, primary=False)
+
     def save(self, status: str, **extra) -> None:
+        if not self.primary:
+            return
         self.manifest |= {"status": status, "timings_s": self.timings} | extra
         write_json(self.run_dir / "manifest.json", self.manifest)
 
@@ -82,6 +90,9 @@ class RunState:
     def recording(self, started: float) -> Iterator[None]:
         """Mark the run `failed` (with the error) if the block raises, else record the total
         time since `started` (perf_counter) and mark it `complete`."""
+        if not self.primary:
+            yield
+            return
         try:
             yield
         except KeyboardInterrupt:

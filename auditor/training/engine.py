@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from auditor.training import distributed
 from auditor.training.augment import Augmenter, Normalizer
 from auditor.training.signals import COMMON_SIGNALS, common_signals
 from methods.base import Batch, Method
@@ -139,11 +140,13 @@ def train(
     sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step.
     With `final_pass`, the trained model also scores every un-augmented training image."""
     device = config.device
+    rank, world = distributed.rank(), distributed.world_size()
     method.to(device).to(memory_format=torch.channels_last)
+    distributed.broadcast_module(method)
     trainable = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
-    augment = Augmenter(torch.Generator(device=device).manual_seed(config.seed))
+    augment = Augmenter(torch.Generator(device=device).manual_seed(config.seed + 7919 * rank))
 
     n = len(train_labels)
     names = COMMON_SIGNALS + method.extra_signals
@@ -166,7 +169,9 @@ def train(
             train_labels, balanced=config.balanced,
             generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
         )  # fmt: skip
-        for positions in batches(torch.arange(len(order)), config.batch_size):
+        labels_before, events_before = current.clone(), len(events)
+        for global_positions in batches(torch.arange(len(order)), config.batch_size):
+            positions = global_positions[rank::world]  # this process's share of the batch
             idx, keep = order[positions], recorded[positions]
             idx_dev = idx.to(device, non_blocking=True)
             x = normalize(train_pixels[idx].to(device, non_blocking=True))
@@ -176,6 +181,7 @@ def train(
             out = method.training_step(batch, augment)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
+            distributed.average_gradients(trainable)
             optimizer.step()
             method.after_step()
             # signals are read against the given label, whatever the method trains on; extra
@@ -191,20 +197,23 @@ def train(
                 )
                 current[idx_dev] = out.new_labels
             if progress is not None:
-                progress(len(idx), config.epochs * len(order))
+                progress(len(global_positions), config.epochs * len(order))
         scheduler.step()
-        if test_pixels is not None and len(test_pixels):
+        if world > 1:
+            merge_processes(epoch, record, current, labels_before, events, events_before, method)
+        if rank == 0 and test_pixels is not None and len(test_pixels):
             test_logits, _ = predict(method, test_pixels, normalize, device)
             test_accuracy.append(accuracy(test_logits, test_labels))
-        if config.checkpoint is not None:
+        if config.checkpoint is not None and rank == 0:
             save_checkpoint(config.checkpoint, epoch + 1, loop, record, current, events,
                             test_accuracy, time.perf_counter() - start)  # fmt: skip
     seconds = time.perf_counter() - start
-    if final_pass:
+    if final_pass and rank == 0:
         logits, embeddings = (t.numpy() for t in predict(method, train_pixels, normalize, device))
     else:
         logits = embeddings = np.zeros((0, 0), dtype=np.float32)
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
+    event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
     return TrainResult(
         signals={k: v.cpu().numpy() for k, v in record.items()},
         test_accuracy=test_accuracy,
@@ -217,6 +226,29 @@ def train(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
     )
+
+
+def merge_processes(
+    epoch: int,
+    record: dict[str, torch.Tensor],
+    current: torch.Tensor,
+    labels_before: torch.Tensor,
+    events: list[torch.Tensor],
+    events_before: int,
+    method: Method,
+) -> None:
+    """End of an epoch under torchrun: every process gets every sample's signals (each was
+    recorded by exactly one process, so a sum gathers them), every relabelling of the epoch,
+    and the mean BatchNorm statistics."""
+    for values in record.values():
+        distributed.sum_(values[epoch])
+    current.copy_(labels_before + distributed.sum_(current - labels_before))
+    new = events[events_before:]
+    mine = torch.cat(new, dim=1).cpu().numpy() if new else np.zeros((4, 0), np.int64)
+    del events[events_before:]
+    merged = np.concatenate(distributed.gather_objects(mine), axis=1)
+    events.append(torch.from_numpy(merged).to(current.device))
+    distributed.average_buffers(method)
 
 
 def save_checkpoint(

@@ -1,0 +1,216 @@
+"""Training throughput (a script, not a test): our engine against a reference-style loop and
+the model-only ceiling, measured in one run on the same machine.
+
+Each loop trains the same method, model, image size and batch size on the same images for the
+same number of samples, after one warm-up epoch:
+
+- ours: `auditor.training.engine.train`: uint8 tensors in memory, gathered by index, normalised
+  and augmented (flip + erasing) in batch on the device, every sample's signals recorded every
+  step (loss, margin, p_given, correct and the method's own);
+- ceiling: the same model and `training_step` (its augmentation included) on batches already
+  normalised in memory: no gather, no epoch order, no signal recording;
+- reference: the way the FER repositories feed it: a Dataset that opens and decodes every image
+  file with PIL per sample, torchvision transforms (Resize, RandomHorizontalFlip, ToTensor,
+  Normalize, RandomErasing), EAC's second (mirrored) view, two DataLoader workers; the method's
+  step then receives the augmented batch (its own augmentation switched off), so the model work
+  is the same.
+
+Settings: the demo (Fashion-MNIST, 28 px, resnet-small, batch 256; images written as PNG files
+for the reference) with ce and eac, and ResNet-18 at 112 px on synthetic faces in the RAF-DB
+layout (100 px JPEG files, resized), batch 64, eac. Decoding into our tensor cache is a one-time
+cost per dataset and image size (cached on disk), not part of training throughput; it is
+printed separately.
+
+    .venv/bin/python bench/throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from auditor.datasets import load_dataset
+from auditor.datasets.cache import load_pixels
+from auditor.datasets.registry import get_entry, load_registry
+from auditor.datasets.synth_faces import write_rafdb_layout
+from auditor.datasets.table import stratified_subset
+from auditor.training.augment import Augmenter, Normalizer
+from auditor.training.engine import TrainConfig, train
+from methods import build_method
+from methods.backbones import build_backbone
+from methods.base import Batch, Method
+
+
+class NoAugment:
+    """The method's own augmentation switched off: the batch arrives augmented."""
+
+    def random_hflip(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def random_erase(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def permutation(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.randperm(n, device=device)
+
+
+class FileDataset(Dataset):
+    """Per-sample decode + torchvision transforms, returning the image and its mirror (EAC)."""
+
+    def __init__(
+        self, files: list[Path], labels: np.ndarray, size: int, norm: Normalizer, gray: bool
+    ):
+        self.files, self.labels, self.gray = files, labels, gray
+        self.transform = transforms.Compose([
+            transforms.Resize((size, size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(norm.mean, norm.std),
+            transforms.RandomErasing(scale=(0.02, 0.25)),
+        ])  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        with Image.open(self.files[i]) as image:
+            image = image.convert("L" if self.gray else "RGB")
+            x = self.transform(image)
+        return x, transforms.functional.hflip(x), int(self.labels[i])
+
+
+def make_method(name: str, backbone: str, channels: int, classes: int, seed: int = 0) -> Method:
+    torch.manual_seed(seed)
+    return build_method(name, build_backbone(backbone, channels), classes)
+
+
+def optimiser(method: Method) -> torch.optim.Optimizer:
+    return torch.optim.Adam(method.parameters(), lr=1e-3, weight_decay=1e-4)
+
+
+def step(method: Method, opt: torch.optim.Optimizer, batch: Batch, aug) -> None:
+    out = method.training_step(batch, aug)
+    opt.zero_grad(set_to_none=True)
+    out.loss.backward()
+    opt.step()
+    method.after_step()
+
+
+def ours(name, backbone, pixels, labels, norm, batch, epochs) -> float:
+    method = make_method(name, backbone, pixels.shape[1], int(labels.max()) + 1)
+    config = TrainConfig(epochs=1, batch_size=batch, device="cpu")
+    train(method, pixels, torch.from_numpy(labels), None, None, norm, config, final_pass=False)
+    config = TrainConfig(epochs=epochs, batch_size=batch, device="cpu", seed=1)
+    start = time.perf_counter()
+    train(method, pixels, torch.from_numpy(labels), None, None, norm, config, final_pass=False)
+    return epochs * len(labels) / (time.perf_counter() - start)
+
+
+def ceiling(name, backbone, pixels, labels, norm, batch, epochs) -> float:
+    method = make_method(name, backbone, pixels.shape[1], int(labels.max()) + 1)
+    method.train().to(memory_format=torch.channels_last)
+    opt = optimiser(method)
+    aug = Augmenter(torch.Generator().manual_seed(0))
+    y = torch.from_numpy(labels)
+    chunks = [
+        (norm(pixels[s : s + batch]).contiguous(memory_format=torch.channels_last), y[s : s + batch],
+         torch.arange(s, min(s + batch, len(y))))
+        for s in range(0, len(y), batch)
+    ]  # fmt: skip
+    for x, yb, idx in chunks:  # warm-up epoch
+        step(method, opt, Batch(x, yb, idx, 0), aug)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for x, yb, idx in chunks:
+            step(method, opt, Batch(x, yb, idx, 0), aug)
+    return epochs * len(labels) / (time.perf_counter() - start)
+
+
+def reference(name, backbone, files, labels, norm, size, gray, batch, epochs) -> float:
+    channels = 1 if gray else 3
+    method = make_method(name, backbone, channels, int(labels.max()) + 1)
+    method.train().to(memory_format=torch.channels_last)
+    opt = optimiser(method)
+    loader = DataLoader(FileDataset(files, labels, size, norm, gray), batch_size=batch,
+                        shuffle=True, num_workers=2, drop_last=False, persistent_workers=True)  # fmt: skip
+
+    def one_epoch() -> None:
+        for x1, _x2, y in loader:
+            x1 = x1.contiguous(memory_format=torch.channels_last)
+            step(method, opt, Batch(x1, y, torch.arange(len(y)), 0), NoAugment())
+
+    one_epoch()  # warm-up (and the workers' start)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        one_epoch()
+    return epochs * len(labels) / (time.perf_counter() - start)
+
+
+def write_pngs(pixels: torch.Tensor, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, image in enumerate(pixels.numpy()):
+        path = folder / f"{i:05d}.png"
+        Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(path)
+        files.append(path)
+    return files
+
+
+def setting(label, table, size, backbone, batch, methods, epochs, work: Path) -> list[str]:
+    t = time.perf_counter()
+    pixels, failures = load_pixels(table, size)
+    decode_s = time.perf_counter() - t
+    assert not failures
+    labels = table.labels.astype(np.int64)
+    norm = Normalizer.fit(pixels)
+    gray = pixels.shape[1] == 1
+    if hasattr(table.images, "paths"):
+        files = list(table.images.paths)
+    else:
+        files = write_pngs(pixels, work / label)
+    lines = [f"{label}: {len(labels)} images, {backbone} at {size} px, batch {batch}, "
+             f"{epochs} timed epochs after one warm-up; tensor cache {decode_s:.1f} s (once)"]  # fmt: skip
+    for name in methods:
+        r = reference(name, backbone, files, labels, norm, size, gray, batch, epochs)
+        c = ceiling(name, backbone, pixels, labels, norm, batch, epochs)
+        o = ours(name, backbone, pixels, labels, norm, batch, epochs)
+        lines.append(f"  {name:4s} ours {o:7.1f} img/s | ceiling {c:7.1f} | reference {r:7.1f} | "
+                     f"ours / ceiling {o / c:.3f} | ours / reference {o / r:.2f}x")  # fmt: skip
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer images, for a smoke run")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    registry = load_registry()
+    demo = load_dataset(get_entry("demo", registry))
+    train_rows = np.flatnonzero(demo.split == "train")
+    n_demo = 1024 if args.quick else 4096
+    demo = demo.select(train_rows[stratified_subset(demo.labels[train_rows], n_demo, seed=0)])
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
+        report = setting("demo", demo, 28, "resnet-small", 256, ["ce", "eac"], 2, work)
+        faces_root = write_rafdb_layout(
+            work / "RAF", n_train=64 if args.quick else 320, n_test=7, seed=0
+        )
+        faces = load_dataset(get_entry("raf-db", registry), root=faces_root)
+        faces = faces.select(np.flatnonzero(faces.split == "train"))
+        report += setting("faces", faces, 112, "resnet18", 64, ["eac"], 1, work)
+    print("\n" + "\n".join(report))
+
+
+if __name__ == "__main__":
+    main()
