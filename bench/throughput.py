@@ -2,7 +2,8 @@
 the model-only ceiling, measured in one run on the same machine.
 
 Each loop trains the same method, model, image size and batch size on the same images for the
-same number of samples, after one warm-up epoch:
+same number of samples, after one warm-up epoch; the three are interleaved and repeated
+(`--repeats`, median reported) because this machine's speed drifts between minutes:
 
 - ours: `auditor.training.engine.train`: uint8 tensors in memory, gathered by index, normalised
   and augmented (flip + erasing) in batch on the device, every sample's signals recorded every
@@ -165,7 +166,9 @@ def write_pngs(pixels: torch.Tensor, folder: Path) -> list[Path]:
     return files
 
 
-def setting(label, table, size, backbone, batch, methods, epochs, work: Path) -> list[str]:
+def setting(
+    label, table, size, backbone, batch, methods, epochs, work: Path, repeats: int
+) -> list[str]:
     t = time.perf_counter()
     pixels, failures = load_pixels(table, size)
     decode_s = time.perf_counter() - t
@@ -178,11 +181,15 @@ def setting(label, table, size, backbone, batch, methods, epochs, work: Path) ->
     else:
         files = write_pngs(pixels, work / label)
     lines = [f"{label}: {len(labels)} images, {backbone} at {size} px, batch {batch}, "
-             f"{epochs} timed epochs after one warm-up; tensor cache {decode_s:.1f} s (once)"]  # fmt: skip
+             f"{epochs} timed epochs after one warm-up, median of {repeats} interleaved repeats; "
+             f"tensor cache {decode_s:.1f} s (once)"]  # fmt: skip
     for name in methods:
-        r = reference(name, backbone, files, labels, norm, size, gray, batch, epochs)
-        c = ceiling(name, backbone, pixels, labels, norm, batch, epochs)
-        o = ours(name, backbone, pixels, labels, norm, batch, epochs)
+        measured: dict[str, list[float]] = {"reference": [], "ceiling": [], "ours": []}
+        for _ in range(repeats):  # interleaved, so a slow spell of the machine hits all three
+            measured["reference"].append(reference(name, backbone, files, labels, norm, size, gray, batch, epochs))  # fmt: skip
+            measured["ceiling"].append(ceiling(name, backbone, pixels, labels, norm, batch, epochs))
+            measured["ours"].append(ours(name, backbone, pixels, labels, norm, batch, epochs))
+        r, c, o = (float(np.median(measured[k])) for k in ("reference", "ceiling", "ours"))
         lines.append(f"  {name:4s} ours {o:7.1f} img/s | ceiling {c:7.1f} | reference {r:7.1f} | "
                      f"ours / ceiling {o / c:.3f} | ours / reference {o / r:.2f}x")  # fmt: skip
         print(lines[-1], flush=True)
@@ -192,6 +199,7 @@ def setting(label, table, size, backbone, batch, methods, epochs, work: Path) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images, for a smoke run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     registry = load_registry()
@@ -202,13 +210,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
-        report = setting("demo", demo, 28, "resnet-small", 256, ["ce", "eac"], 2, work)
+        report = setting(
+            "demo", demo, 28, "resnet-small", 256, ["ce", "eac"], 2, work, args.repeats
+        )
         faces_root = write_rafdb_layout(
             work / "RAF", n_train=64 if args.quick else 320, n_test=7, seed=0
         )
         faces = load_dataset(get_entry("raf-db", registry), root=faces_root)
         faces = faces.select(np.flatnonzero(faces.split == "train"))
-        report += setting("faces", faces, 112, "resnet18", 64, ["eac"], 1, work)
+        report += setting("faces", faces, 112, "resnet18", 64, ["eac"], 1, work, args.repeats)
     print("\n" + "\n".join(report))
 
 
