@@ -252,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument(
+        "--amp",
+        choices=("auto", "bf16", "off"),
+        help="bf16 autocast of the forward pass and loss; auto (default): on for CUDA, off on CPU",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the backbone (pays a one-off compile time; worth it on long GPU runs)",
+    )
+    p.add_argument(
         "--nproc",
         type=positive_int,
         help="train with N processes (torchrun; gloo on CPU, NCCL on GPU); results written once",

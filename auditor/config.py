@@ -8,7 +8,7 @@ from typing import Any
 
 from auditor.datasets.noise import NOISE_TYPES
 from auditor.errors import UserError
-from auditor.training.engine import TrainConfig
+from auditor.training.engine import TrainConfig, resolve_amp
 from methods import METHODS
 from methods.backbones import BACKBONES
 from methods.eac import ERASURES
@@ -30,6 +30,8 @@ TOOL_DEFAULTS: dict[str, Any] = {
     "lr_gamma": 0.9,
     "seed": 0,
     "device": "auto",
+    "amp": "auto",
+    "compile": False,
     "eac_lambda": 5.0,
     "eac_erasure": "same",
     "scn_beta": 0.7,
@@ -86,6 +88,8 @@ class RunConfig:
     scn_relabel_epoch: int
     gsmc_erasure: str
     preset: str | None = None
+    amp: str = "auto"
+    compile: bool = False
     weights: str | None = None
     allow_partial_weights: bool = False
     aum_threshold: bool = False
@@ -111,6 +115,8 @@ class RunConfig:
             seed=self.seed,
             device=device,
             balanced=self.balanced_sampling,
+            amp=resolve_amp(self.amp, device),
+            compile=self.compile,
         )
 
     def method_options(self, name: str) -> dict[str, Any]:
@@ -196,6 +202,8 @@ def validate(c: RunConfig) -> None:
             )
     if c.limit is not None and c.limit < 2:
         problems.append(f"--limit {c.limit}: must be at least 2")
+    if c.amp not in ("auto", "bf16", "off"):
+        problems.append(f"--amp {c.amp}: choose auto, bf16 or off")
     if c.device not in ("auto", "cpu", "cuda"):
         problems.append(f"--device {c.device}: choose auto, cpu or cuda")
     if problems:

@@ -35,7 +35,7 @@ from auditor.training import distributed
 from auditor.training.augment import Normalizer
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import cross_fit
-from auditor.training.engine import resolve_device, train
+from auditor.training.engine import resolve_amp, resolve_device, train
 from methods import METHODS, build_method
 from methods.backbones import build_backbone
 from methods.base import Method
@@ -239,6 +239,7 @@ def execute(
             "command": argv, "dataset": entry.name, "dataset_kind": entry.kind,
             "dataset_fingerprint": table.fingerprint(), "config": config.as_dict(),
             "device": device, "seed": config.seed, "noise": labels.noise,
+            "precision": "bf16 autocast" if resolve_amp(config.amp, device) else "float32",
             "n_train": len(train_table), "n_test": len(test_table),
             "class_names": table.class_names,
             "dataset_notes": {k: v for k, v in table.extra.items() if k != "noise_type"},

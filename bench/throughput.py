@@ -22,7 +22,13 @@ layout (100 px JPEG files, resized), batch 64, eac. Decoding into our tensor cac
 cost per dataset and image size (cached on disk), not part of training throughput; it is
 printed separately.
 
+On a GPU (`--device cuda`) ours and the ceiling run as `audit run` would there (bf16 autocast
+unless `--amp off`, `--compile` when asked, the uint8 cache on the GPU); the reference runs as
+the repositories do (float32, pinned DataLoader batches copied to the GPU). Clocks are read
+after `torch.cuda.synchronize()`.
+
     .venv/bin/python bench/throughput.py [--quick]
+    .venv/bin/python bench/throughput.py --device cuda --demo-images 30000 --faces 3000 --workers 8
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +52,7 @@ from auditor.datasets.registry import get_entry, load_registry
 from auditor.datasets.synth_faces import write_rafdb_layout
 from auditor.datasets.table import stratified_subset
 from auditor.training.augment import Augmenter, Normalizer
-from auditor.training.engine import TrainConfig, train
+from auditor.training.engine import TrainConfig, autocast, resolve_amp, resolve_device, train
 from methods import build_method
 from methods.backbones import build_backbone
 from methods.base import Batch, Method
@@ -89,6 +96,20 @@ class FileDataset(Dataset):
         return x, transforms.functional.hflip(x), int(self.labels[i])
 
 
+@dataclass(frozen=True)
+class Machine:
+    device: str  # "cpu" or "cuda"
+    amp: bool  # ours and the ceiling under bf16 autocast
+    compile: bool  # ours and the ceiling with a compiled backbone
+    workers: int  # DataLoader workers of the reference loop
+
+    def clock(self) -> float:
+        """perf_counter once the device has finished what was queued."""
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+
 def make_method(name: str, backbone: str, channels: int, classes: int, seed: int = 0) -> Method:
     torch.manual_seed(seed)
     return build_method(name, build_backbone(backbone, channels), classes)
@@ -98,62 +119,67 @@ def optimiser(method: Method) -> torch.optim.Optimizer:
     return torch.optim.Adam(method.parameters(), lr=1e-3, weight_decay=1e-4)
 
 
-def step(method: Method, opt: torch.optim.Optimizer, batch: Batch, aug) -> None:
-    out = method.training_step(batch, aug)
+def step(method: Method, opt: torch.optim.Optimizer, batch: Batch, aug, amp: bool) -> None:
+    with autocast(str(batch.x.device), amp):
+        out = method.training_step(batch, aug)
     opt.zero_grad(set_to_none=True)
     out.loss.backward()
     opt.step()
     method.after_step()
 
 
-def ours(name, backbone, pixels, labels, norm, batch, epochs) -> float:
+def ours(name, backbone, pixels, labels, norm, batch, epochs, m: Machine) -> float:
     method = make_method(name, backbone, pixels.shape[1], int(labels.max()) + 1)
-    config = TrainConfig(epochs=1, batch_size=batch, device="cpu")
+    config = TrainConfig(epochs=1, batch_size=batch, device=m.device, amp=m.amp, compile=m.compile)
     train(method, pixels, torch.from_numpy(labels), None, None, norm, config, final_pass=False)
-    config = TrainConfig(epochs=epochs, batch_size=batch, device="cpu", seed=1)
-    start = time.perf_counter()
+    config = TrainConfig(epochs=epochs, batch_size=batch, device=m.device, seed=1, amp=m.amp,
+                         compile=m.compile)  # fmt: skip
+    start = m.clock()
     train(method, pixels, torch.from_numpy(labels), None, None, norm, config, final_pass=False)
-    return epochs * len(labels) / (time.perf_counter() - start)
+    return epochs * len(labels) / (m.clock() - start)
 
 
-def ceiling(name, backbone, pixels, labels, norm, batch, epochs) -> float:
+def ceiling(name, backbone, pixels, labels, norm, batch, epochs, m: Machine) -> float:
     method = make_method(name, backbone, pixels.shape[1], int(labels.max()) + 1)
-    method.train().to(memory_format=torch.channels_last)
+    method.train().to(m.device).to(memory_format=torch.channels_last)
+    if m.compile:
+        method.backbone.compile()
     opt = optimiser(method)
-    aug = Augmenter(torch.Generator().manual_seed(0))
-    y = torch.from_numpy(labels)
-    chunks = [
-        (norm(pixels[s : s + batch]).contiguous(memory_format=torch.channels_last), y[s : s + batch],
-         torch.arange(s, min(s + batch, len(y))))
-        for s in range(0, len(y), batch)
-    ]  # fmt: skip
+    aug = Augmenter(torch.Generator(device=m.device).manual_seed(0))
+    y = torch.from_numpy(labels).to(m.device)
+    x_all = norm(pixels.to(m.device)).contiguous(memory_format=torch.channels_last)
+    chunks = [(x_all[s : s + batch], y[s : s + batch], torch.arange(s, min(s + batch, len(y)),
+               device=m.device)) for s in range(0, len(y), batch)]  # fmt: skip
     for x, yb, idx in chunks:  # warm-up epoch
-        step(method, opt, Batch(x, yb, idx, 0), aug)
-    start = time.perf_counter()
+        step(method, opt, Batch(x, yb, idx, 0), aug, m.amp)
+    start = m.clock()
     for _ in range(epochs):
         for x, yb, idx in chunks:
-            step(method, opt, Batch(x, yb, idx, 0), aug)
-    return epochs * len(labels) / (time.perf_counter() - start)
+            step(method, opt, Batch(x, yb, idx, 0), aug, m.amp)
+    return epochs * len(labels) / (m.clock() - start)
 
 
-def reference(name, backbone, files, labels, norm, size, gray, batch, epochs) -> float:
+def reference(name, backbone, files, labels, norm, size, gray, batch, epochs, m: Machine) -> float:
     channels = 1 if gray else 3
     method = make_method(name, backbone, channels, int(labels.max()) + 1)
-    method.train().to(memory_format=torch.channels_last)
+    method.train().to(m.device).to(memory_format=torch.channels_last)
     opt = optimiser(method)
     loader = DataLoader(FileDataset(files, labels, size, norm, gray), batch_size=batch,
-                        shuffle=True, num_workers=2, drop_last=False, persistent_workers=True)  # fmt: skip
+                        shuffle=True, num_workers=m.workers, drop_last=False,
+                        persistent_workers=True, pin_memory=m.device == "cuda")  # fmt: skip
 
     def one_epoch() -> None:
         for x1, _x2, y in loader:
-            x1 = x1.contiguous(memory_format=torch.channels_last)
-            step(method, opt, Batch(x1, y, torch.arange(len(y)), 0), NoAugment())
+            x1 = x1.to(m.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(m.device, non_blocking=True)
+            idx = torch.arange(len(y), device=m.device)
+            step(method, opt, Batch(x1, y, idx, 0), NoAugment(), amp=False)
 
     one_epoch()  # warm-up (and the workers' start)
-    start = time.perf_counter()
+    start = m.clock()
     for _ in range(epochs):
         one_epoch()
-    return epochs * len(labels) / (time.perf_counter() - start)
+    return epochs * len(labels) / (m.clock() - start)
 
 
 def write_pngs(pixels: torch.Tensor, folder: Path) -> list[Path]:
@@ -167,7 +193,7 @@ def write_pngs(pixels: torch.Tensor, folder: Path) -> list[Path]:
 
 
 def setting(
-    label, table, size, backbone, batch, methods, epochs, work: Path, repeats: int
+    label, table, size, backbone, batch, methods, epochs, work: Path, repeats: int, m: Machine
 ) -> list[str]:
     t = time.perf_counter()
     pixels, failures = load_pixels(table, size)
@@ -186,9 +212,9 @@ def setting(
     for name in methods:
         measured: dict[str, list[float]] = {"reference": [], "ceiling": [], "ours": []}
         for _ in range(repeats):  # interleaved, so a slow spell of the machine hits all three
-            measured["reference"].append(reference(name, backbone, files, labels, norm, size, gray, batch, epochs))  # fmt: skip
-            measured["ceiling"].append(ceiling(name, backbone, pixels, labels, norm, batch, epochs))
-            measured["ours"].append(ours(name, backbone, pixels, labels, norm, batch, epochs))
+            measured["reference"].append(reference(name, backbone, files, labels, norm, size, gray, batch, epochs, m))  # fmt: skip
+            measured["ceiling"].append(ceiling(name, backbone, pixels, labels, norm, batch, epochs, m))  # fmt: skip
+            measured["ours"].append(ours(name, backbone, pixels, labels, norm, batch, epochs, m))
         r, c, o = (float(np.median(measured[k])) for k in ("reference", "ceiling", "ours"))
         lines.append(f"  {name:4s} ours {o:7.1f} img/s | ceiling {c:7.1f} | reference {r:7.1f} | "
                      f"ours / ceiling {o / c:.3f} | ours / reference {o / r:.2f}x")  # fmt: skip
@@ -200,25 +226,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images, for a smoke run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    parser.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto")
+    parser.add_argument(
+        "--compile", action="store_true", help="compile the backbone (ours, ceiling)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="the reference's DataLoader workers")
+    parser.add_argument("--demo-images", type=int, help="demo training images (default 4096)")
+    parser.add_argument("--faces", type=int, help="synthetic face images (default 320)")
+    parser.add_argument("--face-batch", type=int, default=64, help="ResNet-18 batch size")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    device = resolve_device(args.device)
+    m = Machine(device, resolve_amp(args.amp, device), args.compile, args.workers)
     registry = load_registry()
     demo = load_dataset(get_entry("demo", registry))
     train_rows = np.flatnonzero(demo.split == "train")
-    n_demo = 1024 if args.quick else 4096
+    n_demo = args.demo_images or (1024 if args.quick else 4096)
     demo = demo.select(train_rows[stratified_subset(demo.labels[train_rows], n_demo, seed=0)])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
+        where = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; ours and "
+              f"ceiling: {'bf16 autocast' if m.amp else 'float32'}"
+              f"{', compiled' if m.compile else ''}; reference: float32, {m.workers} workers",
+              flush=True)  # fmt: skip
         report = setting(
-            "demo", demo, 28, "resnet-small", 256, ["ce", "eac"], 2, work, args.repeats
+            "demo", demo, 28, "resnet-small", 256, ["ce", "eac"], 2, work, args.repeats, m
         )
-        faces_root = write_rafdb_layout(
-            work / "RAF", n_train=64 if args.quick else 320, n_test=7, seed=0
-        )
+        n_faces = args.faces or (64 if args.quick else 320)
+        faces_root = write_rafdb_layout(work / "RAF", n_train=n_faces, n_test=7, seed=0)
         faces = load_dataset(get_entry("raf-db", registry), root=faces_root)
         faces = faces.select(np.flatnonzero(faces.split == "train"))
-        report += setting("faces", faces, 112, "resnet18", 64, ["eac"], 1, work, args.repeats)
+        report += setting(
+            "faces", faces, 112, "resnet18", args.face_batch, ["eac"], 1, work, args.repeats, m
+        )
     print("\n" + "\n".join(report))
 
 

@@ -35,11 +35,16 @@ def high_group_mask(alpha: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 def rank_regularization(alpha: torch.Tensor, beta: float, delta1: float) -> torch.Tensor:
-    """max(0, delta1 - (mean(alpha_high) - mean(alpha_low)))."""
-    high = high_group_mask(alpha, beta)
-    if high.all() or not high.any():
+    """max(0, delta1 - (mean(alpha_high) - mean(alpha_low))); 0 when a group is empty. The
+    group means are masked sums over the known group sizes (no boolean indexing, which would
+    make the host wait for the device)."""
+    n, m = len(alpha), int(beta * len(alpha))
+    if m in (0, n):
         return alpha.new_zeros(())
-    return F.relu(delta1 - (alpha[high].mean() - alpha[~high].mean()))
+    high = high_group_mask(alpha, beta)
+    mean_high = torch.where(high, alpha, 0).sum() / m
+    mean_low = torch.where(high, 0, alpha).sum() / (n - m)
+    return F.relu(delta1 - (mean_high - mean_low))
 
 
 def relabel(

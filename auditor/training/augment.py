@@ -5,7 +5,7 @@ after normalisation: p = 0.5, scale = (0.02, 0.25), ratio = (0.3, 3.3), value = 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -16,6 +16,9 @@ class Normalizer:
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # (mean, std) as [1, C, 1, 1] tensors per device, made once: a small host-to-device copy
+    # in every step would make the host wait for the device
+    _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def fit(cls, pixels: torch.Tensor) -> Normalizer:
@@ -26,8 +29,12 @@ class Normalizer:
         return cls(tuple(mean.tolist()), tuple(std.tolist()))
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=pixels.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=pixels.device).view(1, -1, 1, 1)
+        if pixels.device not in self._on_device:
+            self._on_device[pixels.device] = tuple(
+                torch.tensor(v, device=pixels.device).view(1, -1, 1, 1)
+                for v in (self.mean, self.std)
+            )
+        mean, std = self._on_device[pixels.device]
         return (pixels.float().div(255) - mean) / std
 
 

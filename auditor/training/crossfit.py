@@ -55,7 +55,7 @@ def cross_fit(
             progress=progress,
             final_pass=False,
         )
-        logits, _ = predict(method, pixels[held_out], normalize, config.device)
+        logits, _ = predict(method, pixels[held_out], normalize, config.device, amp=config.amp)
         fold_probs = torch.softmax(logits, dim=1).numpy()
         if probs is None:
             probs = np.zeros((len(labels), fold_probs.shape[1]), dtype=np.float32)

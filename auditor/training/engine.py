@@ -1,10 +1,13 @@
 """The training loop: one readable loop for every method, in the spirit of torchvision's
 `references/classification/train.py`.
 
-Images come from a uint8 tensor already in memory; each step gathers a batch by index,
-normalises it on the device and lets the method build its augmented views there. Every
-training sample's signals are written each epoch into a preallocated [epochs, N] tensor by
-sample index; nothing leaves the device inside the step.
+Images come from a uint8 tensor already in memory (`place_pixels` puts it on the GPU when it
+fits, else in pinned host memory); each step gathers a batch by index, normalises it on the
+device and lets the method build its augmented views there. Every training sample's signals are
+written each epoch into a preallocated [epochs, N] tensor by sample index. Nothing in the step
+reads a device value on the host (`Step.run`; tests/test_host_sync.py checks every method), so
+on a GPU the host queues steps ahead of the device. On CUDA the forward pass and the loss run
+under bf16 autocast (`--amp`), and the backbone can be compiled (`--compile`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class TrainConfig:
     device: str = "cpu"
     balanced: bool = False  # oversample every class up to the largest (`epoch_order`)
     checkpoint: str | None = None  # saved after every epoch; training resumes from it
+    amp: bool = False  # forward pass and loss under bf16 autocast (`resolve_amp`)
+    compile: bool = False  # torch.compile the backbone (`nn.Module.compile`, in place)
 
 
 def checkpoint_for(config: TrainConfig, suffix: str) -> str | None:
@@ -65,11 +70,40 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """Split a permutation into ceil(N / batch_size) near-equal batches: every sample is seen
-    every epoch and no batch is smaller than the others by more than one (BatchNorm needs > 1)."""
-    n_batches = max(1, -(-len(order) // batch_size))
-    return list(torch.tensor_split(order, n_batches))
+def resolve_amp(name: str, device: str) -> bool:
+    """`--amp auto` is bf16 autocast on a CUDA device that supports bf16, off on the CPU (where
+    bf16 matmuls are rarely faster); `bf16` asks for it anywhere; `off` never."""
+    if name == "auto":
+        return device == "cuda" and torch.cuda.is_bf16_supported()
+    return name == "bf16"
+
+
+def cache_on_device(nbytes: int, free_bytes: int) -> bool:
+    """Keep the uint8 image cache on the GPU when it takes at most half its free memory; the
+    rest is left to the model, its activations and the optimiser."""
+    return nbytes <= free_bytes // 2
+
+
+def place_pixels(pixels: torch.Tensor, device: str) -> torch.Tensor:
+    """The uint8 training images where the step gathers its batches from: on the CPU as they
+    are; on CUDA on the device when they fit (`cache_on_device`), otherwise in pinned host
+    memory, from which each gathered batch is copied asynchronously."""
+    if torch.device(device).type != "cuda":
+        return pixels
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    if cache_on_device(pixels.numel() * pixels.element_size(), free):
+        return pixels.to(device)
+    return pixels.pin_memory()
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """[start, stop) of ceil(n / batch_size) near-equal batches over n positions: every sample
+    is seen every epoch and no batch is smaller than another by more than one (BatchNorm needs
+    more than one sample)."""
+    n_batches = max(1, -(-n // batch_size))
+    edges = [len(chunk) for chunk in torch.tensor_split(torch.arange(n), n_batches)]
+    starts = np.cumsum([0, *edges])
+    return [(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
 def epoch_order(
@@ -108,17 +142,80 @@ def epoch_length(labels: torch.Tensor, balanced: bool) -> int:
 
 @torch.no_grad()
 def predict(
-    method: Method, pixels: torch.Tensor, normalize: Normalizer, device: str, batch_size: int = 512
+    method: Method,
+    pixels: torch.Tensor,
+    normalize: Normalizer,
+    device: str,
+    batch_size: int = 512,
+    amp: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits [N, K], pooled features [N, C]) of un-augmented images, in eval mode."""
+    """(logits [N, K], pooled features [N, C]) of un-augmented images, in eval mode, as float32."""
     method.eval()
     logits, feats = [], []
     for start in range(0, len(pixels), batch_size):
         x = normalize(pixels[start : start + batch_size].to(device, non_blocking=True))
-        out, pooled = method(x.contiguous(memory_format=torch.channels_last))
+        with autocast(device, amp):
+            out, pooled = method(x.contiguous(memory_format=torch.channels_last))
         logits.append(out.float().cpu())
         feats.append(pooled.float().cpu())
     return torch.cat(logits), torch.cat(feats)
+
+
+def autocast(device: str, enabled: bool) -> torch.autocast:
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+
+
+@dataclass
+class Step:
+    """One optimisation step and its bookkeeping, for one training. `record[name]` is
+    [epochs, N + 1]: column N takes the extra draws of balanced sampling, which train but are
+    not recorded, so that no step has to select rows by a mask (a host sync on CUDA)."""
+
+    method: Method
+    optimizer: torch.optim.Optimizer
+    trainable: list[torch.nn.Parameter]
+    augment: Augmenter
+    normalize: Normalizer
+    pixels: torch.Tensor  # uint8 [N, C, H, W], see `place_pixels`
+    given: torch.Tensor  # [N] on the device: signals are read against the given label
+    current: torch.Tensor  # [N] on the device: what the method trains on (SCN relabels it)
+    record: dict[str, torch.Tensor]
+    amp: bool
+    relabels: list[torch.Tensor] = field(default_factory=list)  # this epoch's [5, B] per step
+
+    def run(
+        self, epoch: int, idx_host: torch.Tensor, idx: torch.Tensor, slots: torch.Tensor
+    ) -> None:
+        """Train on the samples `idx` (on the device; `idx_host` the same on the CPU) and write
+        their signals of `epoch` to columns `slots` (= idx, or N for an unrecorded draw)."""
+        if self.pixels.device == idx.device:
+            raw = self.pixels[idx]
+        else:  # pinned host cache: gather on the host, copy without waiting
+            raw = self.pixels[idx_host].pin_memory().to(idx.device, non_blocking=True)
+        x = self.normalize(raw).contiguous(memory_format=torch.channels_last)
+        batch = Batch(x, self.current[idx], idx, epoch)
+        with autocast(str(idx.device), self.amp):
+            out = self.method.training_step(batch, self.augment)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        distributed.average_gradients(self.trainable)
+        self.optimizer.step()
+        self.method.after_step()
+        for name, value in (common_signals(out.logits, self.given[idx]) | out.signals).items():
+            self.record[name][epoch].index_copy_(0, slots, value.detach().float())
+        if out.new_labels is not None:
+            changed = (out.new_labels != batch.y).long()
+            epoch_col = torch.full_like(idx, epoch + 1)
+            self.relabels.append(torch.stack([idx, epoch_col, batch.y, out.new_labels, changed]))
+            self.current[idx] = out.new_labels
+
+    def epoch_relabels(self) -> torch.Tensor:
+        """[4, E] (index, epoch, from, to) of the labels this epoch's steps changed; clears."""
+        steps, self.relabels = self.relabels, []
+        if not steps:
+            return torch.zeros(4, 0, dtype=torch.long, device=self.current.device)
+        table = torch.cat(steps, dim=1)
+        return table[:4, table[4].bool()]
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -143,6 +240,8 @@ def train(
     rank, world = distributed.rank(), distributed.world_size()
     method.to(device).to(memory_format=torch.channels_last)
     distributed.broadcast_module(method)
+    if config.compile:
+        method.backbone.compile()  # in place: parameter names and checkpoints are unchanged
     trainable = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
@@ -150,15 +249,18 @@ def train(
 
     n = len(train_labels)
     names = COMMON_SIGNALS + method.extra_signals
-    record = {s: torch.zeros(config.epochs, n, device=device) for s in names}
     given = train_labels.to(device)
-    current = given.clone()  # what the method trains on; only a relabelling method changes it
+    step = Step(
+        method, optimizer, trainable, augment, normalize, place_pixels(train_pixels, device),
+        given, given.clone(), {s: torch.zeros(config.epochs, n + 1, device=device) for s in names},
+        config.amp,
+    )  # fmt: skip
     events: list[torch.Tensor] = []
     test_accuracy: list[float] = []
     start = time.perf_counter()
     loop = {"model": method, "optimizer": optimizer, "scheduler": scheduler, "augment": augment.g}
     first_epoch, done = resume_state(
-        config.checkpoint, loop, record, current, events, test_accuracy
+        config.checkpoint, loop, step.record, step.current, events, test_accuracy
     )
     if progress is not None and first_epoch:
         progress(first_epoch * epoch_length(train_labels, config.balanced), 0)
@@ -169,59 +271,44 @@ def train(
             train_labels, balanced=config.balanced,
             generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
         )  # fmt: skip
-        labels_before, events_before = current.clone(), len(events)
-        for global_positions in batches(torch.arange(len(order)), config.batch_size):
-            positions = global_positions[rank::world]  # this process's share of the batch
-            idx, keep = order[positions], recorded[positions]
-            idx_dev = idx.to(device, non_blocking=True)
-            x = normalize(train_pixels[idx].to(device, non_blocking=True))
-            batch = Batch(
-                x.contiguous(memory_format=torch.channels_last), current[idx_dev], idx_dev, epoch
-            )
-            out = method.training_step(batch, augment)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            distributed.average_gradients(trainable)
-            optimizer.step()
-            method.after_step()
-            # signals are read against the given label, whatever the method trains on; extra
-            # draws of balanced sampling train but are not recorded
-            rows = keep.to(device) if config.balanced else slice(None)
-            for name, value in (common_signals(out.logits, given[idx_dev]) | out.signals).items():
-                record[name][epoch].index_copy_(0, idx_dev[rows], value.detach().float()[rows])
-            if out.new_labels is not None:
-                changed = out.new_labels != batch.y
-                epoch_col = torch.full_like(idx_dev, epoch + 1)
-                events.append(
-                    torch.stack([idx_dev, epoch_col, batch.y, out.new_labels])[:, changed]
-                )
-                current[idx_dev] = out.new_labels
+        order_dev = order.to(device)
+        slots_dev = torch.where(recorded, order, n).to(device)
+        labels_before = step.current.clone()
+        for first, stop in batch_bounds(len(order), config.batch_size):
+            share = slice(first + rank, stop, world)  # this process's part of the global batch
+            step.run(epoch, order[share], order_dev[share], slots_dev[share])
             if progress is not None:
-                progress(len(global_positions), config.epochs * len(order))
+                progress(stop - first, config.epochs * len(order))
         scheduler.step()
+        relabels = step.epoch_relabels()
         if world > 1:
-            merge_processes(epoch, record, current, labels_before, events, events_before, method)
+            relabels = merge_processes(
+                epoch, step.record, step.current, labels_before, relabels, method
+            )
+        events.append(relabels)
         if rank == 0 and test_pixels is not None and len(test_pixels):
-            test_logits, _ = predict(method, test_pixels, normalize, device)
+            test_logits, _ = predict(method, test_pixels, normalize, device, amp=config.amp)
             test_accuracy.append(accuracy(test_logits, test_labels))
-        if config.checkpoint is not None and rank == 0:
-            save_checkpoint(config.checkpoint, epoch + 1, loop, record, current, events,
+        if config.checkpoint is not None:
+            save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
                             test_accuracy, time.perf_counter() - start)  # fmt: skip
     seconds = time.perf_counter() - start
     if final_pass and rank == 0:
-        logits, embeddings = (t.numpy() for t in predict(method, train_pixels, normalize, device))
+        logits, embeddings = (
+            t.numpy() for t in predict(method, train_pixels, normalize, device, amp=config.amp)
+        )
     else:
         logits = embeddings = np.zeros((0, 0), dtype=np.float32)
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
     return TrainResult(
-        signals={k: v.cpu().numpy() for k, v in record.items()},
+        signals={k: v[:, :n].cpu().numpy() for k, v in step.record.items()},
         test_accuracy=test_accuracy,
         logits=logits,
         embeddings=embeddings,
         seconds=seconds,
         images_seen=config.epochs * n,
-        final_labels=current.cpu().numpy(),
+        final_labels=step.current.cpu().numpy(),
         relabel_events=dict(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
@@ -233,22 +320,20 @@ def merge_processes(
     record: dict[str, torch.Tensor],
     current: torch.Tensor,
     labels_before: torch.Tensor,
-    events: list[torch.Tensor],
-    events_before: int,
+    relabels: torch.Tensor,
     method: Method,
-) -> None:
+) -> torch.Tensor:
     """End of an epoch under torchrun: every process gets every sample's signals (each was
-    recorded by exactly one process, so a sum gathers them), every relabelling of the epoch,
-    and the mean BatchNorm statistics."""
+    recorded by exactly one process, so a sum gathers them; the unrecorded column is summed
+    too and means nothing), every relabelling of the epoch (returned, [4, E]), and the mean
+    BatchNorm statistics."""
     for values in record.values():
         distributed.sum_(values[epoch])
     current.copy_(labels_before + distributed.sum_(current - labels_before))
-    new = events[events_before:]
-    mine = torch.cat(new, dim=1).cpu().numpy() if new else np.zeros((4, 0), np.int64)
-    del events[events_before:]
+    mine = relabels.cpu().numpy()
     merged = np.concatenate(distributed.gather_objects(mine), axis=1)
-    events.append(torch.from_numpy(merged).to(current.device))
     distributed.average_buffers(method)
+    return torch.from_numpy(merged).to(current.device)
 
 
 def save_checkpoint(
@@ -262,17 +347,21 @@ def save_checkpoint(
     seconds: float,
 ) -> None:
     """Everything the loop needs to go on after `epochs_done` epochs as if never stopped: model,
-    optimiser, scheduler, the augmentation and global random states, the signals so far.
-    Written to a temporary name and renamed."""
+    optimiser, scheduler, the augmentation and global random states of every process, the
+    signals so far. Called by every process; process 0 writes it, to a temporary name renamed
+    into place."""
     from auditor.fsutil import atomic_path
 
+    rng = distributed.gather_objects((loop["augment"].get_state(), torch.get_rng_state()))
+    if distributed.rank() != 0:
+        return
     state = {
         "epochs_done": epochs_done,
         "model": loop["model"].state_dict(),
         "optimizer": loop["optimizer"].state_dict(),
         "scheduler": loop["scheduler"].state_dict(),
-        "augment_rng": loop["augment"].get_state(),
-        "torch_rng": torch.get_rng_state(),
+        "augment_rng": [augment_rng for augment_rng, _ in rng],  # by process
+        "torch_rng": [torch_rng for _, torch_rng in rng],
         "record": record,
         "current": current,
         "events": torch.cat(events, dim=1) if events else None,
@@ -292,17 +381,19 @@ def resume_state(
     test_accuracy: list[float],
 ) -> tuple[int, float]:
     """Load the checkpoint at `path` into the loop's objects (in place) when it exists; returns
-    (epochs already done, seconds they took). Loaded with weights_only=True: tensors only."""
+    (epochs already done, seconds they took). Each process takes its own random states (a run
+    resumes with the number of processes it started with). Loaded with weights_only=True:
+    tensors only."""
     if path is None or not Path(path).is_file():
         return 0, 0.0
     state = torch.load(path, map_location="cpu", weights_only=True)
     loop["model"].load_state_dict(state["model"])
     loop["optimizer"].load_state_dict(state["optimizer"])
     loop["scheduler"].load_state_dict(state["scheduler"])
-    loop["augment"].set_state(state["augment_rng"])
-    torch.set_rng_state(state["torch_rng"])
+    loop["augment"].set_state(state["augment_rng"][distributed.rank()])
+    torch.set_rng_state(state["torch_rng"][distributed.rank()])
     for name, values in state["record"].items():
-        record[name].copy_(values)
+        record[name][:, : values.shape[1]].copy_(values)
     current.copy_(state["current"])
     if state["events"] is not None:
         events.append(state["events"].to(current.device))
