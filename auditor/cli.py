@@ -29,8 +29,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from auditor.datasets.registry import get_entry, load_registry
 
-    if args.nproc is not None and args.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        return launch_processes(args.nproc)
+    under_torchrun = "LOCAL_RANK" in os.environ
     cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume", "nproc")}  # fmt: skip
     resume = None
     if args.resume:
@@ -40,8 +39,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dataset or given:
             raise UserError(f"--resume continues a run with its own settings; drop {args.dataset or ''} {' '.join(given)}".replace("  ", " "))  # fmt: skip
         manifest = resumable_manifest(Path(args.resume))
+        processes = int(manifest.get("processes", 1))
+        if args.nproc is not None and args.nproc != processes:
+            raise UserError(f"--resume: the run trains with {processes} process(es); drop --nproc {args.nproc}")  # fmt: skip
+        if processes > 1 and not under_torchrun:
+            return launch_processes(processes)
         resume = (Path(args.resume), manifest)
         args.dataset = manifest["dataset"]
+    elif args.nproc is not None and args.nproc > 1 and not under_torchrun:
+        return launch_processes(args.nproc)
     if not args.dataset:
         raise UserError("audit run needs a DATASET (see `audit datasets`) or --resume RUN_DIR")
     entry = get_entry(args.dataset, load_registry())  # before the heavy imports: fail fast
@@ -69,7 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def launch_processes(nproc: int) -> int:
-    """`audit run ... --nproc N` is `torchrun --standalone --nproc-per-node N -m auditor run ...`."""
+    """`audit run ... --nproc N` is `torchrun --standalone --nproc-per-node N -m auditor run ...`.
+    Interrupted (Ctrl-C, SIGTERM), it passes SIGTERM on to torchrun, which stops the training
+    processes (the first marks the run folder `interrupted`), and waits for them."""
     import subprocess
 
     argv = sys.argv[1:]
@@ -82,7 +90,16 @@ def launch_processes(nproc: int) -> int:
             break
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc-per-node={nproc}", "-m", "auditor", *argv]  # fmt: skip
-    return subprocess.run(command).returncode
+    launcher = subprocess.Popen(command)
+    try:
+        return launcher.wait()
+    except KeyboardInterrupt:
+        launcher.send_signal(signal.SIGTERM)
+        try:
+            launcher.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+        raise
 
 
 def cmd_score(args: argparse.Namespace) -> int:

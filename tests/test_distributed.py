@@ -1,7 +1,10 @@
 """Two training processes on the CPU (torchrun, gloo) through the real CLI: every sample's
-signals recorded exactly once per epoch, results written once by process 0."""
+signals recorded exactly once per epoch, results written once by process 0; a two-process run
+stopped by SIGTERM resumes, with its two processes, to the samples of an uninterrupted one."""
 
 import json
+import signal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,19 +12,25 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.test_cli_e2e import last_line_dir
+from tests.test_interrupt import RUN, interrupt, status
 
 pytestmark = pytest.mark.slow
+RUN_2 = [*RUN, "--nproc", "2"]  # ce + scn (SCN relabels: merged across processes), 300 samples
 
 
-def test_two_processes_record_every_sample_once_and_write_once(tmp_path):
-    result = run_cli("run", "demo", "--limit", "300", "--epochs", "2", "--method", "ce,scn",
-                     "--nproc", "2", "--no-report", "--out", str(tmp_path))  # fmt: skip
-    run_dir = last_line_dir(result)
-    assert [p.name for p in (tmp_path / "demo").iterdir()] == [run_dir.name]  # one folder
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("straight")
+    run_dir = last_line_dir(run_cli(*RUN_2, "--out", str(out)))
+    assert [p.name for p in (out / "demo").iterdir()] == [run_dir.name]  # one folder
+    return run_dir
+
+
+def test_two_processes_record_every_sample_once_and_write_once(straight):
+    manifest = json.loads((straight / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["processes"] == 2
-    dynamics = pd.read_parquet(run_dir / "dynamics.parquet")
-    samples = pd.read_parquet(run_dir / "samples.parquet")
+    dynamics = pd.read_parquet(straight / "dynamics.parquet")
+    samples = pd.read_parquet(straight / "samples.parquet")
     assert len(samples) == 300
     for (_method, _epoch), rows in dynamics.groupby(["method", "epoch"]):
         assert sorted(rows["sample_id"]) == sorted(samples["sample_id"])
@@ -29,4 +38,17 @@ def test_two_processes_record_every_sample_once_and_write_once(tmp_path):
         assert (rows["p_given"] > 0).all() and (rows["p_given"] <= 1).all()
         assert set(np.unique(rows["correct"])) <= {0.0, 1.0}
         assert np.allclose(rows["loss"], -np.log(rows["p_given"]), atol=1e-4)
-    assert json.loads((run_dir / "metrics.json").read_text())["accuracy"]["ce"]["last"] > 0.1
+    assert json.loads((straight / "metrics.json").read_text())["accuracy"]["ce"]["last"] > 0.1
+
+
+def test_a_two_process_run_resumes_to_the_same_samples(tmp_path, straight):
+    run_dir, code = interrupt(tmp_path, signal.SIGTERM, RUN_2)
+    assert code == 130 and status(run_dir) == "interrupted"
+    assert not (run_dir / "samples.parquet").exists()
+    result = run_cli("run", "--resume", str(run_dir), "--nproc", "3")
+    assert result.returncode == 2 and "trains with 2 process(es)" in result.stderr
+    assert last_line_dir(run_cli("run", "--resume", str(run_dir))) == run_dir  # 2 processes again
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["processes"] == 2
+    for name in ("samples.parquet", "dynamics.parquet"):
+        assert pd.read_parquet(run_dir / name).equals(pd.read_parquet(straight / name)), name

@@ -27,9 +27,9 @@ def straight(tmp_path_factory) -> Path:
     return last_line_dir(run_cli(*RUN, "--out", str(tmp_path_factory.mktemp("straight"))))
 
 
-def interrupt(out: Path, sig: int) -> tuple[Path, int]:
+def interrupt(out: Path, sig: int, run: list[str] = RUN) -> tuple[Path, int]:
     """Start the run, send `sig` once the second method has finished an epoch; (folder, exit)."""
-    process = subprocess.Popen([str(AUDIT), *RUN, "--out", str(out)], stdout=subprocess.PIPE,
+    process = subprocess.Popen([str(AUDIT), *run, "--out", str(out)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 300
     while not list(out.glob("demo/*/checkpoints/scn.pt")):
