@@ -101,9 +101,9 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     is seen every epoch and no batch is smaller than another by more than one (BatchNorm needs
     more than one sample)."""
     n_batches = max(1, -(-n // batch_size))
-    edges = [len(chunk) for chunk in torch.tensor_split(torch.arange(n), n_batches)]
-    starts = np.cumsum([0, *edges])
-    return [(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    size, larger = divmod(n, n_batches)  # the first `larger` batches take one more
+    starts = [i * size + min(i, larger) for i in range(n_batches + 1)]
+    return list(zip(starts[:-1], starts[1:], strict=True))
 
 
 def epoch_order(
