@@ -77,7 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def launch_processes(nproc: int) -> int:
     """`audit run ... --nproc N` is `torchrun --standalone --nproc-per-node N -m auditor run ...`.
     Interrupted (Ctrl-C, SIGTERM), it passes SIGTERM on to torchrun, which stops the training
-    processes (the first marks the run folder `interrupted`), and waits for them."""
+    processes (the first marks the run folder `interrupted`), and waits for them. Killed outright
+    (SIGKILL), it takes torchrun with it on Linux: the kernel sends torchrun SIGTERM."""
     import subprocess
 
     argv = sys.argv[1:]
@@ -90,7 +91,7 @@ def launch_processes(nproc: int) -> int:
             break
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc-per-node={nproc}", "-m", "auditor", *argv]  # fmt: skip
-    launcher = subprocess.Popen(command)
+    launcher = subprocess.Popen(command, preexec_fn=term_with_parent if sys.platform == "linux" else None)  # fmt: skip
     try:
         return launcher.wait()
     except KeyboardInterrupt:
@@ -100,6 +101,14 @@ def launch_processes(nproc: int) -> int:
         except subprocess.TimeoutExpired:
             launcher.kill()
         raise
+
+
+def term_with_parent() -> None:
+    """Run in the child before exec: ask the kernel for SIGTERM when this parent dies
+    (prctl PR_SET_PDEATHSIG = 1)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ stopped by SIGTERM resumes, with its two processes, to the samples of an uninter
 
 import json
 import signal
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +54,26 @@ def test_a_two_process_run_resumes_to_the_same_samples(tmp_path, straight):
     assert manifest["status"] == "complete" and manifest["processes"] == 2
     for name in ("samples.parquet", "dynamics.parquet"):
         assert pd.read_parquet(run_dir / name).equals(pd.read_parquet(straight / name)), name
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_launcher_stops_its_training_processes(tmp_path):
+    run_dir, code = interrupt(tmp_path, signal.SIGKILL, RUN_2)
+    assert code == -signal.SIGKILL
+    deadline = time.time() + 120
+    while processes_mentioning(str(tmp_path)):
+        assert time.time() < deadline, "torchrun's processes outlived the launcher"
+        time.sleep(0.2)
+    assert status(run_dir) == "interrupted"  # torchrun got SIGTERM and passed it on
