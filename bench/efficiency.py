@@ -43,8 +43,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         a_dir, a, a_s, a_mb = run(Path(tmp), "--method", "ce")
         b_dir, b, b_s, b_mb = run(Path(tmp), "--method", "ce", "--folds", "4")
-        n = json.loads((a_dir / "manifest.json").read_text())["n_train"]
-    epochs = 10
+        manifest = json.loads((a_dir / "manifest.json").read_text())
+    n, epochs = manifest["n_train"], manifest["config"]["epochs"]
     a_images, b_images = epochs * n, epochs * n + 4 * epochs * n * 3 // 4
     ours, base = a["detectors"]["suspicion"], b["detectors"]["ce_cleanlab"]
     print(f"demo, 30% symmetric noise, {n} training images, {epochs} epochs, CPU")

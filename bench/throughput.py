@@ -52,7 +52,13 @@ from auditor.datasets.registry import get_entry, load_registry
 from auditor.datasets.synth_faces import write_rafdb_layout
 from auditor.datasets.table import stratified_subset
 from auditor.training.augment import Augmenter, Normalizer
-from auditor.training.engine import TrainConfig, autocast, resolve_amp, resolve_device, train
+from auditor.training.engine import (
+    TrainConfig,
+    optimisation_step,
+    resolve_amp,
+    resolve_device,
+    train,
+)
 from methods import build_method
 from methods.backbones import build_backbone
 from methods.base import Batch, Method
@@ -120,12 +126,7 @@ def optimiser(method: Method) -> torch.optim.Optimizer:
 
 
 def step(method: Method, opt: torch.optim.Optimizer, batch: Batch, aug, amp: bool) -> None:
-    with autocast(str(batch.x.device), amp):
-        out = method.training_step(batch, aug)
-    opt.zero_grad(set_to_none=True)
-    out.loss.backward()
-    opt.step()
-    method.after_step()
+    optimisation_step(method, opt, list(method.parameters()), batch, aug, amp)
 
 
 def ours(name, backbone, pixels, labels, norm, batch, epochs, m: Machine) -> float:

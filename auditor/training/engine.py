@@ -23,7 +23,7 @@ import torch
 from auditor.training import distributed
 from auditor.training.augment import Augmenter, Normalizer
 from auditor.training.signals import COMMON_SIGNALS, common_signals
-from methods.base import Batch, Method
+from methods.base import Batch, Method, StepOutput
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,27 @@ def autocast(device: str, enabled: bool) -> torch.autocast:
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def optimisation_step(
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    trainable: list[torch.nn.Parameter],
+    batch: Batch,
+    augment: Augmenter,
+    amp: bool,
+) -> StepOutput:
+    """The method's loss (under bf16 autocast when `amp`), backward, gradients averaged over
+    torchrun processes (a no-op outside torchrun), the optimiser step and the method's
+    after-step hook."""
+    with autocast(str(batch.x.device), amp):
+        out = method.training_step(batch, augment)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    distributed.average_gradients(trainable)
+    optimizer.step()
+    method.after_step()
+    return out
+
+
 @dataclass
 class Step:
     """One optimisation step and its bookkeeping, for one training. `record[name]` is
@@ -194,13 +215,9 @@ class Step:
             raw = self.pixels[idx_host].pin_memory().to(idx.device, non_blocking=True)
         x = self.normalize(raw).contiguous(memory_format=torch.channels_last)
         batch = Batch(x, self.current[idx], idx, epoch)
-        with autocast(str(idx.device), self.amp):
-            out = self.method.training_step(batch, self.augment)
-        self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        distributed.average_gradients(self.trainable)
-        self.optimizer.step()
-        self.method.after_step()
+        out = optimisation_step(
+            self.method, self.optimizer, self.trainable, batch, self.augment, self.amp
+        )
         for name, value in (common_signals(out.logits, self.given[idx]) | out.signals).items():
             self.record[name][epoch].index_copy_(0, slots, value.detach().float())
         if out.new_labels is not None:
