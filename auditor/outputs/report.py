@@ -180,7 +180,7 @@ def build_report(
         coords, samples["given_label"].to_numpy()[rows], flagged[rows], class_names), "UMAP map")))  # fmt: skip
     top = (
         samples.sort_values("suspicion", ascending=False, kind="stable").index[:GALLERY].to_numpy()
-    )
+    ).copy()  # a writable array: torch.from_numpy warns on pandas' read-only one
     if has_cam(model) and len(top):
         suggested = samples["suggested_label"].to_numpy()[top]
         cams, mirror = suspect_cams(
