@@ -127,6 +127,18 @@ def test_affectnet_official_crops_the_face_box(tmp_path):
     root = write_affectnet_official(tmp_path / "A", {"train": [1, 2], "test": [3]})
     table = load_dataset(entry("affectnet"), root=root)
     assert table.images.boxes[0] == (8, 8, 64, 64)
+    # the decoded pixels are the 64 x 64 face box of the 80 x 80 file, not the whole image
+    from PIL import Image
+
+    from auditor.datasets.cache import load_pixels
+
+    pixels, failures = load_pixels(table, 64)
+    assert failures == {}
+    with Image.open(table.images.paths[0]) as img:
+        whole = img.convert("RGB")
+    face = np.asarray(whole.crop((8, 8, 72, 72))).transpose(2, 0, 1)
+    assert np.array_equal(pixels[0].numpy(), face)
+    assert not np.array_equal(face, np.asarray(whole.resize((64, 64))).transpose(2, 0, 1))
 
 
 def write_csv_dataset(root: Path, labels: list[str], splits: list[str] | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""A whole audit in-process on tiny generated data: the run folder's files and schema (SPEC.md)."""
+"""A whole audit in-process on tiny generated data: the run folder's files and schema (docs/run-folder.md)."""
 
 import csv
 import json
@@ -96,6 +96,8 @@ def test_samples_parquet_schema(run):
 def test_manifest_noise_rate_is_the_real_one(run):
     run_dir, metrics = run
     df = pq.read_table(run_dir / "samples.parquet").to_pandas()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["noise"]["real_rate"] == pytest.approx(df["is_noisy"].mean())
     assert metrics["noise"]["real_rate"] == pytest.approx(df["is_noisy"].mean())
 
 
