@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from auditor.errors import UserError
+from auditor.plugins import load_plugins
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from auditor.datasets.registry import get_entry, load_registry
 
     under_torchrun = "LOCAL_RANK" in os.environ
-    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume", "nproc")}  # fmt: skip
+    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume", "nproc", "argv")}  # fmt: skip
     resume = None
     if args.resume:
         from auditor.outputs.run_folder import resumable_manifest
@@ -43,24 +44,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.nproc is not None and args.nproc != processes:
             raise UserError(f"--resume: the run trains with {processes} process(es); drop --nproc {args.nproc}")  # fmt: skip
         if processes > 1 and not under_torchrun:
-            return launch_processes(processes)
+            return launch_processes(processes, args.argv)
         resume = (Path(args.resume), manifest)
         args.dataset = manifest["dataset"]
     elif args.nproc is not None and args.nproc > 1 and not under_torchrun:
-        return launch_processes(args.nproc)
+        return launch_processes(args.nproc, args.argv)
     if not args.dataset:
         raise UserError("audit run needs a DATASET (see `audit datasets`) or --resume RUN_DIR")
     entry = get_entry(args.dataset, load_registry())  # before the heavy imports: fail fast
 
-    from auditor.config import RunConfig, resolve
+    from auditor.config import from_dict, resolve
     from auditor.run import configure_threads, execute
     from auditor.summary import summary_lines
 
     if resume is None:
         config = resolve(entry.name, cli, entry.defaults)
-        argv = ["audit", *sys.argv[1:]]
+        argv = ["audit", *args.argv]
     else:
-        config = RunConfig(**resume[1]["config"])
+        config = from_dict(entry.name, resume[1]["config"])
         argv = resume[1]["command"]
     from auditor.training import distributed
 
@@ -74,14 +75,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def launch_processes(nproc: int) -> int:
+def launch_processes(nproc: int, argv: list[str]) -> int:
     """`audit run ... --nproc N` is `torchrun --standalone --nproc-per-node N -m auditor run ...`.
     Interrupted (Ctrl-C, SIGTERM), it passes SIGTERM on to torchrun, which stops the training
     processes (the first marks the run folder `interrupted`), and waits for them. Killed outright
     (SIGKILL), it takes torchrun with it on Linux: the kernel sends torchrun SIGTERM."""
     import subprocess
 
-    argv = sys.argv[1:]
     for i, arg in enumerate(argv):  # drop --nproc N / --nproc=N
         if arg == "--nproc":
             argv = argv[:i] + argv[i + 2 :]
@@ -116,7 +116,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from auditor.summary import summary_lines
 
     run_dir, metrics = score_predictions(
-        args.pred_probs, args.labels, args.true_labels, args.out, ["audit", *sys.argv[1:]]
+        args.pred_probs, args.labels, args.true_labels, args.out, ["audit", *args.argv]
     )
     for line in summary_lines(metrics):
         print(line)
@@ -186,6 +186,10 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command's flags; `audit run`'s are generated from the declared options
+    (`auditor.config.add_run_flags`), so the methods of loaded plug-ins have theirs."""
+    from auditor.config import add_run_flags
+
     parser = argparse.ArgumentParser(prog="audit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -201,130 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue an interrupted or failed run in its folder, with its own settings",
     )
-    p.add_argument(
-        "--method", action="append", help="ce, eac, scn, rul, gsmc (repeatable or comma-separated)"
-    )
-    p.add_argument(
-        "--preset",
-        help="paper: the papers' settings (resnet18, 224 px, Adam 2e-4, 60 epochs, batch 256)",
-    )
-    p.add_argument(
-        "--noise-rate",
-        type=float,
-        help="inject this fraction of label noise (default: the dataset's)",
-    )
-    p.add_argument(
-        "--noise-type",
-        help="symmetric (flip to another class), pair (y -> y+1), "
-        "asymmetric (class-conditional matrix) or instance (Xia et al. 2020)",
-    )
-    p.add_argument(
-        "--noise-sparsity",
-        type=float,
-        help="asymmetric noise: fraction of zero off-diagonal noise rates (0)",
-    )
-    p.add_argument("--noise-file", help="RAF-DB noise label file (noise01/02/03.txt format)")
-    p.add_argument(
-        "--labels",
-        help="train on this label file (from `audit apply`, in the dataset's format) instead of "
-        "the dataset's labels; training samples it does not list are left out",
-    )
-    p.add_argument("--epochs", type=int)
-    p.add_argument(
-        "--folds", type=int, help="K >= 2: cross-fit K models for out-of-sample probabilities"
-    )
-    p.add_argument("--backbone", help="resnet-small, resnet18, resnet50 or mobilenet_v2")
-    p.add_argument(
-        "--weights",
-        help="backbone checkpoint (.pth: state dict, {'state_dict': ...}, MS-Celeb layout) or 'imagenet'",
-    )
-    p.add_argument(
-        "--allow-partial-weights",
-        action="store_true",
-        default=None,
-        help="load a checkpoint even when some backbone tensors do not match",
-    )
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument(
-        "--limit", type=int, help="class-stratified subset of this many training samples"
-    )
-    p.add_argument(
-        "--aum-threshold",
-        action="store_true",
-        default=None,
-        help="two extra trainings per method with threshold samples, so AUM also flags",
-    )
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        default=None,
-        help="an image that cannot be decoded is an error (default: skip it and list it in the manifest)",
-    )
-    p.add_argument(
-        "--no-report",
-        dest="report",
-        action="store_false",
-        default=None,
-        help="skip report.html (its UMAP map and CAM gallery)",
-    )
-    p.add_argument(
-        "--balanced-sampling",
-        action="store_true",
-        default=None,
-        help="oversample every class up to the largest each epoch (AffectNet's usual training)",
-    )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument(
-        "--amp",
-        choices=("auto", "bf16", "off"),
-        help="bf16 autocast of the forward pass and loss; auto (default): on for CUDA, off on CPU",
-    )
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        default=None,
-        help="torch.compile the backbone (pays a one-off compile time; worth it on long GPU runs)",
-    )
+    add_run_flags(p)
     p.add_argument(
         "--nproc",
         type=positive_int,
         help="train with N processes (torchrun; gloo on CPU, NCCL on GPU); results written once",
     )
-    p.add_argument("--eac-lambda", type=float, help="weight of EAC's consistency loss (default 5)")
-    p.add_argument(
-        "--eac-erasure",
-        choices=("same", "independent"),
-        help="same: x2 = flip(erase(x)) (paper); independent: erase each view (official code)",
-    )
-    p.add_argument("--scn-beta", type=float, help="SCN high-importance fraction (0.7)")
-    p.add_argument("--scn-delta1", type=float, help="SCN rank-regularisation margin (0.15)")
-    p.add_argument("--scn-delta2", type=float, help="SCN relabel threshold (0.2)")
-    p.add_argument("--scn-gamma", type=float, help="SCN paper loss weight of L_RR (0.5)")
-    p.add_argument(
-        "--scn-loss",
-        choices=("paper", "code"),
-        help="paper: gamma*L_RR + (1-gamma)*L_WCE; code: L_WCE + L_RR",
-    )
-    p.add_argument(
-        "--scn-relabel",
-        choices=("low", "all"),
-        help="relabel the low-importance group (paper) or every sample (code)",
-    )
-    p.add_argument(
-        "--scn-relabel-epoch", type=int, help="first epoch (1-based) of SCN relabelling (10)"
-    )
-    p.add_argument(
-        "--gsmc-erasure",
-        choices=("same", "independent"),
-        help="same: the mirror view shares the erasure (release); independent: erased anew",
-    )
-    p.add_argument(
-        "--root", help="the dataset's folder (overrides the registry and its environment variable)"
-    )
-    p.add_argument("--out", help="output root (default reports/)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -405,11 +291,15 @@ def terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """`audit ARGV...` (default: the process's own arguments)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     signal.signal(signal.SIGTERM, terminate)
     # Ctrl-C interrupts even when started from a shell that ignores SIGINT for background jobs
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        load_plugins()
+        args = build_parser().parse_args(argv)
+        args.argv = argv
         return args.func(args)
     except UserError as err:
         print(f"audit: error: {err}", file=sys.stderr)

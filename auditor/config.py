@@ -1,51 +1,27 @@
 """The resolved configuration of one `audit run`: CLI options over a preset (`--preset`) over
-the dataset's registry defaults over the tool's defaults."""
+the dataset's registry defaults over the declared defaults.
+
+Every option is declared once (`auditor.options.option`): the core ones as the fields of
+`RunConfig`, each method's in its options dataclass (`methods.base.Method.options_class`). The
+`audit run` flags (`add_run_flags`), the merge (`resolve`), the manifest's `config`
+(`RunConfig.as_dict`) and the validation are generated from those declarations.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import argparse
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from auditor.datasets.noise import NOISE_TYPES
 from auditor.errors import UserError
+from auditor.options import Options, default_of, option, problems_with, public_name, spec_of
+from auditor.options import value_type as type_of
 from auditor.training.engine import TrainConfig, resolve_amp
 from methods import METHODS
 from methods.backbones import BACKBONES
-from methods.eac import ERASURES
-from methods.scn import LOSSES as SCN_LOSSES
-from methods.scn import RELABEL_SCOPES
 
-TOOL_DEFAULTS: dict[str, Any] = {
-    "method": ["ce", "eac"],
-    "noise_rate": 0.0,
-    "noise_type": "symmetric",
-    "noise_sparsity": 0.0,
-    "epochs": 10,
-    "folds": 1,
-    "backbone": "resnet-small",
-    "image_size": 64,
-    "batch_size": 256,
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "lr_gamma": 0.9,
-    "seed": 0,
-    "device": "auto",
-    "amp": "auto",
-    "compile": False,
-    "eac_lambda": 5.0,
-    "eac_erasure": "same",
-    "scn_beta": 0.7,
-    "scn_delta1": 0.15,
-    "scn_delta2": 0.2,
-    "scn_gamma": 0.5,
-    "scn_loss": "paper",
-    "scn_relabel": "low",
-    "scn_relabel_epoch": 10,
-    "gsmc_erasure": "same",
-    "preset": None,
-}
-
-# The papers' training settings (EAC paper, Sec. 4.1; METHODS.md), for users with a GPU.
+# The papers' training settings (EAC paper, Sec. 4.1; docs/methods.md), for users with a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "backbone": "resnet18",
@@ -63,47 +39,87 @@ PRESETS: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True)
 class RunConfig:
     dataset: str
-    method: list[str]
-    noise_rate: float
-    noise_type: str
-    noise_sparsity: float
-    epochs: int
-    folds: int
-    backbone: str
-    image_size: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    lr_gamma: float
-    seed: int
-    device: str
-    eac_lambda: float
-    eac_erasure: str
-    scn_beta: float
-    scn_delta1: float
-    scn_delta2: float
-    scn_gamma: float
-    scn_loss: str
-    scn_relabel: str
-    scn_relabel_epoch: int
-    gsmc_erasure: str
-    preset: str | None = None
-    amp: str = "auto"
-    compile: bool = False
-    weights: str | None = None
-    allow_partial_weights: bool = False
-    aum_threshold: bool = False
-    strict: bool = False
-    report: bool = True
-    balanced_sampling: bool = False
-    limit: int | None = None
-    noise_file: str | None = None
-    labels: str | None = None
-    root: str | None = None
-    out: str = "reports"
+    method: list[str] = option(
+        ["ce", "eac"], f"{', '.join(METHODS)} (repeatable or comma-separated)"
+    )
+    preset: str | None = option(
+        None, "paper: the papers' settings (resnet18, 224 px, Adam 2e-4, 60 epochs, batch 256)",
+        choices=PRESETS,
+    )  # fmt: skip
+    noise_rate: float = option(
+        0.0, "inject this fraction of label noise (default: the dataset's)", at_least=0, below=1
+    )
+    noise_type: str = option(
+        "symmetric",
+        "symmetric (flip to another class), pair (y -> y+1), "
+        "asymmetric (class-conditional matrix) or instance (Xia et al. 2020)",
+        choices=NOISE_TYPES,
+    )
+    noise_sparsity: float = option(
+        0.0, "asymmetric noise: fraction of zero off-diagonal noise rates", at_least=0, at_most=1
+    )
+    noise_file: str | None = option(None, "RAF-DB noise label file (noise01/02/03.txt format)")
+    labels: str | None = option(
+        None,
+        "train on this label file (from `audit apply`, in the dataset's format) instead of "
+        "the dataset's labels; training samples it does not list are left out",
+    )
+    epochs: int = option(10, "training epochs", at_least=1)
+    folds: int = option(
+        1, "K >= 2: cross-fit K models for out-of-sample probabilities (1: none)", at_least=1
+    )
+    backbone: str = option("resnet-small", "the network under every method", choices=BACKBONES)
+    weights: str | None = option(
+        None,
+        "backbone checkpoint (.pth: state dict, {'state_dict': ...}, MS-Celeb layout) or 'imagenet'",
+    )
+    allow_partial_weights: bool = option(
+        False, "load a checkpoint even when some backbone tensors do not match"
+    )
+    image_size: int = option(64, "side of the square training images, in pixels", at_least=8)
+    batch_size: int = option(256, "images per optimisation step", at_least=2)
+    lr: float = option(1e-3, "Adam learning rate", above=0)
+    weight_decay: float = option(1e-4, "Adam weight decay", at_least=0)
+    lr_gamma: float = option(
+        0.9, "learning rate multiplied by this after every epoch", above=0, at_most=1
+    )
+    limit: int | None = option(
+        None, "class-stratified subset of this many training samples", at_least=2
+    )
+    aum_threshold: bool = option(
+        False, "two extra trainings per method with threshold samples, so AUM also flags"
+    )
+    strict: bool = option(
+        False,
+        "an image that cannot be decoded is an error (default: skip it and list it in the manifest)",
+    )
+    report: bool = option(True, "write report.html (its UMAP map and CAM gallery)")
+    balanced_sampling: bool = option(
+        False,
+        "oversample every class up to the largest each epoch (AffectNet's usual training)",
+    )
+    seed: int = option(0, "seed of the noise, the initial weights and the augmentation", at_least=0)
+    device: str = option("auto", "auto: cuda when visible, else cpu", choices=("auto", "cpu", "cuda"))  # fmt: skip
+    amp: str = option(
+        "auto",
+        "bf16 autocast of the forward pass and loss; auto: on for CUDA, off on CPU",
+        choices=("auto", "bf16", "off"),
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the backbone (pays a one-off compile time; worth it on long GPU runs)",
+    )
+    root: str | None = option(
+        None, "the dataset's folder (overrides the registry and its environment variable)"
+    )
+    out: str = option("reports", "output root")
+    # method name -> its options (`methods.base.Method.options_class`), for every known method
+    methods: dict[str, Options] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat, as the manifest records it: core options and `<method>_<option>` keys."""
+        core = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "methods"}
+        return core | {key: value for key, (_, _, value) in method_keys(self.methods).items()}
 
     def train_config(self, device: str) -> TrainConfig:
         return TrainConfig(
@@ -119,22 +135,53 @@ class RunConfig:
             compile=self.compile,
         )
 
-    def method_options(self, name: str) -> dict[str, Any]:
-        """The keyword arguments of method `name`'s class."""
-        options = {
-            "eac": {"lam": self.eac_lambda, "erasure": self.eac_erasure},
-            "scn": {
-                "beta": self.scn_beta,
-                "delta1": self.scn_delta1,
-                "delta2": self.scn_delta2,
-                "gamma": self.scn_gamma,
-                "loss": self.scn_loss,
-                "relabel_scope": self.scn_relabel,
-                "relabel_epoch": self.scn_relabel_epoch,
-            },
-            "gsmc": {"erasure": self.gsmc_erasure},
-        }
-        return options.get(name, {})
+
+CORE = [f for f in fields(RunConfig) if spec_of(f) is not None]
+
+
+def method_keys(chosen: dict[str, Options] | None = None) -> dict[str, tuple[str, str, Any]]:
+    """`<method>_<option>` -> (method, field name, value) for every option of every registered
+    method: the values of `chosen` (method -> options) where given, else the defaults."""
+    out = {}
+    for name, cls in METHODS.items():
+        options = (chosen or {}).get(name) or cls.options_class()
+        for f in fields(options):
+            out[f"{name}_{public_name(f)}"] = (name, f.name, getattr(options, f.name))
+    return out
+
+
+def declared_defaults() -> dict[str, Any]:
+    return {f.name: default_of(f) for f in CORE} | {
+        key: value for key, (_, _, value) in method_keys().items()
+    }
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per declared option: `--<option>` for the core ones, `--<method>-<option>` for
+    each registered method's. Every default is None, so that only what the user typed
+    overrides the preset and the dataset's defaults (`resolve`)."""
+    for f in CORE:
+        add_flag(parser, f.name, spec_of(f).help, type_of(RunConfig, f), spec_of(f).choices, default_of(f))  # fmt: skip
+    for name, cls in METHODS.items():
+        group = parser.add_argument_group(f"{name} options")
+        for f in fields(cls.options_class):
+            spec = spec_of(f)
+            add_flag(group, f"{name}_{public_name(f)}", spec.help,
+                     type_of(cls.options_class, f), spec.choices, default_of(f))  # fmt: skip
+
+
+def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> None:
+    flag = "--" + key.replace("_", "-")
+    text = help + (f"; one of {', '.join(map(str, choices))}" if choices else "")
+    if kind is bool:
+        shown = "on" if default else "off"
+        parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
+                            help=f"{text} (default {shown})")  # fmt: skip
+    elif kind is list:
+        parser.add_argument(flag, dest=key, action="append", help=f"{text} (default {','.join(default)})")  # fmt: skip
+    else:
+        shown = "" if default is None else f" (default {default})"
+        parser.add_argument(flag, dest=key, type=kind, help=text + shown)
 
 
 def split_methods(value: Any) -> list[str]:
@@ -145,66 +192,77 @@ def split_methods(value: Any) -> list[str]:
 
 
 def resolve(dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any]) -> RunConfig:
+    """The configuration of a new run; refuses unknown keys and bad values, naming them."""
     given = {k: v for k, v in cli.items() if v is not None}
     preset = given.get("preset")
     if preset is not None and preset not in PRESETS:
         raise UserError(f"--preset {preset}: choose from {', '.join(PRESETS)}")
-    merged = TOOL_DEFAULTS | dataset_defaults | PRESETS.get(preset, {}) | given
+    defaults = declared_defaults()
+    unknown = sorted(set(dataset_defaults) - set(defaults))
+    if unknown:
+        raise UserError(
+            f"the registry's defaults for {dataset} name unknown options: {', '.join(unknown)}"
+        )
+    merged = defaults | dataset_defaults | PRESETS.get(preset, {}) | given
     if given.get("labels") and "noise_rate" not in given:
         merged["noise_rate"] = 0.0  # a corrected label file is trained on as it is
-    known = {f.name for f in fields(RunConfig)}
-    merged = {k: v for k, v in merged.items() if k in known}
     merged["method"] = split_methods(merged["method"])
-    config = RunConfig(dataset=dataset, **merged)
-    validate(config)
-    return config
+    return from_dict(dataset, merged)
 
 
-def validate(c: RunConfig) -> None:
+def from_dict(dataset: str, values: dict[str, Any]) -> RunConfig:
+    """A validated RunConfig from flat values (`resolve`'s merge, or a manifest's `config` on
+    --resume); keys that are neither core options nor `<method>_<option>` are refused."""
+    keys = method_keys()
+    core_names = {f.name for f in CORE}
+    unknown = sorted(set(values) - core_names - set(keys) - {"dataset"})
+    if unknown:
+        raise UserError(
+            f"unknown options {', '.join(unknown)} (a method's options need its plug-in loaded: "
+            "AUDIT_PLUGINS)"
+        )
+    core = {k: v for k, v in values.items() if k in core_names}
+    per_method: dict[str, dict[str, Any]] = {name: {} for name in METHODS}
+    for key, (name, field_name, _) in keys.items():
+        if key in values:
+            per_method[name][field_name] = values[key]
+    problems = problems_with(RunConfig, core)
+    for name, cls in METHODS.items():
+        problems += problems_with(cls.options_class, per_method[name], prefix=f"{name}_")
+    problems = problems or relation_problems(core)  # relations are read between valid values
+    if problems:
+        raise UserError("; ".join(problems))
+    methods = {name: cls.options_class(**per_method[name]) for name, cls in METHODS.items()}
+    return RunConfig(dataset=dataset, **core, methods=methods)
+
+
+def relation_problems(c: dict[str, Any]) -> list[str]:
+    """What single-option checks cannot see: unknown or unscored methods, and options that
+    contradict each other."""
+    import auditor.detectors  # noqa: F401  (registers the built-in detectors)
+    from auditor.detectors.registry import unscored_signals
+
     problems = []
-    unknown = [m for m in c.method if m not in METHODS]
-    if unknown or not c.method:
+    chosen = c["method"]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or not chosen:
         problems.append(
             f"--method {','.join(unknown) or '(none)'}: choose from {', '.join(METHODS)}"
         )
-    if not 0.0 <= c.noise_rate < 1.0:
-        problems.append(f"--noise-rate {c.noise_rate}: must be in [0, 1)")
-    if not 0.0 <= c.noise_sparsity <= 1.0:
-        problems.append(f"--noise-sparsity {c.noise_sparsity}: must be in [0, 1]")
-    if c.noise_type not in NOISE_TYPES:
-        problems.append(f"--noise-type {c.noise_type}: choose from {', '.join(NOISE_TYPES)}")
-    if c.noise_file and c.noise_rate > 0:
+    for name in (m for m in chosen if m in METHODS):
+        for signal in unscored_signals(METHODS[name].extra_signals):
+            problems.append(
+                f"method {name} records signal {signal!r} that no detector reads: register one "
+                f"with @detector(..., reads=('signal:{signal}',)) (auditor.detectors.registry)"
+            )
+    if c.get("noise_file") and c["noise_rate"] > 0:
         problems.append(
             "--noise-file and --noise-rate > 0 together: a noise file already sets the labels"
         )
-    if c.labels and c.noise_file:
+    if c.get("labels") and c.get("noise_file"):
         problems.append("--labels and --noise-file together: choose one label source")
-    if c.labels and c.noise_rate > 0:
+    if c.get("labels") and c["noise_rate"] > 0:
         problems.append(
             "--labels and --noise-rate > 0 together: a label file is trained on as it is"
         )
-    if c.backbone not in BACKBONES:
-        problems.append(f"--backbone {c.backbone}: choose from {', '.join(BACKBONES)}")
-    for flag, value, choices in (
-        ("--eac-erasure", c.eac_erasure, ERASURES),
-        ("--gsmc-erasure", c.gsmc_erasure, ERASURES),
-        ("--scn-loss", c.scn_loss, SCN_LOSSES),
-        ("--scn-relabel", c.scn_relabel, RELABEL_SCOPES),
-    ):
-        if value not in choices:
-            problems.append(f"{flag} {value}: choose from {', '.join(choices)}")
-    if not 0 < c.scn_beta < 1:
-        problems.append(f"--scn-beta {c.scn_beta}: must be in (0, 1)")
-    for name, low in (("epochs", 1), ("folds", 1), ("image_size", 8), ("batch_size", 2)):
-        if getattr(c, name) < low:
-            problems.append(
-                f"--{name.replace('_', '-')} {getattr(c, name)}: must be at least {low}"
-            )
-    if c.limit is not None and c.limit < 2:
-        problems.append(f"--limit {c.limit}: must be at least 2")
-    if c.amp not in ("auto", "bf16", "off"):
-        problems.append(f"--amp {c.amp}: choose auto, bf16 or off")
-    if c.device not in ("auto", "cpu", "cuda"):
-        problems.append(f"--device {c.device}: choose auto, cpu or cuda")
-    if problems:
-        raise UserError("; ".join(problems))
+    return problems

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from auditor.datasets.corrected import NOT_LISTED, write_label_file
 from auditor.decisions import corrected_labels, read_decisions, reviewed_frame, suspects_frame
 from auditor.errors import UserError
-from auditor.labelfiles import NOT_LISTED, write_label_file
 from auditor.outputs.files import write_csv
 from auditor.outputs.run_folder import read_run, read_samples
 

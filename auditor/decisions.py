@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.csv_cells import restore_cell
 from auditor.datasets.labelfile import read_csv_rows
 from auditor.errors import UserError
-from auditor.outputs.files import restore_cell
 from auditor.outputs.tables import RELABEL_COLUMNS, relabel_frame
 
 DECISIONS = ("relabel", "keep", "drop")

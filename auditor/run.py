@@ -20,23 +20,25 @@ from tqdm import tqdm
 from auditor.config import RunConfig
 from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels
+from auditor.datasets.corrected import with_labels
 from auditor.datasets.noise import inject_noise
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, evaluate_detectors
+from auditor.evidence import MethodEvidence
 from auditor.fsutil import write_text_atomic
-from auditor.labelfiles import with_labels
-from auditor.outputs.report import build_report
+from auditor.outputs.report import GALLERY, build_report
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
-from auditor.scoring import MethodEvidence, score_all, trusted_methods
+from auditor.scoring import score_all, trusted_methods
 from auditor.training import distributed
 from auditor.training.augment import Normalizer
 from auditor.training.aum_threshold import aum_threshold_run
-from auditor.training.crossfit import cross_fit
+from auditor.training.crossfit import check_folds, cross_fit
 from auditor.training.engine import resolve_amp, resolve_device, train
-from methods import METHODS, build_method
+from auditor.training.gallery import draw_gallery
+from methods import METHODS
 from methods.backbones import build_backbone
 from methods.base import Method
 from methods.weights import load_backbone_weights
@@ -99,7 +101,7 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
             )
         mask = train.labels != train.true_labels
         noise = {
-            "type": train.extra.get("noise_type", "file"),
+            "type": train.truth_source,
             "file": config.noise_file,
             "nominal_rate": None,
             "real_rate": float(mask.mean()),
@@ -142,14 +144,13 @@ def train_method(
         backbone = build_backbone(config.backbone, in_channels)
         if data["weights"] is not None:
             backbone.load_state_dict(data["weights"])
-        return build_method(name, backbone, classes, **config.method_options(name))
+        return METHODS[name](backbone, classes, config.methods[name])
 
     checkpoints.mkdir(exist_ok=True)
     train_config = replace(config.train_config(device), checkpoint=str(checkpoints / f"{name}.pt"))
     n = len(data["labels"])
-    folds = config.folds if config.folds >= 2 else 0
     # K fold models each see (K - 1) / K of the data; AUM threshold runs are two more trainings
-    total = config.epochs * n * (max(folds, 1) + (2 if config.aum_threshold else 0))
+    total = config.epochs * n * (config.folds + (2 if config.aum_threshold else 0))
     start = time.perf_counter()
     with tqdm(
         total=total,
@@ -176,30 +177,23 @@ def train_method(
             progress=tick,
         )
         oos = None
-        if folds:
-            oos = cross_fit(
-                make,
-                data["train"],
-                data["labels"],
-                data["normalize"],
-                train_config,
-                folds,
-                progress=tick,
-            )
-        aum_flags = None
+        if config.folds >= 2:
+            oos = cross_fit(make, data["train"], data["labels"], data["normalize"], train_config,
+                            config.folds, progress=tick)  # fmt: skip
+        aum_runs = None
         if config.aum_threshold:
-            aum_flags, _ = aum_threshold_run(make, data["train"], data["labels"], num_classes,
-                                             data["normalize"], train_config, progress=tick)  # fmt: skip
+            aum_runs = aum_threshold_run(make, data["train"], data["labels"], num_classes,
+                                         data["normalize"], train_config, progress=tick)  # fmt: skip
+    relabels = METHODS[name].relabels
     evidence = MethodEvidence(
         name=name,
         signals=result.signals,
-        final_probs=torch.softmax(torch.from_numpy(result.logits), dim=1).numpy(),
+        final_probs=result.probs,
         oos_probs=oos,
         embeddings=result.embeddings,
-        final_labels=result.final_labels,
-        relabel_events=result.relabel_events,
-        relabels=METHODS[name].relabels,
-        aum_flags=aum_flags,
+        final_labels=result.final_labels if relabels else None,
+        relabel_events=result.relabel_events if relabels else {},
+        aum_runs=aum_runs,
     )
     return evidence, result.test_accuracy, time.perf_counter() - start, model
 
@@ -222,6 +216,7 @@ def execute(
     train_table, test_table = split_and_limit(table, config)
     train_table, test_table, pixels, skipped = decode(train_table, test_table, config)
     labels = labels_for(train_table, config, pixels[0])
+    check_folds(labels.given, config.folds)  # before any training, and before the run folder
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
     if distributed.rank() != 0:
@@ -242,7 +237,7 @@ def execute(
             "precision": "bf16 autocast" if resolve_amp(config.amp, device) else "float32",
             "n_train": len(train_table), "n_test": len(test_table),
             "class_names": table.class_names,
-            "dataset_notes": {k: v for k, v in table.extra.items() if k != "noise_type"},
+            "dataset_notes": table.extra,
             "skipped": skipped, "labels_file": labels_info, "weights": weights_info,
             "processes": distributed.world_size(),
         })  # fmt: skip
@@ -299,6 +294,8 @@ def audit(
             "flagged": int(scores.flags["suspicion"].sum()),
         },
     }
+    if scores.aum_thresholds:
+        metrics["aum_thresholds"] = scores.aum_thresholds
     samples = write_run_files(
         state.run_dir,
         sample_ids=train_table.sample_ids,
@@ -315,7 +312,7 @@ def audit(
     )
     if config.report:
         write_report_for(config, metrics, samples, evidence, models, last5, both[0], normalize,
-                         device, train_table.class_names, state)  # fmt: skip
+                         device, state)  # fmt: skip
     return metrics
 
 
@@ -329,18 +326,22 @@ def write_report_for(
     pixels: torch.Tensor,
     normalize: Normalizer,
     device: str,
-    class_names: list[str],
     state: RunState,
 ) -> None:
-    """report.html, drawn with the model and embeddings of the best trusted method."""
+    """report.html, drawn from the evidence of the best trusted method: its embeddings, and the
+    CAMs of its model on the top suspects (for their suggested class)."""
     t = time.perf_counter()
     best = max(trusted_methods(last5), key=lambda m: last5[m] if last5[m] is not None else 0)
     chosen = next(ev for ev in evidence if ev.name == best)
+    top = samples.sort_values("suspicion", ascending=False, kind="stable").index[:GALLERY]
+    rows = top.to_numpy().copy()  # writable: torch.from_numpy warns on pandas' read-only array
+    gallery = draw_gallery(models[best], pixels, rows, samples["suggested_label"].to_numpy()[rows],
+                           normalize, device)  # fmt: skip
     report = build_report(
         manifest=state.manifest, metrics=metrics, samples=samples,
-        last_loss={ev.name: ev.signals["loss"][-1] for ev in evidence}, embeddings=chosen.embeddings,
-        model=models[best], pixels=pixels, normalize=normalize, device=device,
-        class_names=class_names, seed=config.seed,
+        last_loss={ev.name: ev.signals["loss"][-1] for ev in evidence},
+        embeddings=chosen.embeddings, gallery=gallery, class_names=state.manifest["class_names"],
+        seed=config.seed,
     )  # fmt: skip
     write_text_atomic(state.run_dir / "report.html", report)
     state.timings["report"] = time.perf_counter() - t

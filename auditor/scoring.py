@@ -8,23 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from auditor.detectors.dynamics import (
-    SIGNAL_DETECTORS,
-    area_under_margin,
-    cartography_confidence,
-    cartography_variability,
-    forgetting_events,
-    loss_gmm,
-    mean_loss,
-    relabelled,
-)
+import auditor.detectors  # noqa: F401  (registers the built-in detectors)
+from auditor.detectors.dynamics import aum_threshold_decision
 from auditor.detectors.ensemble import flag_top, rank_average
-from auditor.detectors.neighbours import knn_label_disagreement
-from auditor.detectors.probabilities import (
-    estimated_issue_count,
-    final_loss,
-    probability_detectors,
-)
+from auditor.detectors.probabilities import estimated_issue_count, probability_detectors
+from auditor.detectors.registry import DETECTORS, run_detector
+from auditor.evidence import MethodEvidence
 
 # The ensemble: per trusted method, a training-dynamics signal (AUM, robust to memorisation),
 # the probability of the given label (out-of-sample with --folds) and the neighbourhood vote on
@@ -47,31 +36,12 @@ def trusted_methods(accuracy: dict[str, float | None]) -> list[str]:
 
 
 @dataclass
-class MethodEvidence:
-    """What one method's training left behind for the detectors."""
-
-    name: str
-    signals: dict[str, np.ndarray]  # [epochs, N]
-    final_probs: np.ndarray  # [N, K], final model, un-augmented images (in-sample)
-    oos_probs: np.ndarray | None = None  # [N, K], cross-fitted, when --folds >= 2
-    embeddings: np.ndarray | None = None  # [N, C], final model's pooled features
-    final_labels: np.ndarray | None = None  # [N] what the method trained on at the end
-    relabels: bool = False  # whether the method changes labels during training (SCN)
-    relabel_events: dict[str, np.ndarray] = field(default_factory=dict)
-    aum_flags: np.ndarray | None = None  # [N] from threshold-sample runs (--aum-threshold)
-
-    @property
-    def probs(self) -> np.ndarray:
-        """The probabilities the probability detectors read: out-of-sample when available."""
-        return self.oos_probs if self.oos_probs is not None else self.final_probs
-
-
-@dataclass
 class Scores:
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # detector -> [N]
     flags: dict[str, np.ndarray] = field(default_factory=dict)  # deciding detector -> [N] bool
     probs: np.ndarray | None = None  # [N, K] the probabilities suggestions come from
     ensemble_members: list[str] = field(default_factory=list)
+    aum_thresholds: dict[str, list[float]] = field(default_factory=dict)  # method -> per run
 
     def finish(self, labels: np.ndarray) -> Scores:
         """Add the ensemble `suspicion` over `ensemble_members` and its flags (top n, n =
@@ -82,32 +52,22 @@ class Scores:
         return self
 
 
-def method_scores(ev: MethodEvidence, labels: np.ndarray) -> tuple[dict, dict]:
-    m = ev.name
-    scores, flags = probability_detectors(ev.probs, labels)
-    s = ev.signals
-    gmm_score, gmm_flags = loss_gmm(s["loss"])
-    scores |= {
-        "loss": final_loss(ev.final_probs, labels),
-        "loss_mean": mean_loss(s["loss"]),
-        "aum": area_under_margin(s["margin"]),
-        "forgetting": forgetting_events(s["correct"]),
-        "cartography_confidence": cartography_confidence(s["p_given"]),
-        "cartography_variability": cartography_variability(s["p_given"]),
-        "loss_gmm": gmm_score,
-    }
-    flags["loss_gmm"] = gmm_flags
-    if ev.aum_flags is not None:
-        flags["aum"] = ev.aum_flags
-    if ev.embeddings is not None and len(ev.embeddings):
-        scores["knn"] = knn_label_disagreement(ev.embeddings, labels)
-    for signal, detector in SIGNAL_DETECTORS.items():
-        if signal in s:
-            scores[signal] = detector(s[signal])
-    if ev.relabels:
-        scores["relabel"] = relabelled(ev.final_labels, labels)
-        flags["relabel"] = scores["relabel"] > 0
-    return {f"{m}_{k}": v for k, v in scores.items()}, {f"{m}_{k}": v for k, v in flags.items()}
+def method_scores(ev: MethodEvidence, labels: np.ndarray) -> tuple[dict, dict, list[float]]:
+    """Every registered detector whose inputs this method's evidence has: ({name: score},
+    {name: flags}, AUM thresholds), names prefixed `<method>_`. With --aum-threshold, AUM's
+    flags come from its threshold-sample trainings (`aum_threshold_decision`)."""
+    scores, flags = {}, {}
+    for d in DETECTORS.values():
+        inputs = ev.inputs(d.reads, labels)
+        if inputs is not None:
+            scores[d.name], flag = run_detector(d, inputs)
+            if flag is not None:
+                flags[d.name] = flag
+    thresholds = []
+    if ev.aum_runs is not None:
+        flags["aum"], thresholds = aum_threshold_decision(ev.aum_runs)
+    prefixed = [{f"{ev.name}_{k}": v for k, v in d.items()} for d in (scores, flags)]
+    return prefixed[0], prefixed[1], thresholds
 
 
 def score_all(
@@ -118,9 +78,11 @@ def score_all(
     the trusted methods' mean probabilities."""
     out = Scores()
     for ev in evidence:
-        scores, flags = method_scores(ev, labels)
+        scores, flags, thresholds = method_scores(ev, labels)
         out.scores |= scores
         out.flags |= flags
+        if thresholds:
+            out.aum_thresholds[ev.name] = thresholds
     trusted = trusted_methods(accuracy)
     out.ensemble_members = [
         f"{m}_{d}" for m in trusted for d in ENSEMBLE_MEMBERS if f"{m}_{d}" in out.scores

@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from auditor.evaluation import detection_metrics
-from auditor.scoring import MethodEvidence, Scores, method_scores
+from auditor.evidence import MethodEvidence
+from auditor.scoring import Scores, method_scores
 
 
 def synthetic_evidence(n: int, k: int, dim: int, epochs: int, seed: int = 0):
@@ -52,7 +53,7 @@ def main() -> None:
         f"synthetic evidence: {time.perf_counter() - t:.1f} s ({ev.embeddings.nbytes / 1e6:.0f} MB of embeddings)"
     )
     t = time.perf_counter()
-    scores, flags = method_scores(ev, given)
+    scores, flags, _ = method_scores(ev, given)
     detectors_s = time.perf_counter() - t
     t = time.perf_counter()
     result = Scores(scores, flags, ev.probs, ["ce_aum", "ce_self_confidence", "ce_knn"]).finish(

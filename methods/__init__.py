@@ -1,21 +1,18 @@
-"""Training methods. Each is one small class behind `methods.base.Method`."""
+"""Training methods. Each is one small class behind `methods.base.Method`, registered by
+`@register_method` in its own module; importing this package registers the built-in ones."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from methods.base import Method
-from methods.ce import CE
-from methods.eac import EAC
-from methods.gsmc import GSMC
-from methods.rul import RUL
-from methods.scn import SCN
-
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (CE, EAC, SCN, RUL, GSMC)}
+from methods import ce, eac, gsmc, rul, scn  # noqa: F401  (registers the built-in methods)
+from methods.base import METHODS, Method
 
 
 def build_method(name: str, backbone: nn.Module, num_classes: int, **options) -> Method:
-    """`options` are the method's own keyword arguments (e.g. EAC's `lam`, `erasure`)."""
+    """`options` are the method's own options by field name (e.g. EAC's `lam`, `erasure`),
+    checked by its options dataclass."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    return METHODS[name](backbone, num_classes, **options)
+    cls = METHODS[name]
+    return cls(backbone, num_classes, cls.options_class(**options))

@@ -3,16 +3,25 @@
 A method owns its backbone and heads, builds its own augmented views of a clean batch (through
 the engine's batched `Augmenter`), returns its loss, the logits it classified, any
 method-specific per-sample signals, and, for methods that relabel (SCN), the new labels.
+
+A method declares itself in its own module: a `Method` subclass with a `name`, its options as a
+frozen dataclass (`options_class`, see `auditor.options`; the CLI flags `--<name>-<option>` are
+generated from it) and `@register_method`. Every per-sample signal it records must be read by
+a registered detector (`auditor.detectors.registry`); `audit run` refuses a method whose signal
+nothing would score. See docs/methods.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from auditor.options import Options
+from methods.cam import class_activation_maps
 
 
 class Augment(Protocol):
@@ -39,17 +48,29 @@ class StepOutput:
     new_labels: torch.Tensor | None = None  # [B] labels to train on from now on (relabelling)
 
 
+@dataclass(frozen=True)
+class NoOptions(Options):
+    """A method without options of its own."""
+
+
 class Method(nn.Module):
     """fc(GAP(backbone(x))), plus whatever a subclass adds. Subclasses set `name`,
-    `extra_signals` (names of the per-sample signals their `training_step` returns)
-    and implement `training_step`; `after_step` runs after every optimiser step."""
+    `options_class` (a frozen dataclass of their options, with defaults), `extra_signals` (names of the
+    per-sample signals their `training_step` returns) and implement `training_step`;
+    `after_step` runs after every optimiser step."""
 
     name: ClassVar[str]
+    options_class: ClassVar[type[Options]] = NoOptions
     extra_signals: ClassVar[tuple[str, ...]] = ()
     relabels: ClassVar[bool] = False  # True for methods whose StepOutput carries new_labels
 
-    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, options: Options | None = None
+    ) -> None:
         super().__init__()
+        self.options = self.options_class() if options is None else options
+        if not isinstance(self.options, self.options_class):
+            raise TypeError(f"{self.name} takes {self.options_class.__name__}, not {type(options).__name__}")  # fmt: skip
         self.backbone = backbone
         self.fc = nn.Linear(backbone.out_channels, num_classes)
 
@@ -63,6 +84,23 @@ class Method(nn.Module):
 
     def after_step(self) -> None:
         """Hook after each optimiser step (GSMC's EMA teacher update)."""
+
+    def cams(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Class activation maps [N, K, h, w] of the classifier on images `x` (`methods.cam`),
+        or None for a method whose classifier does not read the backbone's map (RUL)."""
+        return class_activation_maps(self.backbone(x), self.fc.weight)
+
+
+M = TypeVar("M", bound=type[Method])
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: M) -> M:
+    """Class decorator: make `cls` a method of `audit run --method` under `cls.name`."""
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise ValueError(f"two methods are named {cls.name!r}")
+    METHODS[cls.name] = cls
+    return cls
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
-from methods.base import Augment, Batch, Method, StepOutput, cross_entropy, flip_and_erase
+from methods.base import (
+    Augment,
+    Batch,
+    Method,
+    StepOutput,
+    cross_entropy,
+    flip_and_erase,
+    register_method,
+)
 
 
+@register_method
 class CE(Method):
     name = "ce"
 

@@ -19,13 +19,25 @@ Per-sample signal `flip_cam`: mean_{k,h,w} (CAM(x1) - hflip(CAM(x2)))^2 (higher 
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from dataclasses import dataclass
 
-from methods.base import Augment, Batch, Method, StepOutput, cross_entropy
+import torch
+
+from auditor.options import Options, option
+from methods.base import Augment, Batch, Method, StepOutput, cross_entropy, register_method
 from methods.cam import class_activation_maps, flip_cam_disagreement
 
 ERASURES = ("same", "independent")
+
+
+@dataclass(frozen=True)
+class EACOptions(Options):
+    lam: float = option(5.0, "weight of the consistency loss", name="lambda", at_least=0)
+    erasure: str = option(
+        "same",
+        "same: x2 = flip(erase(x)) (paper); independent: erase each view (official code)",
+        choices=ERASURES,
+    )
 
 
 def eac_loss(
@@ -45,25 +57,20 @@ def eac_loss(
     return cross_entropy(logits, y) + lam * per_sample.mean(), per_sample
 
 
+@register_method
 class EAC(Method):
     name = "eac"
+    options_class = EACOptions
     extra_signals = ("flip_cam",)
-
-    def __init__(
-        self, backbone: nn.Module, num_classes: int, lam: float = 5.0, erasure: str = "same"
-    ) -> None:
-        super().__init__(backbone, num_classes)
-        if erasure not in ERASURES:
-            raise ValueError(f"EAC erasure must be one of {ERASURES}, not {erasure!r}")
-        self.lam = lam
-        self.erasure = erasure
+    options: EACOptions
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
         base = aug.random_hflip(batch.x)
         x1 = aug.random_erase(base)
-        x2 = x1.flip(-1) if self.erasure == "same" else aug.random_erase(base.flip(-1))
+        same = self.options.erasure == "same"
+        x2 = x1.flip(-1) if same else aug.random_erase(base.flip(-1))
         fmap1 = self.backbone(x1)
         fmap2 = self.backbone(x2)
         logits = self.fc(fmap1.mean(dim=(2, 3)))
-        loss, flip_cam = eac_loss(logits, batch.y, fmap1, fmap2, self.fc.weight, self.lam)
+        loss, flip_cam = eac_loss(logits, batch.y, fmap1, fmap2, self.fc.weight, self.options.lam)
         return StepOutput(loss=loss, logits=logits, signals={"flip_cam": flip_cam.detach()})

@@ -14,15 +14,26 @@ The student is evaluated. Per-sample signals: `kd` = KL(p_T || p_S) and `flip_ca
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from methods.base import Augment, Batch, Method, StepOutput, cross_entropy
+from auditor.options import Options, option
+from methods.base import Augment, Batch, Method, StepOutput, cross_entropy, register_method
 from methods.cam import class_activation_maps, flip_cam_disagreement
 
 ERASURES = ("same", "independent")
+
+
+@dataclass(frozen=True)
+class GSMCOptions(Options):
+    erasure: str = option(
+        "same",
+        "same: the mirror view shares the erasure (release); independent: erased anew",
+        choices=ERASURES,
+    )
 
 
 def ema_decay(step: int, cap: float = 0.999) -> float:
@@ -72,15 +83,17 @@ class Student(nn.Module):
         return self.fc(self.backbone(x).mean(dim=(2, 3)))
 
 
+@register_method
 class GSMC(Method):
     name = "gsmc"
+    options_class = GSMCOptions
     extra_signals = ("kd", "flip_cam")
+    options: GSMCOptions
 
-    def __init__(self, backbone: nn.Module, num_classes: int, *, erasure: str = "same") -> None:
-        super().__init__(backbone, num_classes)
-        if erasure not in ERASURES:
-            raise ValueError(f"GSMC erasure must be one of {ERASURES}, not {erasure!r}")
-        self.erasure = erasure
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, options: GSMCOptions | None = None
+    ) -> None:
+        super().__init__(backbone, num_classes, options)
         self.teacher = copy.deepcopy(Student(self.backbone, self.fc))
         self.teacher.requires_grad_(False)
         self.steps = 0
@@ -88,7 +101,7 @@ class GSMC(Method):
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
         base = aug.random_hflip(batch.x)
         x1 = aug.random_erase(base)
-        x2 = x1.flip(-1) if self.erasure == "same" else aug.random_erase(base.flip(-1))
+        x2 = x1.flip(-1) if self.options.erasure == "same" else aug.random_erase(base.flip(-1))
         fmap1, fmap2 = self.backbone(x1), self.backbone(x2)
         logits = self.fc(fmap1.mean(dim=(2, 3)))
         with torch.no_grad():

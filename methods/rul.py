@@ -5,8 +5,8 @@ u_i = mean_d exp(log_var_i,d). Each sample is paired with a random partner j (a 
 the batch); w_i = u_i / (u_i + u_j), z_i = w_i * mu_i + (1 - w_i) * mu_j, and
 L = 0.5 * CE(fc(z_i), y_i) + 0.5 * CE(fc(z_i), y_j). Test-time prediction is fc(mu_i).
 
-Per-sample signal `uncertainty` = u_i (METHODS.md reads high as uncertain, so suspect; the
-measured AUROC says which way it points on a given dataset).
+Per-sample signal `uncertainty` = u_i (docs/detectors.md: high reads as uncertain, so suspect;
+the measured AUROC says which way it points on a given dataset).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from methods.base import Augment, Batch, Method, StepOutput, flip_and_erase
+from auditor.options import Options
+from methods.base import Augment, Batch, Method, StepOutput, flip_and_erase, register_method
 
 
 def mix_by_uncertainty(
@@ -30,12 +31,20 @@ def rul_loss(mixed_logits: torch.Tensor, y: torch.Tensor, partner: torch.Tensor)
     return 0.5 * F.cross_entropy(mixed_logits, y) + 0.5 * F.cross_entropy(mixed_logits, y[partner])
 
 
+@register_method
 class RUL(Method):
     name = "rul"
     extra_signals = ("uncertainty",)
 
-    def __init__(self, backbone: nn.Module, num_classes: int, *, dim: int = 64) -> None:
-        super().__init__(backbone, num_classes)
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        options: Options | None = None,
+        *,
+        dim: int = 64,
+    ) -> None:
+        super().__init__(backbone, num_classes, options)
         self.mu = nn.Linear(backbone.out_channels, dim)
         self.log_var = nn.Linear(backbone.out_channels, dim)
         self.fc = nn.Linear(dim, num_classes)
@@ -46,6 +55,10 @@ class RUL(Method):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.backbone(x).mean(dim=(2, 3))
         return self.fc(self.mu(pooled)), pooled
+
+    def cams(self, x: torch.Tensor) -> None:
+        """None: RUL's classifier reads the mu head, not the backbone's channels, so it has no CAM."""
+        return None
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
         pooled = self.backbone(flip_and_erase(batch.x, aug)).mean(dim=(2, 3))

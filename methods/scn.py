@@ -16,14 +16,33 @@ Per-sample signal `alpha` (low = suspect); relabel events are recorded by the en
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from methods.base import Augment, Batch, Method, StepOutput, flip_and_erase
+from auditor.options import Options, option
+from methods.base import Augment, Batch, Method, StepOutput, flip_and_erase, register_method
 
 LOSSES = ("paper", "code")
 RELABEL_SCOPES = ("low", "all")
+
+
+@dataclass(frozen=True)
+class SCNOptions(Options):
+    beta: float = option(0.7, "high-importance fraction of each batch", above=0, below=1)
+    delta1: float = option(0.15, "rank-regularisation margin", at_least=0)
+    delta2: float = option(0.2, "relabel threshold on max(p) - p[y]", at_least=0)
+    gamma: float = option(0.5, "weight of L_RR in the paper's loss", at_least=0, at_most=1)
+    loss: str = option(
+        "paper", "paper: gamma*L_RR + (1-gamma)*L_WCE; code: L_WCE + L_RR", choices=LOSSES
+    )
+    relabel: str = option(
+        "low", "relabel the low-importance group (paper) or every sample (code)",
+        choices=RELABEL_SCOPES,
+    )  # fmt: skip
+    relabel_epoch: int = option(10, "first epoch (1-based) of relabelling", at_least=1)
 
 
 def high_group_mask(alpha: torch.Tensor, beta: float) -> torch.Tensor:
@@ -72,30 +91,19 @@ def scn_loss(
     return gamma * rr + (1 - gamma) * wce if mode == "paper" else wce + rr
 
 
+@register_method
 class SCN(Method):
     name = "scn"
+    options_class = SCNOptions
     extra_signals = ("alpha",)
     relabels = True
+    options: SCNOptions
 
     def __init__(
-        self,
-        backbone: nn.Module,
-        num_classes: int,
-        *,
-        beta: float = 0.7,
-        delta1: float = 0.15,
-        delta2: float = 0.2,
-        gamma: float = 0.5,
-        loss: str = "paper",
-        relabel_scope: str = "low",
-        relabel_epoch: int = 10,
+        self, backbone: nn.Module, num_classes: int, options: SCNOptions | None = None
     ) -> None:
-        super().__init__(backbone, num_classes)
-        if loss not in LOSSES or relabel_scope not in RELABEL_SCOPES:
-            raise ValueError(f"SCN loss in {LOSSES}, relabel scope in {RELABEL_SCOPES}")
+        super().__init__(backbone, num_classes, options)
         self.importance = nn.Linear(backbone.out_channels, 1)
-        self.beta, self.delta1, self.delta2, self.gamma = beta, delta1, delta2, gamma
-        self.loss_mode, self.relabel_scope, self.relabel_epoch = loss, relabel_scope, relabel_epoch
 
     def weighted(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         alpha = torch.sigmoid(self.importance(pooled)).squeeze(1)
@@ -108,16 +116,17 @@ class SCN(Method):
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
         pooled = self.backbone(flip_and_erase(batch.x, aug)).mean(dim=(2, 3))
         logits, alpha = self.weighted(pooled)
-        loss = scn_loss(logits, batch.y, alpha, beta=self.beta, delta1=self.delta1,
-                        gamma=self.gamma, mode=self.loss_mode)  # fmt: skip
+        o = self.options
+        loss = scn_loss(logits, batch.y, alpha, beta=o.beta, delta1=o.delta1, gamma=o.gamma,
+                        mode=o.loss)  # fmt: skip
         new_labels = None
-        if batch.epoch + 1 >= self.relabel_epoch:
+        if batch.epoch + 1 >= o.relabel_epoch:
             eligible = (
-                ~high_group_mask(alpha.detach(), self.beta)
-                if self.relabel_scope == "low"
+                ~high_group_mask(alpha.detach(), o.beta)
+                if o.relabel == "low"
                 else torch.ones_like(batch.y, dtype=torch.bool)
             )
-            new_labels = relabel(logits.detach(), batch.y, eligible, self.delta2)
+            new_labels = relabel(logits.detach(), batch.y, eligible, o.delta2)
         return StepOutput(
             loss=loss, logits=logits, signals={"alpha": alpha.detach()}, new_labels=new_labels
         )

@@ -1,7 +1,14 @@
+import math
+import re
+from dataclasses import fields
+
 import pytest
 
-from auditor.config import resolve
+from auditor.cli import main
+from auditor.config import from_dict, resolve
 from auditor.errors import UserError
+from auditor.options import public_name, spec_of, value_type
+from methods import METHODS
 
 
 def test_precedence_cli_over_preset_over_dataset_over_tool():
@@ -12,7 +19,7 @@ def test_precedence_cli_over_preset_over_dataset_over_tool():
         "noise_rate": 0.3,
     }
     c = resolve("demo", {"preset": "paper", "epochs": 2}, dataset_defaults)
-    assert (c.backbone, c.image_size, c.lr, c.batch_size, c.eac_lambda) == (
+    assert (c.backbone, c.image_size, c.lr, c.batch_size, c.methods["eac"].lam) == (
         "resnet18",
         224,
         2e-4,
@@ -28,8 +35,8 @@ def test_precedence_cli_over_preset_over_dataset_over_tool():
 def test_methods_comma_separated_and_repeated():
     c = resolve("demo", {"method": ["ce,eac", "scn", "ce"]}, {})
     assert c.method == ["ce", "eac", "scn"]
-    assert c.method_options("scn")["relabel_scope"] == "low"
-    assert c.method_options("eac") == {"lam": 5.0, "erasure": "same"}
+    assert c.methods["scn"].relabel == "low"
+    assert (c.methods["eac"].lam, c.methods["eac"].erasure) == (5.0, "same")
 
 
 @pytest.mark.parametrize(
@@ -44,3 +51,87 @@ def test_methods_comma_separated_and_repeated():
 def test_bad_options_are_named(cli, needle):
     with pytest.raises(UserError, match=needle):
         resolve("demo", cli, {})
+
+
+def bad_values(owner, f) -> list:
+    """Values the declaration of field `f` must refuse: off the choices, NaN, past each bound."""
+    spec = spec_of(f)
+    if spec.choices is not None:
+        return ["bogus"]
+    out = ["nan"] if value_type(owner, f) is float else []
+    for bound, step in ((spec.at_least, -1), (spec.above, 0), (spec.at_most, 1), (spec.below, 0)):
+        if bound is not None:
+            out.append(str(bound + step))
+    return out
+
+
+METHOD_OPTIONS = [
+    (name, public_name(f), value)
+    for name, cls in METHODS.items()
+    for f in fields(cls.options_class)
+    for value in bad_values(cls.options_class, f)
+]
+
+
+def test_every_method_option_has_a_bad_value_to_try():
+    declared = {(n, public_name(f)) for n, c in METHODS.items() for f in fields(c.options_class)}
+    assert declared == {(n, o) for n, o, _ in METHOD_OPTIONS}
+    assert ("eac", "lambda") in declared and ("scn", "relabel_epoch") in declared
+
+
+@pytest.mark.parametrize(("method", "option", "value"), METHOD_OPTIONS)
+def test_bad_method_options_exit_2_before_training_naming_the_option(
+    method, option, value, tmp_path, capsys
+):
+    flag = f"--{method}-{option.replace('_', '-')}"
+    code = main(["run", "demo", "--method", method, flag, value, "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"audit: error: {flag} " in err
+    assert not any(tmp_path.iterdir())  # refused before any run folder or training
+
+
+def test_the_manifest_config_round_trips():
+    c = resolve("demo", {"method": ["scn"], "scn_beta": 0.5, "eac_lambda": 2.0}, {"epochs": 3})
+    again = from_dict("demo", c.as_dict())
+    assert again == c and again.methods["scn"].beta == 0.5 and again.methods["eac"].lam == 2.0
+    with pytest.raises(UserError, match="unknown options eac_lamda"):
+        from_dict("demo", c.as_dict() | {"eac_lamda": 1.0})
+
+
+def test_unknown_dataset_defaults_are_refused():
+    with pytest.raises(UserError, match="unknown options: epoch"):
+        resolve("demo", {}, {"epoch": 3})
+
+
+def test_core_options_are_checked_like_method_options():
+    for cli, needle in (
+        ({"lr": math.nan}, "--lr nan: must be a finite number"),
+        ({"folds": 0}, "--folds 0: must be at least 1"),
+        ({"epochs": "ten"}, "--epochs 'ten': must be int"),
+        ({"noise_rate": 1.0}, "--noise-rate 1.0: must be below 1"),
+    ):
+        with pytest.raises(UserError, match=needle):
+            resolve("demo", cli, {})
+
+
+@pytest.mark.slow
+def test_main_records_the_argv_it_was_given_not_the_process_argv(tmp_path, capsys):
+    import json
+    import sys
+
+    argv = ["run", "demo", "--limit", "60", "--epochs", "1", "--method", "ce", "--no-report",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert sys.argv[1:] != argv  # pytest's own arguments
+    assert main(argv) == 0
+    (run_dir,) = (tmp_path / "demo").iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["command"] == ["audit", *argv]
+
+
+@pytest.mark.slow
+def test_fold_class_sizes_are_checked_before_training_and_before_the_run_folder(tmp_path, capsys):
+    argv = ["run", "demo", "--limit", "20", "--folds", "5", "--epochs", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2  # 20 samples over 10 classes (given labels noisy): too few for 5 folds
+    err = capsys.readouterr().err
+    assert re.search(r"--folds 5: the smallest class has only [1-4] training samples", err)
+    assert not any(tmp_path.iterdir())

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from auditor.datasets.corrected import NOT_LISTED, read_label_file, with_labels, write_label_file
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.decisions import Decisions, corrected_labels, read_decisions, suspects_frame
 from auditor.errors import UserError
-from auditor.labelfiles import NOT_LISTED, read_label_file, with_labels, write_label_file
 
 CLASSES = ["Surprise", "Fear", "Happiness"]
 

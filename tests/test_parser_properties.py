@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from auditor.datasets import affectnet, csv_labels, ferplus
+from auditor.datasets.corrected import NOT_LISTED, read_label_file, write_label_file
 from auditor.datasets.labelfile import parse_name_label, read_csv_rows
 from auditor.datasets.registry import DatasetEntry, load_registry
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.decisions import read_decisions
 from auditor.errors import UserError
-from auditor.labelfiles import NOT_LISTED, read_label_file, write_label_file
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

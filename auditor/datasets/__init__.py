@@ -1,10 +1,14 @@
-"""Dataset loaders behind one entry point: a registry name in, a SampleTable out."""
+"""Dataset loaders behind one entry point: a registry name in, a SampleTable out.
+
+Each loader module declares its kind with `register_kind` (see `auditor.datasets.kinds`, which
+also writes down the loader interface); importing the package imports the built-in ones.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.datasets import (
+from auditor.datasets import (  # noqa: F401 - imported for their register_kind calls
     affectnet,
     csv_labels,
     fashion_mnist,
@@ -13,27 +17,16 @@ from auditor.datasets import (
     rafdb,
     synth_faces,
 )
-from auditor.datasets.registry import DatasetEntry
+from auditor.datasets.corrected import with_labels
+from auditor.datasets.kinds import KINDS, DatasetKind, find_kind
+from auditor.datasets.registry import DatasetEntry, get_entry, load_registry
 from auditor.datasets.table import SampleTable
 from auditor.errors import UserError
 
-LOADERS = {
-    "fashion-mnist": fashion_mnist,
-    "synth-faces": synth_faces,
-    "raf-db": rafdb,
-    "imagefolder": imagefolder,
-    "ferplus": ferplus,
-    "affectnet": affectnet,
-    "csv": csv_labels,
-}
 
-
-def loader_for(entry: DatasetEntry):
-    if entry.kind not in LOADERS:
-        raise UserError(
-            f"dataset {entry.name!r} has unknown kind {entry.kind!r}; known: {', '.join(LOADERS)}"
-        )
-    return LOADERS[entry.kind]
+def loader_for(entry: DatasetEntry) -> DatasetKind:
+    """The registered kind of `entry`, looked up now (so a plug-in registered late is found)."""
+    return find_kind(entry.kind, dataset=entry.name)
 
 
 def load_dataset(
@@ -43,26 +36,24 @@ def load_dataset(
     noise_file: str | Path | None = None,
     seed: int = 0,
 ) -> SampleTable:
-    """The dataset's table; `seed` draws FERPlus's annotator labels."""
-    loader = loader_for(entry)
-    resolved = entry.resolve_root(root)
-    if loader is ferplus:
-        return ferplus.load(entry, resolved, seed=seed)
-    if noise_file is not None:
-        if loader is not rafdb:
-            raise UserError(
-                f"--noise-file is read by the raf-db loader only, not by {entry.kind!r}"
-            )
-        return rafdb.load(entry, resolved, noise_file=Path(noise_file))
-    return loader.load(entry, resolved)
+    """The dataset's table. The run-time inputs go to the kinds that declare them: `noise_file`
+    (refused for a kind that reads none, rather than silently ignored) and `seed` (FERPlus draws
+    its annotator labels with it)."""
+    kind = loader_for(entry)
+    inputs: dict[str, object] = {}
+    if kind.reads_noise_file:
+        inputs["noise_file"] = None if noise_file is None else Path(noise_file)
+    elif noise_file is not None:
+        readers = ", ".join(k.name for k in KINDS.values() if k.reads_noise_file)
+        raise UserError(f"--noise-file is read by the {readers} loader only, not by {entry.kind!r}")
+    if kind.reads_seed:
+        inputs["seed"] = seed
+    return kind.load(entry, entry.resolve_root(root), **inputs)
 
 
 def load_for_run(manifest: dict) -> tuple[DatasetEntry, SampleTable]:
     """The dataset of a finished run, loaded as the run loaded it (root, noise file, seed and
     --labels from its manifest). Refuses when the run's samples are no longer all there."""
-    from auditor.datasets.registry import get_entry, load_registry
-    from auditor.labelfiles import with_labels
-
     if "dataset_kind" not in manifest:
         raise UserError(
             f"run {manifest.get('run_id')} has no dataset (it came from `audit score`): "
@@ -84,6 +75,8 @@ def load_for_run(manifest: dict) -> tuple[DatasetEntry, SampleTable]:
 def dataset_status(
     entry: DatasetEntry, root: str | Path | None = None
 ) -> tuple[Path | None, bool, str]:
+    """(the resolved root, whether the dataset's files are there, a short detail), for
+    `audit datasets`."""
     resolved = entry.resolve_root(root)
     found, detail = loader_for(entry).status(entry, resolved)
     return resolved, found, detail

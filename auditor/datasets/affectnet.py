@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from auditor.datasets.kinds import DatasetKind, register_kind
 from auditor.datasets.labelfile import int_column, read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
@@ -148,3 +149,6 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
         images=FileImages(files, boxes if any(b is not None for b in boxes) else None),
         extra={"layout": kind, "dropped": dropped},
     )
+
+
+register_kind(DatasetKind(name="affectnet", load=load, status=status))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.datasets.kinds import DatasetKind, LabelFileFormat, register_kind
 from auditor.datasets.labelfile import read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
@@ -95,3 +96,8 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
         split=split.to_numpy(str),
         images=FileImages(files),
     )
+
+
+register_kind(
+    DatasetKind(name="csv", load=load, status=status, label_file=LabelFileFormat.PATH_CSV)
+)

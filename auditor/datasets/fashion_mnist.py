@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from auditor.datasets.kinds import DatasetKind, register_kind
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import ArrayImages, SampleTable, stratified_subset
 from auditor.errors import UserError
@@ -99,3 +100,6 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
         split=np.concatenate([[s] * len(idx) for s, _, _, _, idx in parts]),
         images=ArrayImages(np.concatenate([img for _, _, img, _, _ in parts])),
     )
+
+
+register_kind(DatasetKind(name="fashion-mnist", load=load, status=status))

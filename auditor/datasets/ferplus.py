@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.datasets.kinds import DatasetKind, register_kind
 from auditor.datasets.labelfile import int_column, read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import ArrayImages, SampleTable
@@ -142,7 +143,7 @@ def load(entry: DatasetEntry, root: Path | None, *, seed: int = 0) -> SampleTabl
     plural = plurality_labels(votes, num_classes)
     split = np.array([SPLITS.get(u, "val") for u in votes_frame["Usage"].astype(str)])
     given, true = plural.plurality.copy(), None
-    extra = {"protocol": protocol, "dropped": plural.dropped, "noise_type": f"ferplus-{protocol}"}
+    extra = {"protocol": protocol, "dropped": plural.dropped}
     if protocol != "majority":
         true = plural.plurality.copy()
         if protocol == "annotator":
@@ -168,5 +169,9 @@ def load(entry: DatasetEntry, root: Path | None, *, seed: int = 0) -> SampleTabl
         split=split[rows],
         images=ArrayImages(pixels[rows]),
         true_labels=None if true is None else true[rows].astype(np.int64),
+        truth_source=None if true is None else f"ferplus-{protocol}",
         extra=extra,
     )
+
+
+register_kind(DatasetKind(name="ferplus", load=load, status=status, reads_seed=True))

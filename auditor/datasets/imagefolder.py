@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from auditor.datasets.kinds import DatasetKind, register_kind
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
@@ -76,3 +77,6 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
         split=np.array(split_of),
         images=FileImages(files),
     )
+
+
+register_kind(DatasetKind(name="imagefolder", load=load, status=status))

@@ -1,4 +1,4 @@
-"""Label-noise injection for benchmarks with a known answer (METHODS.md).
+"""Label-noise injection for benchmarks with a known answer (docs/methods.md, "Label-noise injection").
 
 Every function is seeded, returns new labels and never modifies its input; the mask and the
 real flip rate come from comparing the result with the input.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from auditor.datasets.kinds import DatasetKind, LabelFileFormat, register_kind
 from auditor.datasets.labelfile import parse_name_label
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
@@ -87,6 +88,7 @@ def load(entry: DatasetEntry, root: Path | None, noise_file: Path | None = None)
         split=np.array([name.split("_", 1)[0] for name, _ in rows]),
         images=FileImages(files),
         true_labels=true_labels,
+        truth_source=None if true_labels is None else "file",
         extra={"noise_file": str(noise_file)} if noise_file else {},
     )
 
@@ -110,3 +112,14 @@ def apply_noise_file(
     return np.array(
         [noisy.get(name, y) for name, y in zip([n for n, _ in rows], labels, strict=True)]
     )
+
+
+register_kind(
+    DatasetKind(
+        name="raf-db",
+        load=load,
+        status=status,
+        reads_noise_file=True,
+        label_file=LabelFileFormat.RAFDB_LIST,
+    )
+)

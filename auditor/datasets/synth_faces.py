@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from auditor.datasets.kinds import DatasetKind, register_kind
 from auditor.datasets.noise import symmetric_noise
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import ArrayImages, SampleTable
@@ -178,3 +179,6 @@ def write_rafdb_layout(
         text = "".join(f"{name} {y + 1}\n" for (name, _), y in zip(train, noisy, strict=True))
         write_text_atomic(out / f"noise{round(rate * 10):02d}.txt", text)
     return out
+
+
+register_kind(DatasetKind(name="synth-faces", load=load, status=status))

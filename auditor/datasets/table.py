@@ -43,7 +43,10 @@ class SampleTable:
 
     `labels` are the labels as the dataset gives them (the given labels a model trains on);
     `true_labels` is set only when a second, trusted labelling is known (a published noise file
-    replaces the given labels and the clean file becomes the truth).
+    replaces the given labels and the clean file becomes the truth). `truth_source` says where
+    that truth comes from, for the manifest's noise type: "file" for a noise file,
+    "ferplus-annotator" / "ferplus-fer2013" for FERPlus's protocols. It is set exactly when
+    `true_labels` is. `extra` holds loader notes for the manifest's `dataset_notes`.
     """
 
     name: str
@@ -54,6 +57,7 @@ class SampleTable:
     split: np.ndarray  # "train" or "test"
     images: ArrayImages | FileImages
     true_labels: np.ndarray | None = None
+    truth_source: str | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,6 +67,8 @@ class SampleTable:
                 raise ValueError(f"SampleTable.{name} has {len(getattr(self, name))} rows, not {n}")
         if len(set(self.sample_ids.tolist())) != n:
             raise ValueError("SampleTable.sample_ids are not unique")
+        if (self.true_labels is None) != (self.truth_source is None):
+            raise ValueError("SampleTable.true_labels and truth_source are set together")
 
     @property
     def num_classes(self) -> int:
@@ -105,6 +111,7 @@ class SampleTable:
             split=self.split[index],
             images=images,
             true_labels=None if self.true_labels is None else self.true_labels[index],
+            truth_source=self.truth_source,
             extra=self.extra,
         )
 

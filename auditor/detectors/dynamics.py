@@ -9,12 +9,16 @@ from __future__ import annotations
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
+from auditor.detectors.registry import detector
 
+
+@detector("loss_mean", reads=("signal:loss",))
 def mean_loss(loss: np.ndarray) -> np.ndarray:
     """score = mean over epochs of -log p(y|x). Higher = more suspect."""
     return loss.mean(axis=0)
 
 
+@detector("aum", reads=("signal:margin",))
 def area_under_margin(margin: np.ndarray) -> np.ndarray:
     """AUM (Pleiss et al., NeurIPS 2020): mean over epochs of z_y - max_{k != y} z_k.
     Returned negated, so higher = more suspect (mislabelled samples have low or negative AUM).
@@ -22,6 +26,7 @@ def area_under_margin(margin: np.ndarray) -> np.ndarray:
     return -margin.mean(axis=0)
 
 
+@detector("flip_cam", reads=("signal:flip_cam",))
 def mean_flip_cam(flip_cam: np.ndarray) -> np.ndarray:
     """EAC's per-sample flip attention disagreement mean_{k,h,w}(CAM(x) - hflip(CAM(hflip x)))^2,
     averaged over epochs. Higher = the model attends to different parts of the face and of its
@@ -30,6 +35,7 @@ def mean_flip_cam(flip_cam: np.ndarray) -> np.ndarray:
     return flip_cam.mean(axis=0)
 
 
+@detector("forgetting", reads=("signal:correct",))
 def forgetting_events(correct: np.ndarray) -> np.ndarray:
     """Toneva et al. (ICLR 2019): the number of epochs e with correct[e - 1] = 1 and
     correct[e] = 0 (learned, then forgotten). A sample never classified correctly counts as
@@ -40,12 +46,14 @@ def forgetting_events(correct: np.ndarray) -> np.ndarray:
     return np.where(correct.any(axis=0), forgotten, float(correct.shape[0]))
 
 
+@detector("cartography_confidence", reads=("signal:p_given",))
 def cartography_confidence(p_given: np.ndarray) -> np.ndarray:
     """Dataset cartography (Swayamdipta et al., EMNLP 2020): 1 - mean over epochs of p(y|x).
     Hard-to-learn samples (low confidence) are the likely mislabels. Higher = more suspect."""
     return 1.0 - p_given.mean(axis=0)
 
 
+@detector("cartography_variability", reads=("signal:p_given",))
 def cartography_variability(p_given: np.ndarray) -> np.ndarray:
     """Dataset cartography: std over epochs of p(y|x). Higher = more ambiguous (the model kept
     changing its mind). Not a mislabel score: mislabelled samples are mostly "hard to learn"
@@ -54,6 +62,7 @@ def cartography_variability(p_given: np.ndarray) -> np.ndarray:
     return p_given.std(axis=0)
 
 
+@detector("loss_gmm", reads=("signal:loss",), decides=True)
 def loss_gmm(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """DivideMix (Li et al., ICLR 2020): the per-sample loss (here its mean over epochs),
     min-max normalised, fitted by a two-component 1-D Gaussian mixture; score = posterior of the
@@ -67,35 +76,32 @@ def loss_gmm(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return posterior, posterior > 0.5
 
 
+@detector("alpha", reads=("signal:alpha",))
 def low_importance(alpha: np.ndarray) -> np.ndarray:
     """SCN: 1 - mean over epochs of the importance weight alpha in (0, 1). SCN learns low alpha
     for uncertain or mislabelled samples, so higher = more suspect."""
     return 1.0 - alpha.mean(axis=0)
 
 
+@detector("uncertainty", reads=("signal:uncertainty",))
 def mean_uncertainty(uncertainty: np.ndarray) -> np.ndarray:
     """RUL: mean over epochs of u = mean_d exp(log_var). Higher = more uncertain (suspect)."""
     return uncertainty.mean(axis=0)
 
 
+@detector("kd", reads=("signal:kd",))
 def mean_distillation_gap(kd: np.ndarray) -> np.ndarray:
     """GSMC: mean over epochs of KL(p_teacher(mirror) || p_student). Higher = the student
     departs from its EMA teacher's view of the mirrored image (suspect)."""
     return kd.mean(axis=0)
 
 
-def relabelled(final_labels: np.ndarray, given: np.ndarray) -> np.ndarray:
-    """SCN: 1.0 where training ended on a label other than the given one, else 0.0. Decides."""
-    return (np.asarray(final_labels) != np.asarray(given)).astype(np.float64)
-
-
-# method-specific signal -> detector of the same name
-SIGNAL_DETECTORS = {
-    "flip_cam": mean_flip_cam,
-    "alpha": low_importance,
-    "uncertainty": mean_uncertainty,
-    "kd": mean_distillation_gap,
-}
+@detector("relabel", reads=("final_labels", "labels"), decides=True)
+def relabelled(final_labels: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SCN: (score, flags): score 1.0 where training ended on a label other than the given one,
+    else 0.0; flagged where it is 1. Higher = more suspect."""
+    changed = np.asarray(final_labels) != np.asarray(given)
+    return changed.astype(np.float64), changed
 
 
 def aum_threshold_flags(
@@ -108,3 +114,18 @@ def aum_threshold_flags(
     threshold samples themselves are never flagged by this run."""
     threshold = float(np.percentile(aum[threshold_samples], percentile))
     return (aum < threshold) & ~threshold_samples, threshold
+
+
+def aum_threshold_decision(
+    runs: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, list[float]]:
+    """AUM's flags from two threshold-sample trainings (`--aum-threshold`): `runs` holds, per
+    training, (mean margin [N], its threshold samples [N] bool), the two subsets disjoint. The
+    first run judges every sample but its own threshold samples; the second judges those.
+    Returns (flags [N], the two thresholds)."""
+    (aum1, fake1), (aum2, fake2) = runs
+    flags1, threshold1 = aum_threshold_flags(aum1, fake1)
+    flags2, threshold2 = aum_threshold_flags(aum2, fake2)
+    judged_by_second = ~fake2  # as the code stood; see the fix that follows
+    flags = np.where(judged_by_second, flags1, flags2)
+    return flags, [threshold1, threshold2]

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from auditor.detectors.registry import detector
+
 
 def exact_neighbours(
     x: torch.Tensor, k: int, chunk: int = 4096
@@ -94,6 +96,7 @@ def principal_components(x: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
     return (x - mean) @ v
 
 
+@detector("knn", reads=("embeddings", "labels"))
 def knn_label_disagreement(
     embeddings: np.ndarray,
     labels: np.ndarray,

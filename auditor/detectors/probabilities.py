@@ -5,9 +5,13 @@ final model's in-sample probabilities they are weakened by memorisation."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from cleanlab.count import num_label_issues
 from cleanlab.filter import find_label_issues
+
+from auditor.detectors.registry import DETECTORS, detector, run_detector
 
 # cleanlab's `filter_by` for each of our deciding detectors (`audit score` names them so)
 CLEANLAB_FILTERS = {
@@ -22,16 +26,19 @@ def given_probability(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return probs[np.arange(len(labels)), labels]
 
 
+@detector("loss", reads=("final_probs", "labels"))
 def final_loss(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """score = -log p(y|x) of the final model on the un-augmented image. Higher = more suspect."""
     return -np.log(np.clip(given_probability(probs, labels), 1e-12, None))
 
 
+@detector("self_confidence", reads=("probs", "labels"))
 def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """score = 1 - p(y|x) (cleanlab's self-confidence, negated). Higher = more suspect."""
     return 1.0 - given_probability(probs, labels)
 
 
+@detector("normalized_margin", reads=("probs", "labels"))
 def normalized_margin(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """score = 1 - (p_y - max_{k != y} p_k + 1) / 2 (cleanlab's normalized margin, negated),
     in [0, 1]. Higher = more suspect."""
@@ -41,6 +48,7 @@ def normalized_margin(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return 1.0 - (p_given - others.max(axis=1) + 1.0) / 2.0
 
 
+@detector("mistakenness", reads=("probs", "labels"))
 def mistakenness(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """FiftyOne Brain's mistakenness for classifications: m = +1 if argmax p != given else -1;
     c = exp(-entropy(p)) (natural log); score = (m * c + 1) / 2 in [0, 1]. Higher = a confident
@@ -67,22 +75,24 @@ def cleanlab_detector(
     return normalized_margin(probs, labels), cleanlab_flags(probs, labels, filter_by)
 
 
+for _name, _filter_by in CLEANLAB_FILTERS.items():
+    detector(_name, reads=("probs", "labels"), decides=True)(
+        partial(cleanlab_detector, filter_by=_filter_by)
+    )
+
+
 def estimated_issue_count(probs: np.ndarray, labels: np.ndarray) -> int:
     """How many labels confident learning estimates are wrong (`cleanlab.count.num_label_issues`)."""
     return int(num_label_issues(labels, probs))
 
 
 def probability_detectors(probs: np.ndarray, labels: np.ndarray) -> tuple[dict, dict]:
-    """Every detector that needs only probabilities: ({name: score}, {name: flags}), the names
-    `audit score` writes (`cleanlab` is prune_by_noise_rate)."""
-    margin = normalized_margin(probs, labels)
-    scores = {
-        "self_confidence": self_confidence(probs, labels),
-        "normalized_margin": margin,
-        "mistakenness": mistakenness(probs, labels),
-    }
-    flags = {}
-    for name, filter_by in CLEANLAB_FILTERS.items():
-        scores[name] = margin
-        flags[name] = cleanlab_flags(probs, labels, filter_by)
+    """Every registered detector that reads only `probs` and `labels`: ({name: score},
+    {name: flags}), what `audit score` writes (`cleanlab` is prune_by_noise_rate)."""
+    scores, flags = {}, {}
+    for d in DETECTORS.values():
+        if d.reads == ("probs", "labels"):
+            scores[d.name], flag = run_detector(d, [probs, labels])
+            if flag is not None:
+                flags[d.name] = flag
     return scores, flags

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from auditor.csv_cells import neutralise_cell
 from auditor.fsutil import atomic_path, write_text_atomic
 
 
@@ -34,24 +35,6 @@ def write_json(path: Path, data: dict) -> None:
 def write_parquet(path: Path, table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-
-
-# Characters that make a spreadsheet evaluate a cell as a formula (OWASP CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_cell(value: Any) -> Any:
-    """Prefix text cells that a spreadsheet would run as formulas with a quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def restore_cell(value: Any) -> Any:
-    """Undo `neutralise_cell` when reading back a CSV this tool wrote."""
-    if isinstance(value, str) and value[:1] == "'" and value[1:2] and value[1] in FORMULA_PREFIXES:
-        return value[1:]
-    return value
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:

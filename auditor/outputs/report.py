@@ -16,12 +16,9 @@ import os
 
 import numpy as np
 import pandas as pd
-import torch
 
+from auditor.evidence import Gallery
 from auditor.outputs import figures
-from auditor.training.augment import Normalizer
-from methods.base import Method
-from methods.cam import class_activation_maps
 
 GALLERY = 12  # top suspects shown with their CAMs
 MAP_POINTS = 20_000  # the UMAP map draws at most this many samples
@@ -40,27 +37,6 @@ def umap_coords(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
         rows = np.sort(np.random.default_rng(seed).choice(rows, MAP_POINTS, replace=False))
     reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
     return rows, reducer.fit_transform(embeddings[rows])
-
-
-@torch.no_grad()
-def suspect_cams(
-    model: Method, pixels: torch.Tensor, classes: np.ndarray, normalize: Normalizer, device: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """CAMs of class `classes[i]` for each image and for its mirror image (mirrored back), [n, h, w]."""
-    model.eval()
-    x = normalize(pixels.to(device))
-    w = model.fc.weight
-    pick = torch.as_tensor(classes, device=device)
-    out = []
-    for view in (x, x.flip(-1)):
-        cam = class_activation_maps(model.backbone(view), w)
-        out.append(cam[torch.arange(len(pick)), pick].float().cpu())
-    return out[0].numpy(), out[1].flip(-1).numpy()
-
-
-def has_cam(model: Method) -> bool:
-    """CAMs need an fc that reads the backbone's channels (RUL's reads its mu head instead)."""
-    return model.fc.in_features == model.backbone.out_channels
 
 
 def img_tag(data: bytes, alt: str) -> str:
@@ -126,14 +102,12 @@ def build_report(
     samples: pd.DataFrame,
     last_loss: dict[str, np.ndarray],
     embeddings: np.ndarray,
-    model: Method,
-    pixels: torch.Tensor,
-    normalize: Normalizer,
-    device: str,
+    gallery: Gallery | None,
     class_names: list[str],
     seed: int,
 ) -> str:
-    """The report's HTML. `model` and `embeddings` are those of the best trusted method."""
+    """The report's HTML. `embeddings` are those of the best trusted method; `gallery` holds the
+    top suspects' images and CAMs (None when that method has no CAMs)."""
     truth = samples["is_noisy"].notna().all()
     noisy = samples["is_noisy"].to_numpy(dtype=bool) if truth else None
     flagged = samples["flag_suspicion"].to_numpy(dtype=bool)
@@ -178,25 +152,16 @@ def build_report(
     rows, coords = umap_coords(embeddings, seed)
     parts.append(section("Embedding map", img_tag(figures.embedding_map(
         coords, samples["given_label"].to_numpy()[rows], flagged[rows], class_names), "UMAP map")))  # fmt: skip
-    top = (
-        samples.sort_values("suspicion", ascending=False, kind="stable").index[:GALLERY].to_numpy()
-    ).copy()  # a writable array: torch.from_numpy warns on pandas' read-only one
-    if has_cam(model) and len(top):
-        suggested = samples["suggested_label"].to_numpy()[top]
-        cams, mirror = suspect_cams(
-            model, pixels[torch.from_numpy(top)], suggested, normalize, device
-        )
+    if gallery is not None and len(gallery.rows):
         captions = [
             f"{samples['sample_id'].iat[i]}: given {class_names[samples['given_label'].iat[i]]}, "
             f"suggested {class_names[samples['suggested_label'].iat[i]]}"
             + ("" if not truth else f", true {class_names[int(samples['true_label'].iat[i])]}")
-            for i in top
+            for i in gallery.rows
         ]  # fmt: skip
-        gallery = img_tag(
-            figures.cam_gallery(pixels[torch.from_numpy(top)].numpy(), cams, mirror, captions),
-            "CAM gallery",
-        )
-        parts.append(section("Top suspects and their CAMs (suggested class)", gallery))
+        drawn = figures.cam_gallery(gallery.images, gallery.cams, gallery.mirror_cams, captions)
+        title = f"Top suspects and their CAMs (suggested class, {gallery.model})"
+        parts.append(section(title, img_tag(drawn, "CAM gallery")))
     if flagged.any():
         parts.append(section("Flagged samples: given vs suggested", img_tag(figures.confusion(
             samples["given_label"].to_numpy()[flagged], samples["suggested_label"].to_numpy()[flagged], class_names), "confusion")))  # fmt: skip

@@ -1,4 +1,4 @@
-"""The run folder: a fresh directory per run, its manifest's life cycle, and the files of SPEC.md.
+"""The run folder: a fresh directory per run, its manifest's life cycle, and the files of docs/run-folder.md.
 
 `manifest.json` says `running` from the start and `complete` only once every other file has
 been written; a failed run is marked `failed` with the error. Every file is written under a

@@ -1,4 +1,4 @@
-"""The tables of the run folder, with the columns of SPEC.md."""
+"""The tables of the run folder, with the columns of docs/run-folder.md."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """AUM threshold samples (Pleiss et al., NeurIPS 2020), `--aum-threshold`.
 
 Two extra trainings per method. In each, a random N / (K + 1) of the samples are relabelled to
-a fake class K; after training, `aum_threshold_flags` flags the real samples whose AUM is below
-the 99th percentile of the fake ones. The second run uses a disjoint subset, so the samples
-that served as threshold samples in the first are judged by the second, as the paper does.
+a fake class K; the detectors then flag the real samples whose AUM is below the 99th percentile
+of the fake ones (`auditor.detectors.dynamics.aum_threshold_decision`). The second run uses a
+disjoint subset, so the samples that served as threshold samples in the first are judged by the
+second, as the paper does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from auditor.detectors.dynamics import aum_threshold_flags
 from auditor.training.augment import Normalizer
 from auditor.training.engine import TrainConfig, checkpoint_for, train
 from methods.base import Method
@@ -38,20 +38,16 @@ def aum_threshold_run(
     normalize: Normalizer,
     config: TrainConfig,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, list[float]]:
-    """(flags [N], the two thresholds). `make_method(seed, classes)` builds a fresh model."""
-    flags = np.zeros(len(labels), dtype=bool)
-    thresholds = []
-    subsets = threshold_subsets(len(labels), num_classes, config.seed)
-    for run, subset in enumerate(subsets):
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per threshold-sample training, (AUM un-negated: mean margin over epochs [N], its
+    threshold samples [N] bool). `make_method(seed, classes)` builds a fresh model."""
+    runs = []
+    for run, subset in enumerate(threshold_subsets(len(labels), num_classes, config.seed)):
         fake = np.where(subset, num_classes, labels)
         run_config = replace(
             config, seed=config.seed + 100 + run, checkpoint=checkpoint_for(config, f"aum{run + 1}")
         )
         result = train(make_method(run_config.seed, num_classes + 1), pixels, torch.from_numpy(fake),
                        None, None, normalize, run_config, progress=progress, final_pass=False)  # fmt: skip
-        run_flags, threshold = aum_threshold_flags(result.signals["margin"].mean(axis=0), subset)
-        judged = ~subsets[1] if run == 0 else subsets[1]  # run 2 judges the samples run 1 could not
-        flags[judged] = run_flags[judged]
-        thresholds.append(threshold)
-    return flags, thresholds
+        runs.append((result.signals["margin"].mean(axis=0), subset))
+    return runs

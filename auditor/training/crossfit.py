@@ -16,14 +16,20 @@ from auditor.training.engine import TrainConfig, checkpoint_for, predict, train
 from methods.base import Method
 
 
-def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified (train, held-out) index pairs; every sample is held out exactly once."""
+def check_folds(labels: np.ndarray, folds: int) -> None:
+    """Refuse K-fold cross-fitting (folds >= 2) when a class has fewer than K samples: a
+    stratified split needs one of each class in every fold. Checked before any training."""
     counts = np.bincount(labels)
-    if counts[counts > 0].min() < folds:
+    if folds >= 2 and counts[counts > 0].min() < folds:
         raise UserError(
             f"--folds {folds}: the smallest class has only {counts[counts > 0].min()} training "
             "samples; use fewer folds or more data"
         )
+
+
+def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified (train, held-out) index pairs; every sample is held out exactly once."""
+    check_folds(labels, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))
 

@@ -50,10 +50,8 @@ def checkpoint_for(config: TrainConfig, suffix: str) -> str | None:
 class TrainResult:
     signals: dict[str, np.ndarray]  # name -> [epochs, N] float32, by training-sample index
     test_accuracy: list[float]  # per epoch; empty without a test split
-    logits: np.ndarray  # [N, K] of the final model on un-augmented training images
+    probs: np.ndarray  # [N, K] softmax of the final model on un-augmented training images
     embeddings: np.ndarray  # [N, C] pooled features of the final model
-    seconds: float
-    images_seen: int = 0
     final_labels: np.ndarray | None = None  # the labels trained on at the end (SCN relabels)
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)  # index, epoch, from, to
 
@@ -309,22 +307,18 @@ def train(
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
                             test_accuracy, time.perf_counter() - start)  # fmt: skip
-    seconds = time.perf_counter() - start
     if final_pass and rank == 0:
-        logits, embeddings = (
-            t.numpy() for t in predict(method, train_pixels, normalize, device, amp=config.amp)
-        )
+        logits, pooled = predict(method, train_pixels, normalize, device, amp=config.amp)
+        probs, embeddings = torch.softmax(logits, dim=1).numpy(), pooled.numpy()
     else:
-        logits = embeddings = np.zeros((0, 0), dtype=np.float32)
+        probs = embeddings = np.zeros((0, 0), dtype=np.float32)
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
     return TrainResult(
         signals={k: v[:, :n].cpu().numpy() for k, v in step.record.items()},
         test_accuracy=test_accuracy,
-        logits=logits,
+        probs=probs,
         embeddings=embeddings,
-        seconds=seconds,
-        images_seen=config.epochs * n,
         final_labels=step.current.cpu().numpy(),
         relabel_events=dict(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)

@@ -1,0 +1,143 @@
+"""Declared options: one dataclass field states an option's default, help, choices and bounds,
+and the command-line flags, the configuration merge, the manifest and the validation are all
+generated from it (`auditor.config`, `auditor.cli`).
+
+    @dataclass(frozen=True)
+    class EACOptions(Options):
+        lam: float = option(5.0, "weight of the consistency loss", name="lambda", at_least=0)
+
+A method's options dataclass is its `Options` class attribute (`methods.base.Method`); its
+flags are `--<method>-<name>` (`--eac-lambda`), its keys in the configuration and the manifest
+`<method>_<name>` (`eac_lambda`). Core run options are the fields of `auditor.config.RunConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import types
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any
+
+from auditor.errors import UserError
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a field declares beyond its default: `help` for the flag, `choices`, inclusive bounds
+    (`at_least`, `at_most`) and exclusive ones (`above`, `below`), the public `name` when the
+    field's own cannot be it (`lambda` is a Python keyword), and `flag=False` for settings that
+    have no flag of their own."""
+
+    help: str
+    choices: tuple[Any, ...] | None = None
+    at_least: float | None = None
+    at_most: float | None = None
+    above: float | None = None
+    below: float | None = None
+    name: str | None = None
+    flag: bool = True
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: typing.Iterable[Any] | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    name: str | None = None,
+    flag: bool = True,
+) -> Any:
+    """A dataclass field with its `Spec`; list defaults are copied per instance."""
+    spec = Spec(help, None if choices is None else tuple(choices), at_least, at_most, above, below,
+                name, flag)  # fmt: skip
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"option": spec})
+    return field(default=default, metadata={"option": spec})
+
+
+def spec_of(f: Field) -> Spec | None:
+    return f.metadata.get("option")
+
+
+def public_name(f: Field) -> str:
+    spec = spec_of(f)
+    return spec.name if spec is not None and spec.name else f.name
+
+
+def default_of(f: Field) -> Any:
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None if f.default is MISSING else f.default
+
+
+def value_type(owner: type, f: Field) -> type:
+    """The plain type of a field (`int`, `float`, `str`, `bool`, `list`) from its annotation;
+    `X | None` gives X."""
+    hint = typing.get_type_hints(owner)[f.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]
+    return typing.get_origin(hint) or hint
+
+
+def of_type(value: Any, kind: type) -> bool:
+    """Whether `value` is a `kind` (ints count as floats, bools as neither)."""
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def problems_with(owner: type, values: dict[str, Any], prefix: str = "") -> list[str]:
+    """What is wrong with `values` (field name -> value) for the declared fields of `owner`,
+    each naming its flag (`--<prefix><name>`): values of the wrong type, non-finite numbers,
+    values out of bounds or not among the choices. Values of fields without a Spec, and None, are not checked."""
+    out = []
+    for f in fields(owner):
+        spec, value = spec_of(f), values.get(f.name)
+        if spec is None or value is None:
+            continue
+        flag = "--" + (prefix + public_name(f)).replace("_", "-")
+        kind = value_type(owner, f)
+        if not of_type(value, kind):
+            out.append(f"{flag} {value!r}: must be {kind.__name__}")
+            continue
+        if spec.choices is not None:
+            if value not in spec.choices:
+                out.append(f"{flag} {value}: choose from {', '.join(map(str, spec.choices))}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            out.append(f"{flag} {value}: must be a finite number")
+            continue
+        broken = [
+            f"{words} {bound:g}"
+            for bound, ok, words in (
+                (spec.at_least, operator.ge, "at least"),
+                (spec.at_most, operator.le, "at most"),
+                (spec.above, operator.gt, "above"),
+                (spec.below, operator.lt, "below"),
+            )
+            if bound is not None and not ok(value, bound)
+        ]
+        if broken:
+            out.append(f"{flag} {value}: must be {' and '.join(broken)}")
+    return out
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base of every options dataclass: constructing one with a bad value raises UserError,
+    naming the option (so a method built from Python is checked like one built from the CLI)."""
+
+    def __post_init__(self) -> None:
+        problems = problems_with(type(self), {f.name: getattr(self, f.name) for f in fields(self)})
+        if problems:
+            raise UserError(f"{type(self).__name__}: {'; '.join(problems)}")

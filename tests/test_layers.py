@@ -1,0 +1,61 @@
+"""The package's layers, read from the imports of its source files (lazy imports inside
+functions included): what draws and writes never runs a model, and nothing below the writers
+reaches up into them for helpers."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (`from a.b import c` gives a.b and a.b.c)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return out
+
+
+def under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def sources(*patterns: str) -> list[Path]:
+    files = sorted({p for pattern in patterns for p in REPO.glob(pattern)})
+    assert files, patterns
+    return files
+
+
+DRAWERS = sources("auditor/outputs/*.py", "auditor/review.py")
+# what the writers may be imported by: the commands that write or read a run folder
+WRITERS_USERS = {"cli", "run", "predictions", "compare", "corrections", "decisions", "review"}
+BELOW_WRITERS = [
+    p
+    for p in sources("auditor/**/*.py", "methods/*.py")
+    if "outputs" not in p.parts and p.stem not in WRITERS_USERS
+]
+
+
+@pytest.mark.parametrize("path", DRAWERS, ids=lambda p: str(p.relative_to(REPO)))
+def test_outputs_and_review_import_neither_methods_nor_training(path):
+    bad = [m for m in imported_modules(path) if under(m, "methods") or under(m, "auditor.training")]
+    assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("path", BELOW_WRITERS, ids=lambda p: str(p.relative_to(REPO)))
+def test_nothing_below_the_writers_imports_them(path):
+    bad = [m for m in imported_modules(path) if under(m, "auditor.outputs")]
+    assert not bad, f"{path.name} imports {bad}"
+
+
+def test_the_reader_sees_lazy_imports(tmp_path):
+    """The check itself: an import inside a function counts."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from methods.cam import class_activation_maps\n")
+    assert "methods.cam" in imported_modules(probe)
