@@ -191,3 +191,21 @@ def test_aum_threshold_rule_by_hand():
     assert flags.tolist() == [True, False, False, False]  # -5 < ~-0.01
     a, b = threshold_subsets(100, 9, seed=0)
     assert a.sum() == b.sum() == 10 and not (a & b).any()
+
+
+def test_aum_threshold_decision_judges_each_sample_by_the_run_where_it_was_real():
+    """Run 1's threshold samples are judged by run 2 and everything else by run 1, so a sample
+    far below both thresholds is flagged wherever it sits (Pleiss et al., Sec. 3)."""
+    from auditor.detectors.dynamics import aum_threshold_decision
+
+    n = 12
+    fake1, fake2 = np.zeros(n, bool), np.zeros(n, bool)
+    fake1[[0, 1]] = True
+    fake2[[2, 3]] = True
+    low = {0, 2, 4}  # one sample of each kind: fake in run 1, fake in run 2, never fake
+    aum = np.array([-10.0 if i in low else 5.0 for i in range(n)])
+    aum1 = np.where(fake1, 0.0, aum)  # the fake class sits at 0 in each run
+    aum2 = np.where(fake2, 0.0, aum)
+    flags, thresholds = aum_threshold_decision([(aum1, fake1), (aum2, fake2)])
+    assert thresholds == [0.0, 0.0]
+    assert set(np.flatnonzero(flags)) == low

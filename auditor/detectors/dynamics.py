@@ -126,6 +126,5 @@ def aum_threshold_decision(
     (aum1, fake1), (aum2, fake2) = runs
     flags1, threshold1 = aum_threshold_flags(aum1, fake1)
     flags2, threshold2 = aum_threshold_flags(aum2, fake2)
-    judged_by_second = ~fake2  # as the code stood; see the fix that follows
-    flags = np.where(judged_by_second, flags1, flags2)
+    flags = np.where(fake1, flags2, flags1)
     return flags, [threshold1, threshold2]
