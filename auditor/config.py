@@ -2,18 +2,21 @@
 the dataset's registry defaults over the declared defaults.
 
 Every option is declared once (`auditor.options.option`): the core ones as the fields of
-`RunConfig`, each method's in its options dataclass (`methods.base.Method.options_class`). The
-`audit run` flags (`add_run_flags`), the merge (`resolve`), the manifest's `config`
-(`RunConfig.as_dict`) and the validation are generated from those declarations.
+`RunConfig`, each method's in its options dataclass (`methods.base.Method.options_class`,
+flags `--<method>-<option>`), each noise model's in its own (`auditor.datasets.noise`, flags
+`--noise-<option>`). The `audit run` flags (`add_run_flags`), the merge (`resolve`), the
+manifest's `config` (`RunConfig.as_dict`) and the validation are generated from those
+declarations.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from auditor.datasets.noise import NOISE_TYPES
+from auditor.datasets.noise import NOISE_MODELS
 from auditor.errors import UserError
 from auditor.options import Options, default_of, option, problems_with, public_name, spec_of
 from auditor.options import value_type as type_of
@@ -47,16 +50,15 @@ class RunConfig:
         choices=PRESETS,
     )  # fmt: skip
     noise_rate: float = option(
-        0.0, "inject this fraction of label noise (default: the dataset's)", at_least=0, below=1
+        0.0,
+        "inject this fraction of label noise (datasets.yaml may set its own)",
+        at_least=0,
+        below=1,
     )
     noise_type: str = option(
         "symmetric",
-        "symmetric (flip to another class), pair (y -> y+1), "
-        "asymmetric (class-conditional matrix) or instance (Xia et al. 2020)",
-        choices=NOISE_TYPES,
-    )
-    noise_sparsity: float = option(
-        0.0, "asymmetric noise: fraction of zero off-diagonal noise rates", at_least=0, at_most=1
+        "the noise model: symmetric (flip to another class), pair (y -> y+1), "
+        "asymmetric (class-conditional matrix), instance (Xia et al. 2020) or a plug-in's",
     )
     noise_file: str | None = option(None, "RAF-DB noise label file (noise01/02/03.txt format)")
     labels: str | None = option(
@@ -113,13 +115,15 @@ class RunConfig:
         None, "the dataset's folder (overrides the registry and its environment variable)"
     )
     out: str = option("reports", "output root")
-    # method name -> its options (`methods.base.Method.options_class`), for every known method
+    # the options of every registered part, by name (see GROUPS): methods and noise models
     methods: dict[str, Options] = field(default_factory=dict)
+    noise_models: dict[str, Options] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """Flat, as the manifest records it: core options and `<method>_<option>` keys."""
-        core = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "methods"}
-        return core | {key: value for key, (_, _, value) in method_keys(self.methods).items()}
+        """Flat, as the manifest records it: core options, `<method>_<option>` and
+        `noise_<option>` keys."""
+        core = {f.name: getattr(self, f.name) for f in CORE}
+        return {"dataset": self.dataset} | core | {k: v[-1] for k, v in part_keys(self).items()}
 
     def train_config(self, device: str) -> TrainConfig:
         return TrainConfig(
@@ -139,35 +143,57 @@ class RunConfig:
 CORE = [f for f in fields(RunConfig) if spec_of(f) is not None]
 
 
-def method_keys(chosen: dict[str, Options] | None = None) -> dict[str, tuple[str, str, Any]]:
-    """`<method>_<option>` -> (method, field name, value) for every option of every registered
-    method: the values of `chosen` (method -> options) where given, else the defaults."""
+@dataclass(frozen=True)
+class Group:
+    """Parts whose options are declared by their own options dataclasses."""
+
+    field: str  # the RunConfig field holding {part name: options}
+    parts: Callable[[], dict[str, type[Options]]]  # part name -> options class, as registered now
+    prefix: Callable[[str], str]  # part name -> the prefix of its keys
+    title: str  # the --help section, formatted with the part's name
+
+
+GROUPS = (
+    Group("methods", lambda: {n: c.options_class for n, c in METHODS.items()},
+          lambda name: f"{name}_", "{} options"),
+    Group("noise_models", lambda: {n: m.options_class for n, m in NOISE_MODELS.items()},
+          lambda name: "noise_", "{} noise options"),
+)  # fmt: skip
+
+
+def part_keys(config: RunConfig | None = None) -> dict[str, tuple[str, str, str, Any]]:
+    """Flat key (`eac_lambda`, `noise_sparsity`) -> (group field, part, option field, value)
+    for every option of every registered part: `config`'s values, or the defaults."""
     out = {}
-    for name, cls in METHODS.items():
-        options = (chosen or {}).get(name) or cls.options_class()
-        for f in fields(options):
-            out[f"{name}_{public_name(f)}"] = (name, f.name, getattr(options, f.name))
+    for group in GROUPS:
+        for part, cls in group.parts().items():
+            chosen = getattr(config, group.field, {}).get(part) if config else None
+            options = chosen or cls()
+            for f in fields(options):
+                key = group.prefix(part) + public_name(f)
+                out[key] = (group.field, part, f.name, getattr(options, f.name))
     return out
 
 
 def declared_defaults() -> dict[str, Any]:
-    return {f.name: default_of(f) for f in CORE} | {
-        key: value for key, (_, _, value) in method_keys().items()
-    }
+    return {f.name: default_of(f) for f in CORE} | {k: v[-1] for k, v in part_keys().items()}
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per declared option: `--<option>` for the core ones, `--<method>-<option>` for
-    each registered method's. Every default is None, so that only what the user typed
+    each registered method's, `--noise-<option>` for each noise model's. Every default is None, so that only what the user typed
     overrides the preset and the dataset's defaults (`resolve`)."""
     for f in CORE:
         add_flag(parser, f.name, spec_of(f).help, type_of(RunConfig, f), spec_of(f).choices, default_of(f))  # fmt: skip
-    for name, cls in METHODS.items():
-        group = parser.add_argument_group(f"{name} options")
-        for f in fields(cls.options_class):
-            spec = spec_of(f)
-            add_flag(group, f"{name}_{public_name(f)}", spec.help,
-                     type_of(cls.options_class, f), spec.choices, default_of(f))  # fmt: skip
+    for group in GROUPS:
+        for part, cls in group.parts().items():
+            if not fields(cls):
+                continue
+            section = parser.add_argument_group(group.title.format(part))
+            for f in fields(cls):
+                spec = spec_of(f)
+                add_flag(section, group.prefix(part) + public_name(f), spec.help,
+                         type_of(cls, f), spec.choices, default_of(f))  # fmt: skip
 
 
 def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> None:
@@ -212,8 +238,8 @@ def resolve(dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any])
 
 def from_dict(dataset: str, values: dict[str, Any]) -> RunConfig:
     """A validated RunConfig from flat values (`resolve`'s merge, or a manifest's `config` on
-    --resume); keys that are neither core options nor `<method>_<option>` are refused."""
-    keys = method_keys()
+    --resume); keys that are neither core options nor a part's options are refused."""
+    keys = part_keys()
     core_names = {f.name for f in CORE}
     unknown = sorted(set(values) - core_names - set(keys) - {"dataset"})
     if unknown:
@@ -222,23 +248,27 @@ def from_dict(dataset: str, values: dict[str, Any]) -> RunConfig:
             "AUDIT_PLUGINS)"
         )
     core = {k: v for k, v in values.items() if k in core_names}
-    per_method: dict[str, dict[str, Any]] = {name: {} for name in METHODS}
-    for key, (name, field_name, _) in keys.items():
+    given: dict[str, dict[str, dict[str, Any]]] = {g.field: {} for g in GROUPS}
+    for key, (group, part, name, _) in keys.items():
         if key in values:
-            per_method[name][field_name] = values[key]
+            given[group].setdefault(part, {})[name] = values[key]
     problems = problems_with(RunConfig, core)
-    for name, cls in METHODS.items():
-        problems += problems_with(cls.options_class, per_method[name], prefix=f"{name}_")
+    for group in GROUPS:
+        for part, cls in group.parts().items():
+            problems += problems_with(cls, given[group.field].get(part, {}), group.prefix(part))
     problems = problems or relation_problems(core)  # relations are read between valid values
     if problems:
         raise UserError("; ".join(problems))
-    methods = {name: cls.options_class(**per_method[name]) for name, cls in METHODS.items()}
-    return RunConfig(dataset=dataset, **core, methods=methods)
+    parts = {
+        g.field: {part: cls(**given[g.field].get(part, {})) for part, cls in g.parts().items()}
+        for g in GROUPS
+    }
+    return RunConfig(dataset=dataset, **core, **parts)
 
 
 def relation_problems(c: dict[str, Any]) -> list[str]:
-    """What single-option checks cannot see: unknown or unscored methods, and options that
-    contradict each other."""
+    """What single-option checks cannot see: unknown or unscored methods, an unknown noise
+    model, and options that contradict each other."""
     import auditor.detectors  # noqa: F401  (registers the built-in detectors)
     from auditor.detectors.registry import unscored_signals
 
@@ -249,6 +279,8 @@ def relation_problems(c: dict[str, Any]) -> list[str]:
         problems.append(
             f"--method {','.join(unknown) or '(none)'}: choose from {', '.join(METHODS)}"
         )
+    if c["noise_type"] not in NOISE_MODELS:
+        problems.append(f"--noise-type {c['noise_type']}: choose from {', '.join(NOISE_MODELS)}")
     for name in (m for m in chosen if m in METHODS):
         for signal in unscored_signals(METHODS[name].extra_signals):
             problems.append(

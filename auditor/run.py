@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from auditor.config import RunConfig
 from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels
 from auditor.datasets.corrected import with_labels
-from auditor.datasets.noise import inject_noise
+from auditor.datasets.noise import NOISE_MODELS, inject_noise
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
@@ -109,18 +109,20 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
         }
         return Labels(train.labels, train.true_labels, noise)
     if config.noise_rate > 0:
+        options = asdict(config.noise_models[config.noise_type])
+        reads_features = NOISE_MODELS[config.noise_type].reads_features
         noisy = inject_noise(
             train.labels,
             train.num_classes,
             kind=config.noise_type,
             rate=config.noise_rate,
             seed=config.seed,
-            sparsity=config.noise_sparsity,
-            features=pixels.flatten(1).numpy() if config.noise_type == "instance" else None,
+            features=pixels.flatten(1).numpy() if reads_features else None,
+            **options,
         )
         noise = {
             "type": config.noise_type,
-            "sparsity": config.noise_sparsity if config.noise_type == "asymmetric" else None,
+            **options,
             "nominal_rate": config.noise_rate,
             "real_rate": noisy.real_rate,
             "seed": config.seed,

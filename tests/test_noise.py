@@ -69,3 +69,35 @@ def test_instance_noise_rate_and_dependence_on_the_input():
     assert not np.array_equal(noisy.given, other.given)
     with pytest.raises(ValueError, match="features"):
         inject_noise(labels, 4, kind="instance", rate=0.3, seed=2)
+
+
+def test_a_noise_model_declares_itself_with_its_options():
+    """A noise model registered from outside the package gets `--noise-type`, its option flag,
+    validation and a place in the manifest's config, with no other edit."""
+    from dataclasses import dataclass
+
+    from auditor.config import resolve
+    from auditor.datasets.noise import NOISE_MODELS, noise_model
+    from auditor.errors import UserError
+    from auditor.options import Options, option
+
+    @dataclass(frozen=True)
+    class ToOneOptions(Options):
+        target: int = option(0, "the class every flipped label goes to", at_least=0)
+
+    @noise_model("to-one", options=ToOneOptions)
+    def to_one(labels, num_classes, rate, *, seed, target):
+        flip = np.random.default_rng(seed).random(len(labels)) < rate
+        return np.where(flip, target, labels)
+
+    try:
+        noisy = inject_noise(np.arange(6).repeat(500), 6, kind="to-one", rate=0.5, seed=0, target=2)
+        assert set(noisy.given[noisy.mask]) == {2}
+        c = resolve("demo", {"noise_type": "to-one", "noise_target": 4}, {})
+        assert c.noise_models["to-one"].target == 4 and c.as_dict()["noise_target"] == 4
+        with pytest.raises(UserError, match="--noise-target -1: must be at least 0"):
+            resolve("demo", {"noise_type": "to-one", "noise_target": -1}, {})
+        with pytest.raises(UserError, match="--noise-type nope: choose from"):
+            resolve("demo", {"noise_type": "nope"}, {})
+    finally:
+        del NOISE_MODELS["to-one"]

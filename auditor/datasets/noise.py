@@ -2,15 +2,62 @@
 
 Every function is seeded, returns new labels and never modifies its input; the mask and the
 real flip rate come from comparing the result with the input.
+
+A noise model declares itself with `@noise_model(name, options=..., reads_features=...)` on its
+function `f(labels, num_classes, rate, *, seed, **options) -> given labels`: `--noise-type
+<name>` selects it, and each field of its options dataclass (`auditor.options`) becomes the
+flag `--noise-<option>` (asymmetric noise's `--noise-sparsity`), so option names must differ
+between models. With `reads_features`, it also gets `features=` (the training images, one
+flattened row per sample).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-NOISE_TYPES = ("symmetric", "pair", "asymmetric", "instance")
+from auditor.options import Options, option
+
+
+@dataclass(frozen=True)
+class NoOptions(Options):
+    """A noise model without options of its own."""
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    name: str
+    function: Callable[..., np.ndarray]
+    options_class: type[Options] = NoOptions
+    reads_features: bool = False
+
+
+NOISE_MODELS: dict[str, NoiseModel] = {}
+
+
+def noise_model(
+    name: str, *, options: type[Options] = NoOptions, reads_features: bool = False
+) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """Register the decorated function as noise model `name`; returns it unchanged."""
+    taken = {f.name for m in NOISE_MODELS.values() for f in fields(m.options_class)}
+    clash = taken & {f.name for f in fields(options)}
+    if name in NOISE_MODELS or clash:
+        raise ValueError(f"noise model {name!r}: the name or options {sorted(clash)} are taken")
+
+    def register(function: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        NOISE_MODELS[name] = NoiseModel(name, function, options, reads_features)
+        return function
+
+    return register
+
+
+@dataclass(frozen=True)
+class AsymmetricOptions(Options):
+    sparsity: float = option(
+        0.0, "asymmetric noise: fraction of zero off-diagonal noise rates", at_least=0, at_most=1
+    )
 
 
 @dataclass(frozen=True)
@@ -24,6 +71,7 @@ class NoisyLabels:
         return float(self.mask.mean()) if len(self.mask) else 0.0
 
 
+@noise_model("symmetric")
 def symmetric_noise(labels: np.ndarray, num_classes: int, rate: float, *, seed: int) -> np.ndarray:
     """Flip-to-other: with probability `rate` replace y by a uniform draw from the other K - 1
     classes (the protocol of the published RAF-DB noise files)."""
@@ -33,6 +81,7 @@ def symmetric_noise(labels: np.ndarray, num_classes: int, rate: float, *, seed: 
     return np.where(flip, (labels + shift) % num_classes, labels)
 
 
+@noise_model("pair")
 def pair_noise(labels: np.ndarray, num_classes: int, rate: float, *, seed: int) -> np.ndarray:
     """Pair flipping: with probability `rate` replace y by (y + 1) mod K."""
     rng = np.random.default_rng(seed)
@@ -40,6 +89,7 @@ def pair_noise(labels: np.ndarray, num_classes: int, rate: float, *, seed: int) 
     return np.where(flip, (labels + 1) % num_classes, labels)
 
 
+@noise_model("asymmetric", options=AsymmetricOptions)
 def asymmetric_noise(
     labels: np.ndarray, num_classes: int, rate: float, *, seed: int, sparsity: float = 0.0
 ) -> np.ndarray:
@@ -67,6 +117,7 @@ def asymmetric_noise(
         np.random.set_state(state)
 
 
+@noise_model("instance", reads_features=True)
 def instance_noise(
     labels: np.ndarray, num_classes: int, rate: float, *, seed: int, features: np.ndarray
 ) -> np.ndarray:
@@ -106,25 +157,22 @@ def inject_noise(
     kind: str,
     rate: float,
     seed: int,
-    sparsity: float = 0.0,
     features: np.ndarray | None = None,
+    **options,
 ) -> NoisyLabels:
-    """Noise of type `kind` at nominal `rate`; `sparsity` is for asymmetric noise, `features`
-    (one row per sample) for instance-dependent noise."""
+    """Noise of model `kind` at nominal `rate`, with that model's `options` (by field name,
+    e.g. asymmetric noise's `sparsity`); `features` (one row per sample) for models that read
+    them (instance-dependent noise)."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"noise rate must be in [0, 1), not {rate}")
-    labels = np.asarray(labels, dtype=np.int64)
-    if kind == "symmetric":
-        given = symmetric_noise(labels, num_classes, rate, seed=seed)
-    elif kind == "pair":
-        given = pair_noise(labels, num_classes, rate, seed=seed)
-    elif kind == "asymmetric":
-        given = asymmetric_noise(labels, num_classes, rate, seed=seed, sparsity=sparsity)
-    elif kind == "instance":
+    if kind not in NOISE_MODELS:
+        raise ValueError(f"unknown noise type {kind!r}; choose from {', '.join(NOISE_MODELS)}")
+    model = NOISE_MODELS[kind]
+    extra = asdict(model.options_class(**options))
+    if model.reads_features:
         if features is None:
-            raise ValueError("instance noise needs the samples' features")
-        given = instance_noise(labels, num_classes, rate, seed=seed, features=features)
-    else:
-        raise ValueError(f"unknown noise type {kind!r}; choose from {', '.join(NOISE_TYPES)}")
-    given = np.asarray(given, dtype=np.int64)
+            raise ValueError(f"{kind} noise needs the samples' features")
+        extra["features"] = features
+    labels = np.asarray(labels, dtype=np.int64)
+    given = np.asarray(model.function(labels, num_classes, rate, seed=seed, **extra), np.int64)
     return NoisyLabels(given=given, true=labels.copy(), mask=given != labels)
