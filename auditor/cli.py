@@ -28,11 +28,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Every option is validated here, before any training process starts (`--nproc` included)."""
+    from auditor.config import from_dict, resolve
     from auditor.datasets.registry import get_entry, load_registry
 
     under_torchrun = "LOCAL_RANK" in os.environ
     cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume", "nproc", "argv")}  # fmt: skip
     resume = None
+    processes = args.nproc or 1
     if args.resume:
         from auditor.outputs.run_folder import resumable_manifest
 
@@ -43,26 +46,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         processes = int(manifest.get("processes", 1))
         if args.nproc is not None and args.nproc != processes:
             raise UserError(f"--resume: the run trains with {processes} process(es); drop --nproc {args.nproc}")  # fmt: skip
-        if processes > 1 and not under_torchrun:
-            return launch_processes(processes, args.argv)
         resume = (Path(args.resume), manifest)
         args.dataset = manifest["dataset"]
-    elif args.nproc is not None and args.nproc > 1 and not under_torchrun:
-        return launch_processes(args.nproc, args.argv)
     if not args.dataset:
         raise UserError("audit run needs a DATASET (see `audit datasets`) or --resume RUN_DIR")
-    entry = get_entry(args.dataset, load_registry())  # before the heavy imports: fail fast
-
-    from auditor.config import from_dict, resolve
-    from auditor.run import configure_threads, execute
-    from auditor.summary import summary_lines
-
+    entry = get_entry(args.dataset, load_registry())
     if resume is None:
         config = resolve(entry.name, cli, entry.defaults)
         argv = ["audit", *args.argv]
     else:
         config = from_dict(entry.name, resume[1]["config"])
         argv = resume[1]["command"]
+    if processes > 1 and not under_torchrun:
+        return launch_processes(processes, args.argv)
+
+    from auditor.run import configure_threads, execute
+    from auditor.summary import summary_lines
     from auditor.training import distributed
 
     configure_threads()
@@ -185,11 +184,11 @@ def positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Every command's flags; `audit run`'s are generated from the declared options
-    (`auditor.config.add_run_flags`), so the methods of loaded plug-ins have theirs."""
-    from auditor.config import add_run_flags
-
+def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
+    """Every command's flags. `audit run`'s option flags are generated from the declared
+    options (`auditor.config.add_run_flags`: the methods of loaded plug-ins have theirs);
+    building them imports the methods (torch), so `run_flags=False` leaves them out for the
+    other commands."""
     parser = argparse.ArgumentParser(prog="audit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -205,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue an interrupted or failed run in its folder, with its own settings",
     )
-    add_run_flags(p)
+    if run_flags:
+        from auditor.config import add_run_flags
+
+        add_run_flags(p)
     p.add_argument(
         "--nproc",
         type=positive_int,
@@ -298,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         load_plugins()
-        args = build_parser().parse_args(argv)
+        command = next((a for a in argv if not a.startswith("-")), None)
+        args = build_parser(run_flags=command == "run").parse_args(argv)
         args.argv = argv
         return args.func(args)
     except UserError as err:

@@ -43,8 +43,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 class RunConfig:
     dataset: str
     method: list[str] = option(
-        ["ce", "eac"], f"{', '.join(METHODS)} (repeatable or comma-separated)"
-    )
+        ["ce", "eac"], "the methods to train (repeatable or comma-separated)",
+        choices=lambda: tuple(METHODS),
+    )  # fmt: skip
     preset: str | None = option(
         None, "paper: the papers' settings (resnet18, 224 px, Adam 2e-4, 60 epochs, batch 256)",
         choices=PRESETS,
@@ -59,6 +60,7 @@ class RunConfig:
         "symmetric",
         "the noise model: symmetric (flip to another class), pair (y -> y+1), "
         "asymmetric (class-conditional matrix), instance (Xia et al. 2020) or a plug-in's",
+        choices=lambda: tuple(NOISE_MODELS),
     )
     noise_file: str | None = option(None, "RAF-DB noise label file (noise01/02/03.txt format)")
     labels: str | None = option(
@@ -120,10 +122,12 @@ class RunConfig:
     noise_models: dict[str, Options] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """Flat, as the manifest records it: core options, `<method>_<option>` and
-        `noise_<option>` keys."""
+        """Flat, as the manifest records it: the core options and the options of the chosen
+        methods (`<method>_<option>`) and noise model (`noise_<option>`)."""
         core = {f.name: getattr(self, f.name) for f in CORE}
-        return {"dataset": self.dataset} | core | {k: v[-1] for k, v in part_keys(self).items()}
+        chosen = {("methods", m) for m in self.method} | {("noise_models", self.noise_type)}
+        parts = {k: v[-1] for k, v in part_keys(self).items() if v[:2] in chosen}
+        return {"dataset": self.dataset} | core | parts
 
     def train_config(self, device: str) -> TrainConfig:
         return TrainConfig(
@@ -164,13 +168,17 @@ GROUPS = (
 def part_keys(config: RunConfig | None = None) -> dict[str, tuple[str, str, str, Any]]:
     """Flat key (`eac_lambda`, `noise_sparsity`) -> (group field, part, option field, value)
     for every option of every registered part: `config`'s values, or the defaults."""
-    out = {}
+    out: dict[str, tuple[str, str, str, Any]] = {}
+    core = {f.name for f in CORE}
     for group in GROUPS:
         for part, cls in group.parts().items():
             chosen = getattr(config, group.field, {}).get(part) if config else None
             options = chosen or cls()
             for f in fields(options):
                 key = group.prefix(part) + public_name(f)
+                if key in core or key in out:
+                    other = "a core option" if key in core else f"{out[key][1]}'s"
+                    raise UserError(f"{part}'s option {key} has the name of {other}: rename one")
                 out[key] = (group.field, part, f.name, getattr(options, f.name))
     return out
 
@@ -181,10 +189,13 @@ def declared_defaults() -> dict[str, Any]:
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per declared option: `--<option>` for the core ones, `--<method>-<option>` for
-    each registered method's, `--noise-<option>` for each noise model's. Every default is None, so that only what the user typed
-    overrides the preset and the dataset's defaults (`resolve`)."""
+    each registered method's, `--noise-<option>` for each noise model's. Every default is None,
+    so that only what the user typed overrides the preset and the dataset's defaults
+    (`resolve`)."""
+    part_keys()  # refuses a part option whose flag another option already has
     for f in CORE:
-        add_flag(parser, f.name, spec_of(f).help, type_of(RunConfig, f), spec_of(f).choices, default_of(f))  # fmt: skip
+        spec = spec_of(f)
+        add_flag(parser, f.name, spec.help, type_of(RunConfig, f), spec.allowed(), default_of(f))
     for group in GROUPS:
         for part, cls in group.parts().items():
             if not fields(cls):
@@ -193,7 +204,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
             for f in fields(cls):
                 spec = spec_of(f)
                 add_flag(section, group.prefix(part) + public_name(f), spec.help,
-                         type_of(cls, f), spec.choices, default_of(f))  # fmt: skip
+                         type_of(cls, f), spec.allowed(), default_of(f))  # fmt: skip
 
 
 def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> None:
@@ -221,8 +232,6 @@ def resolve(dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any])
     """The configuration of a new run; refuses unknown keys and bad values, naming them."""
     given = {k: v for k, v in cli.items() if v is not None}
     preset = given.get("preset")
-    if preset is not None and preset not in PRESETS:
-        raise UserError(f"--preset {preset}: choose from {', '.join(PRESETS)}")
     defaults = declared_defaults()
     unknown = sorted(set(dataset_defaults) - set(defaults))
     if unknown:
@@ -244,7 +253,7 @@ def from_dict(dataset: str, values: dict[str, Any]) -> RunConfig:
     unknown = sorted(set(values) - core_names - set(keys) - {"dataset"})
     if unknown:
         raise UserError(
-            f"unknown options {', '.join(unknown)} (a method's options need its plug-in loaded: "
+            f"unknown options {', '.join(unknown)} (a plug-in's options need it loaded: "
             "AUDIT_PLUGINS)"
         )
     core = {k: v for k, v in values.items() if k in core_names}
@@ -267,21 +276,15 @@ def from_dict(dataset: str, values: dict[str, Any]) -> RunConfig:
 
 
 def relation_problems(c: dict[str, Any]) -> list[str]:
-    """What single-option checks cannot see: unknown or unscored methods, an unknown noise
-    model, and options that contradict each other."""
+    """What single-option checks cannot see: no method, a method signal no detector would
+    score, and options that contradict each other."""
     import auditor.detectors  # noqa: F401  (registers the built-in detectors)
     from auditor.detectors.registry import unscored_signals
 
     problems = []
-    chosen = c["method"]
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown or not chosen:
-        problems.append(
-            f"--method {','.join(unknown) or '(none)'}: choose from {', '.join(METHODS)}"
-        )
-    if c["noise_type"] not in NOISE_MODELS:
-        problems.append(f"--noise-type {c['noise_type']}: choose from {', '.join(NOISE_MODELS)}")
-    for name in (m for m in chosen if m in METHODS):
+    if not c["method"]:
+        problems.append(f"--method (none): choose from {', '.join(METHODS)}")
+    for name in c["method"]:
         for signal in unscored_signals(METHODS[name].extra_signals):
             problems.append(
                 f"method {name} records signal {signal!r} that no detector reads: register one "

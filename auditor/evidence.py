@@ -1,6 +1,7 @@
-"""What training leaves behind, computed once at the end of each training by the engine
-(`auditor.training`), and read by the detectors (`auditor.scoring`), the report and the review,
-which never run a model themselves."""
+"""What training leaves behind, read by the detectors (`auditor.scoring`), the report and the
+review, which never run a model themselves: per method, its signals, final probabilities and
+embeddings (computed once at the end of its training by the engine), and the report's CAM
+gallery (drawn once by `auditor.training.gallery` when the suspects are known, after scoring)."""
 
 from __future__ import annotations
 
@@ -59,4 +60,4 @@ class Gallery:
     images: np.ndarray  # uint8 [n, C, H, W]
     cams: np.ndarray  # [n, h, w]
     mirror_cams: np.ndarray  # [n, h, w]
-    model: str  # the method whose model drew them
+    method: str  # the method whose model drew them

@@ -6,8 +6,7 @@ generated from it (`auditor.config`, `auditor.cli`).
     class EACOptions(Options):
         lam: float = option(5.0, "weight of the consistency loss", name="lambda", at_least=0)
 
-A method's options dataclass is its `Options` class attribute (`methods.base.Method`); its
-flags are `--<method>-<name>` (`--eac-lambda`), its keys in the configuration and the manifest
+A method's options dataclass is its `options_class` (`methods.base.Method`); its flags are `--<method>-<name>` (`--eac-lambda`), its keys in the configuration and the manifest
 `<method>_<name>` (`eac_lambda`). Core run options are the fields of `auditor.config.RunConfig`.
 """
 
@@ -25,36 +24,39 @@ from auditor.errors import UserError
 
 @dataclass(frozen=True)
 class Spec:
-    """What a field declares beyond its default: `help` for the flag, `choices`, inclusive bounds
-    (`at_least`, `at_most`) and exclusive ones (`above`, `below`), the public `name` when the
-    field's own cannot be it (`lambda` is a Python keyword), and `flag=False` for settings that
-    have no flag of their own."""
+    """What a field declares beyond its default: `help` for the flag, `choices` (a tuple, or a
+    function returning one for choices that plug-ins extend; each element of a list value must
+    be one), inclusive bounds (`at_least`, `at_most`) and exclusive ones (`above`, `below`), and
+    the public `name` when the field's own cannot be it (`lambda` is a Python keyword)."""
 
     help: str
-    choices: tuple[Any, ...] | None = None
+    choices: tuple[Any, ...] | typing.Callable[[], tuple[Any, ...]] | None = None
     at_least: float | None = None
     at_most: float | None = None
     above: float | None = None
     below: float | None = None
     name: str | None = None
-    flag: bool = True
+
+    def allowed(self) -> tuple[Any, ...] | None:
+        return self.choices() if callable(self.choices) else self.choices
 
 
 def option(
     default: Any,
     help: str,
     *,
-    choices: typing.Iterable[Any] | None = None,
+    choices: typing.Iterable[Any] | typing.Callable[[], tuple[Any, ...]] | None = None,
     at_least: float | None = None,
     at_most: float | None = None,
     above: float | None = None,
     below: float | None = None,
     name: str | None = None,
-    flag: bool = True,
 ) -> Any:
     """A dataclass field with its `Spec`; list defaults are copied per instance."""
-    spec = Spec(help, None if choices is None else tuple(choices), at_least, at_most, above, below,
-                name, flag)  # fmt: skip
+    fixed = None if choices is None or callable(choices) else tuple(choices)
+    spec = Spec(
+        help, choices if callable(choices) else fixed, at_least, at_most, above, below, name
+    )
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"option": spec})
     return field(default=default, metadata={"option": spec})
@@ -94,23 +96,30 @@ def of_type(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def problems_with(owner: type, values: dict[str, Any], prefix: str = "") -> list[str]:
+def problems_with(owner: type, values: dict[str, Any], prefix: str | None = "") -> list[str]:
     """What is wrong with `values` (field name -> value) for the declared fields of `owner`,
-    each naming its flag (`--<prefix><name>`): values of the wrong type, non-finite numbers,
-    values out of bounds or not among the choices. Values of fields without a Spec, and None, are not checked."""
+    each naming its flag (`--<prefix><name>`; with `prefix=None` its plain name): values of the
+    wrong type, non-finite numbers, values out of bounds or not among the choices. Values of
+    fields without a Spec, and None, are not checked."""
     out = []
     for f in fields(owner):
         spec, value = spec_of(f), values.get(f.name)
         if spec is None or value is None:
             continue
-        flag = "--" + (prefix + public_name(f)).replace("_", "-")
+        flag = (
+            public_name(f) if prefix is None else "--" + (prefix + public_name(f)).replace("_", "-")
+        )
         kind = value_type(owner, f)
         if not of_type(value, kind):
             out.append(f"{flag} {value!r}: must be {kind.__name__}")
             continue
-        if spec.choices is not None:
-            if value not in spec.choices:
-                out.append(f"{flag} {value}: choose from {', '.join(map(str, spec.choices))}")
+        allowed = spec.allowed()
+        if allowed is not None:
+            bad = [v for v in (value if isinstance(value, list) else [value]) if v not in allowed]
+            if bad:
+                out.append(
+                    f"{flag} {','.join(map(str, bad))}: choose from {', '.join(map(str, allowed))}"
+                )
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
@@ -138,6 +147,12 @@ class Options:
     naming the option (so a method built from Python is checked like one built from the CLI)."""
 
     def __post_init__(self) -> None:
-        problems = problems_with(type(self), {f.name: getattr(self, f.name) for f in fields(self)})
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        problems = problems_with(type(self), values, prefix=None)
         if problems:
             raise UserError(f"{type(self).__name__}: {'; '.join(problems)}")
+
+
+@dataclass(frozen=True)
+class NoOptions(Options):
+    """A part (method, noise model) without options of its own."""

@@ -25,20 +25,18 @@ def plugin_names() -> list[str]:
     return [name.strip() for name in os.environ.get(ENV, "").split(",") if name.strip()]
 
 
-def load_plugins() -> list[str]:
-    """Import the built-in registries, then every plug-in; returns the plug-ins' names."""
-    import auditor.datasets  # noqa: F401  (the built-in dataset kinds)
-    import auditor.detectors  # noqa: F401  (the built-in detectors)
-    import methods  # noqa: F401  (the built-in methods)
-
-    loaded = []
+def load_plugins() -> None:
+    """Import every plug-in. Each registry's package imports its built-in parts first (a
+    plug-in imports `methods.base` and so on), so built-ins are registered before plug-ins."""
     for name in plugin_names():
         try:
             importlib.import_module(name)
         except ImportError as err:
             raise UserError(f"{ENV}: cannot import plug-in {name!r} ({err})") from None
-        loaded.append(name)
     for point in entry_points(group=GROUP):
-        point.load()
-        loaded.append(point.value)
-    return loaded
+        try:
+            point.load()
+        except ImportError as err:
+            raise UserError(
+                f"entry point {point.value!r} ({GROUP}): cannot import it ({err})"
+            ) from None

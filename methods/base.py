@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from auditor.options import Options
+from auditor.options import NoOptions, Options
 from methods.cam import class_activation_maps
 
 
@@ -46,11 +46,6 @@ class StepOutput:
     logits: torch.Tensor  # [B, K] the method's prediction for the batch (signals are read from it)
     signals: dict[str, torch.Tensor] = field(default_factory=dict)  # method-specific, each [B]
     new_labels: torch.Tensor | None = None  # [B] labels to train on from now on (relabelling)
-
-
-@dataclass(frozen=True)
-class NoOptions(Options):
-    """A method without options of its own."""
 
 
 class Method(nn.Module):
@@ -87,7 +82,10 @@ class Method(nn.Module):
 
     def cams(self, x: torch.Tensor) -> torch.Tensor | None:
         """Class activation maps [N, K, h, w] of the classifier on images `x` (`methods.cam`),
-        or None for a method whose classifier does not read the backbone's map (RUL)."""
+        or None when the classifier does not read the backbone's channels, as CAMs need (a
+        width mismatch shows it; a method whose fc reads another head overrides this, as RUL)."""
+        if self.fc.in_features != self.backbone.out_channels:
+            return None
         return class_activation_maps(self.backbone(x), self.fc.weight)
 
 

@@ -23,8 +23,7 @@ from torch.nn import functional as F
 from auditor.options import Options, option
 from methods.base import Augment, Batch, Method, StepOutput, cross_entropy, register_method
 from methods.cam import class_activation_maps, flip_cam_disagreement
-
-ERASURES = ("same", "independent")
+from methods.eac import ERASURES
 
 
 @dataclass(frozen=True)

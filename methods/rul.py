@@ -57,7 +57,8 @@ class RUL(Method):
         return self.fc(self.mu(pooled)), pooled
 
     def cams(self, x: torch.Tensor) -> None:
-        """None: RUL's classifier reads the mu head, not the backbone's channels, so it has no CAM."""
+        """None: the classifier reads the mu head, not the backbone's channels (even when their
+        widths agree, as resnet-small's 64 and mu's 64 do), so W . F(x) is no CAM."""
         return None
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:

@@ -91,10 +91,14 @@ def test_bad_method_options_exit_2_before_training_naming_the_option(
     assert not any(tmp_path.iterdir())  # refused before any run folder or training
 
 
-def test_the_manifest_config_round_trips():
-    c = resolve("demo", {"method": ["scn"], "scn_beta": 0.5, "eac_lambda": 2.0}, {"epochs": 3})
+def test_the_manifest_config_round_trips_with_the_chosen_parts_options_only():
+    cli = {"method": ["scn", "eac"], "scn_beta": 0.5, "eac_lambda": 2.0}
+    c = resolve("demo", cli | {"noise_type": "asymmetric", "noise_sparsity": 0.4}, {"epochs": 3})
     again = from_dict("demo", c.as_dict())
     assert again == c and again.methods["scn"].beta == 0.5 and again.methods["eac"].lam == 2.0
+    assert again.noise_models["asymmetric"].sparsity == 0.4
+    recorded = resolve("demo", {"method": ["ce"]}, {}).as_dict()
+    assert not [k for k in recorded if k.startswith(("eac_", "scn_", "gsmc_", "noise_sparsity"))]
     with pytest.raises(UserError, match="unknown options eac_lamda"):
         from_dict("demo", c.as_dict() | {"eac_lamda": 1.0})
 
@@ -135,3 +139,34 @@ def test_fold_class_sizes_are_checked_before_training_and_before_the_run_folder(
     err = capsys.readouterr().err
     assert re.search(r"--folds 5: the smallest class has only [1-4] training samples", err)
     assert not any(tmp_path.iterdir())
+
+
+def test_bad_options_are_refused_before_torchrun_starts(tmp_path, capsys):
+    argv = ["run", "demo", "--nproc", "2", "--eac-lambda", "-1", "--out", str(tmp_path)]
+    assert main(argv) == 2  # not torchrun's exit code 1 after two processes failed
+    assert "--eac-lambda -1.0: must be at least 0" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_option_name_taken_twice_is_named(capsys):
+    """A plug-in method `lr` with an option `gamma` would be `--lr-gamma`, a core option."""
+    from dataclasses import dataclass
+
+    from auditor.options import Options, option
+    from methods.base import Method, register_method
+
+    @dataclass(frozen=True)
+    class ClashOptions(Options):
+        gamma: float = option(1.0, "clashes with --lr-gamma")
+
+    @register_method
+    class Clash(Method):
+        name = "lr"
+        options_class = ClashOptions
+
+    try:
+        assert main(["run", "demo", "--method", "lr"]) == 2
+        assert "lr's option lr_gamma has the name of a core option" in capsys.readouterr().err
+        assert main(["datasets"]) == 0  # the other commands do not build the run flags
+    finally:
+        del METHODS["lr"]

@@ -97,3 +97,16 @@ def test_a_missing_plugin_is_named(tmp_path):
     result = run_cli("datasets", env={"AUDIT_PLUGINS": "no_such_audit_plugin"})
     assert result.returncode == 2
     assert "AUDIT_PLUGINS: cannot import plug-in 'no_such_audit_plugin'" in result.stderr
+
+
+def test_cams_exist_only_where_the_classifier_reads_the_backbone():
+    import torch
+
+    from methods import build_method
+    from methods.backbones import build_backbone
+
+    x = torch.zeros(2, 1, 28, 28)
+    ce = build_method("ce", build_backbone("resnet-small", 1), 3).eval()
+    rul = build_method("rul", build_backbone("resnet-small", 1), 3).eval()
+    assert ce.cams(x).shape[:2] == (2, 3)
+    assert rul.cams(x) is None  # its fc reads the mu head: no CAM, and no crash in the report

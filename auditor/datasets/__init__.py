@@ -18,15 +18,10 @@ from auditor.datasets import (  # noqa: F401 - imported for their register_kind 
     synth_faces,
 )
 from auditor.datasets.corrected import with_labels
-from auditor.datasets.kinds import KINDS, DatasetKind, find_kind
+from auditor.datasets.kinds import KINDS, find_kind
 from auditor.datasets.registry import DatasetEntry, get_entry, load_registry
 from auditor.datasets.table import SampleTable
 from auditor.errors import UserError
-
-
-def loader_for(entry: DatasetEntry) -> DatasetKind:
-    """The registered kind of `entry`, looked up now (so a plug-in registered late is found)."""
-    return find_kind(entry.kind, dataset=entry.name)
 
 
 def load_dataset(
@@ -39,7 +34,7 @@ def load_dataset(
     """The dataset's table. The run-time inputs go to the kinds that declare them: `noise_file`
     (refused for a kind that reads none, rather than silently ignored) and `seed` (FERPlus draws
     its annotator labels with it)."""
-    kind = loader_for(entry)
+    kind = find_kind(entry.kind, dataset=entry.name)  # looked up now: late plug-ins are found
     inputs: dict[str, object] = {}
     if kind.reads_noise_file:
         inputs["noise_file"] = None if noise_file is None else Path(noise_file)
@@ -78,5 +73,5 @@ def dataset_status(
     """(the resolved root, whether the dataset's files are there, a short detail), for
     `audit datasets`."""
     resolved = entry.resolve_root(root)
-    found, detail = loader_for(entry).status(entry, resolved)
+    found, detail = find_kind(entry.kind, dataset=entry.name).status(entry, resolved)
     return resolved, found, detail

@@ -18,12 +18,10 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from auditor.options import Options, option
+from auditor.options import NoOptions, Options, option
 
-
-@dataclass(frozen=True)
-class NoOptions(Options):
-    """A noise model without options of its own."""
+# the manifest's `noise` entry has these keys of its own beside the model's options
+NOISE_KEYS = {"type", "file", "nominal_rate", "real_rate", "seed"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ def noise_model(
     name: str, *, options: type[Options] = NoOptions, reads_features: bool = False
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Register the decorated function as noise model `name`; returns it unchanged."""
-    taken = {f.name for m in NOISE_MODELS.values() for f in fields(m.options_class)}
+    taken = NOISE_KEYS | {f.name for m in NOISE_MODELS.values() for f in fields(m.options_class)}
     clash = taken & {f.name for f in fields(options)}
     if name in NOISE_MODELS or clash:
         raise ValueError(f"noise model {name!r}: the name or options {sorted(clash)} are taken")

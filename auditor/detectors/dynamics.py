@@ -7,7 +7,6 @@ memorisation (the EAC paper's Fig. 5)."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from auditor.detectors.registry import detector
 
@@ -67,6 +66,8 @@ def loss_gmm(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     """DivideMix (Li et al., ICLR 2020): the per-sample loss (here its mean over epochs),
     min-max normalised, fitted by a two-component 1-D Gaussian mixture; score = posterior of the
     higher-mean component, P(noisy) in [0, 1]; flags = score > 0.5. Higher = more suspect."""
+    from sklearn.mixture import GaussianMixture  # imported when used: option checks stay quick
+
     x = loss.mean(axis=0).astype(np.float64)
     x = (x - x.min()) / max(x.max() - x.min(), 1e-12)
     gmm = GaussianMixture(2, max_iter=20, tol=1e-2, reg_covar=5e-4, random_state=seed)

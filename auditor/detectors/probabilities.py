@@ -8,8 +8,6 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-from cleanlab.count import num_label_issues
-from cleanlab.filter import find_label_issues
 
 from auditor.detectors.registry import DETECTORS, detector, run_detector
 
@@ -64,6 +62,8 @@ def cleanlab_flags(probs: np.ndarray, labels: np.ndarray, filter_by: str) -> np.
     predicted_neq_given. Boolean [N], True = label issue. In this process (`n_jobs=1`): cleanlab's
     forked worker pool can hang at shutdown in a process that already runs threads (seen here
     on a resumed run), and on these sizes it gains nothing."""
+    from cleanlab.filter import find_label_issues  # imported when used: option checks stay quick
+
     return find_label_issues(labels, probs, filter_by=filter_by, n_jobs=1)
 
 
@@ -83,6 +83,8 @@ for _name, _filter_by in CLEANLAB_FILTERS.items():
 
 def estimated_issue_count(probs: np.ndarray, labels: np.ndarray) -> int:
     """How many labels confident learning estimates are wrong (`cleanlab.count.num_label_issues`)."""
+    from cleanlab.count import num_label_issues
+
     return int(num_label_issues(labels, probs))
 
 

@@ -160,7 +160,7 @@ def build_report(
             for i in gallery.rows
         ]  # fmt: skip
         drawn = figures.cam_gallery(gallery.images, gallery.cams, gallery.mirror_cams, captions)
-        title = f"Top suspects and their CAMs (suggested class, {gallery.model})"
+        title = f"Top suspects and their CAMs (suggested class, {gallery.method})"
         parts.append(section(title, img_tag(drawn, "CAM gallery")))
     if flagged.any():
         parts.append(section("Flagged samples: given vs suggested", img_tag(figures.confusion(
