@@ -221,6 +221,8 @@ def execute(
     check_folds(labels.given, config.folds)  # before any training, and before the run folder
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
+    warn_if_from_scratch(config)
+    normalize, normalisation = choose_normalizer(pixels[0], config.weights)
     if distributed.rank() != 0:
         state = RunState.follower(Path(str(distributed.broadcast_object(None))))
     elif resume is not None:
@@ -241,13 +243,14 @@ def execute(
             "class_names": table.class_names,
             "dataset_notes": table.extra,
             "skipped": skipped, "labels_file": labels_info, "weights": weights_info,
-            "processes": distributed.world_size(),
+            "normalisation": normalisation, "processes": distributed.world_size(),
         })  # fmt: skip
     if distributed.rank() == 0:
         distributed.broadcast_object(str(state.run_dir))
     state.timings["load_and_decode"] = time.perf_counter() - t0
     with state.recording(t0):
-        metrics = audit(config, train_table, test_table, pixels, labels, device, weights, state)
+        metrics = audit(config, train_table, test_table, pixels, labels, device, weights, normalize,
+                        state)  # fmt: skip
     return state.run_dir, metrics
 
 
@@ -259,9 +262,9 @@ def audit(
     labels: Labels,
     device: str,
     weights: dict | None,
+    normalize: Normalizer,
     state: RunState,
 ) -> dict:
-    normalize = Normalizer.fit(both[0])
     data = {
         "train": both[0],
         "labels": labels.given,
@@ -361,6 +364,25 @@ def backbone_weights(config: RunConfig, in_channels: int) -> tuple[dict | None, 
     print(report.summary(), file=sys.stderr)
     return weights, {"source": config.weights, "matched": report.matched,
                      "expected": report.expected, "ignored": report.unused}  # fmt: skip
+
+
+def choose_normalizer(pixels: torch.Tensor, weights: str | None) -> tuple[Normalizer, dict]:
+    """(the normaliser of every model's input, its entry for the manifest): ImageNet's mean and
+    std with --weights (the statistics a pre-trained backbone expects), else the per-channel
+    mean and std of the training images `pixels` (uint8 [N, C, H, W])."""
+    if weights is not None:
+        normalize, source = Normalizer.imagenet(pixels.shape[1]), "imagenet"
+    else:
+        normalize, source = Normalizer.fit(pixels), "training images"
+    return normalize, {"source": source, "mean": list(normalize.mean), "std": list(normalize.std)}
+
+
+def warn_if_from_scratch(config: RunConfig) -> None:
+    """One warning on stderr (process 0 only) when --preset paper trains without --weights."""
+    if config.preset == "paper" and config.weights is None and distributed.rank() == 0:
+        print(f"audit: warning: --preset paper without --weights trains {config.backbone} from "
+              "scratch; the papers' numbers need a face-pretrained backbone (the MS-Celeb-1M "
+              "ResNet-18: --weights PATH)", file=sys.stderr)  # fmt: skip
 
 
 def configure_threads() -> None:

@@ -6,8 +6,11 @@ mirror hflip(x) (shared erasure, `erasure="same"`; `"independent"` erases the mi
 
     L = CE(S(x), y) + 0.9 * KL(p_T(hflip x) || p_S(x)) + 0.2 * MSE(CAM(x), hflip(CAM(hflip x)))
 
-CAMs are the student's (fc weight detached, as in EAC). The release trains on clean labels (it
-reads a noise file and never uses it); we train on the given labels like every method.
+CAMs are the student's (fc weight detached, as in EAC), and they and their squared difference
+are computed in float32 even under bf16 autocast (`methods.cam.float32_cams`). The step count t
+is a persistent buffer (`steps`), so checkpoints hold it and a resumed run goes on with the
+teacher's decay where it stopped. The release trains on clean labels (it reads a noise file and
+never uses it); we train on the given labels like every method.
 The student is evaluated. Per-sample signals: `kd` = KL(p_T || p_S) and `flip_cam`.
 """
 
@@ -22,7 +25,7 @@ from torch.nn import functional as F
 
 from auditor.options import Options, option
 from methods.base import Augment, Batch, Method, StepOutput, cross_entropy, register_method
-from methods.cam import class_activation_maps, flip_cam_disagreement
+from methods.cam import flip_cam_disagreement, float32_cams
 from methods.eac import ERASURES
 
 
@@ -66,7 +69,8 @@ def gsmc_loss(
     kd_weight: float = 0.9,
     cam_weight: float = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total loss, per-sample KL, per-sample flip-CAM disagreement)."""
+    """(total loss, per-sample KL, per-sample flip-CAM disagreement). The disagreement is
+    computed in float32 with autocast off (pass `float32_cams` maps)."""
     kd = kl_per_sample(teacher_logits, student_logits)
     flip_cam = flip_cam_disagreement(cam, cam_of_flipped)
     loss = cross_entropy(student_logits, y) + kd_weight * kd.mean() + cam_weight * flip_cam.mean()
@@ -95,7 +99,11 @@ class GSMC(Method):
         super().__init__(backbone, num_classes, options)
         self.teacher = copy.deepcopy(Student(self.backbone, self.fc))
         self.teacher.requires_grad_(False)
-        self.steps = 0
+        # t, in the state dict so that a resumed run keeps the decay; `host_steps` mirrors it on
+        # the host, so that the step never reads the device (restored on loading a state dict)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.host_steps = 0
+        self.register_load_state_dict_post_hook(restore_host_steps)
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
         base = aug.random_hflip(batch.x)
@@ -108,12 +116,18 @@ class GSMC(Method):
         w = self.fc.weight.detach()
         loss, kd, flip_cam = gsmc_loss(
             logits, teacher_logits, batch.y,
-            class_activation_maps(fmap1, w), class_activation_maps(fmap2, w),
+            float32_cams(fmap1, w), float32_cams(fmap2, w),
         )  # fmt: skip
         return StepOutput(
             loss=loss, logits=logits, signals={"kd": kd.detach(), "flip_cam": flip_cam.detach()}
         )
 
     def after_step(self) -> None:
-        ema_update(self.teacher, Student(self.backbone, self.fc), ema_decay(self.steps))
-        self.steps += 1
+        ema_update(self.teacher, Student(self.backbone, self.fc), ema_decay(self.host_steps))
+        self.steps.add_(1)
+        self.host_steps += 1
+
+
+def restore_host_steps(module: GSMC, incompatible_keys: object) -> None:
+    """After `load_state_dict`: the host's step count <- the loaded buffer (one read, at load)."""
+    module.host_steps = int(module.steps)

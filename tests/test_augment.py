@@ -60,3 +60,20 @@ def test_epoch_order_every_sample_once_and_balanced_extras():
     order, recorded = epoch_order(labels, balanced=True, generator=torch.Generator().manual_seed(0))
     assert torch.bincount(labels[order]).tolist() == [6, 6, 6]  # topped up to the largest class
     assert sorted(order[recorded].tolist()) == list(range(11))  # each sample recorded exactly once
+
+
+def test_pixel_noise_on_the_0_255_scale_clipped_and_truncated():
+    from auditor.training.augment import Normalizer
+
+    normalizer = Normalizer((0.5,), (0.25,))
+    pixels = torch.tensor([[[[0, 100], [200, 255]]], [[[10, 20], [30, 40]]]], dtype=torch.uint8)
+    x = normalizer(pixels)
+    aug = Augmenter(torch.Generator().manual_seed(3), normalizer=normalizer)
+    out = aug.pixel_noise(x, std=20.0, p=1.0)
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(x.shape, generator=g) * 20.0
+    expected = (pixels.float() + noise).clamp(0, 255).floor()
+    assert torch.allclose(out, normalizer(expected.to(torch.uint8)), atol=1e-5)
+    assert not torch.equal(out, x)
+    untouched = Augmenter(torch.Generator().manual_seed(3), normalizer=normalizer)
+    assert torch.equal(untouched.pixel_noise(x, std=20.0, p=0.0), x)

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 @dataclass(frozen=True)
 class Normalizer:
@@ -28,30 +31,48 @@ class Normalizer:
         std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
         return cls(tuple(mean.tolist()), tuple(std.tolist()))
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        if pixels.device not in self._on_device:
-            self._on_device[pixels.device] = tuple(
-                torch.tensor(v, device=pixels.device).view(1, -1, 1, 1)
-                for v in (self.mean, self.std)
+    @classmethod
+    def imagenet(cls, channels: int) -> Normalizer:
+        """ImageNet's channel mean and std, which pre-trained backbones (`--weights`) expect.
+        For 1-channel images, the mean of ImageNet's three values (for the mean and for the
+        std): resnet-small's first conv is then built for one channel, and the torchvision
+        backbones repeat the one normalised channel to three."""
+        if channels == 3:
+            return cls(IMAGENET_MEAN, IMAGENET_STD)
+        if channels == 1:
+            return cls((sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,))
+        raise ValueError(f"ImageNet statistics are for 1 or 3 channels, not {channels}")
+
+    def tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) as [1, C, 1, 1] tensors on `device`."""
+        if device not in self._on_device:
+            self._on_device[device] = tuple(
+                torch.tensor(v, device=device).view(1, -1, 1, 1) for v in (self.mean, self.std)
             )
-        mean, std = self._on_device[pixels.device]
+        return self._on_device[device]
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        mean, std = self.tensors(pixels.device)
         return (pixels.float().div(255) - mean) / std
 
 
 class Augmenter:
-    """Random horizontal flips and random erasing for a whole batch, drawn from one seeded
-    generator on the batch's device."""
+    """Random horizontal flips, random erasing and pixel noise for a whole batch, drawn from one
+    seeded generator on the batch's device. `normalizer` (the one the batch was normalised
+    with) is needed by `pixel_noise` only."""
 
     def __init__(
         self,
         generator: torch.Generator,
         *,
+        normalizer: Normalizer | None = None,
         erase_p: float = 0.5,
         erase_scale: tuple[float, float] = (0.02, 0.25),
         erase_ratio: tuple[float, float] = (0.3, 3.3),
         erase_value: float = 0.0,
     ) -> None:
         self.g = generator
+        self.normalizer = normalizer
         self.erase_p = erase_p
         self.erase_scale = erase_scale
         self.erase_ratio = erase_ratio
@@ -94,6 +115,19 @@ class Augmenter:
         in_cols = (cols >= left.view(-1, 1)) & (cols < (left + ew).view(-1, 1))
         apply = (self._rand(n, device) < self.erase_p).view(-1, 1, 1)
         return ((in_rows.unsqueeze(2) & in_cols.unsqueeze(1)) & apply).unsqueeze(1)
+
+    def pixel_noise(self, x: torch.Tensor, std: float, p: float) -> torch.Tensor:
+        """With probability `p` per image, Gaussian noise of standard deviation `std` on the
+        0-255 pixel scale, the result clipped to [0, 255] and truncated to whole values (the
+        official EAC dataset code's uint8 cast), on normalised images `x`."""
+        if self.normalizer is None:
+            raise ValueError("pixel_noise needs the Augmenter's normalizer")
+        mean, sd = self.normalizer.tensors(x.device)
+        pixels = (x * sd + mean) * 255
+        noise = torch.randn(x.shape, generator=self.g, device=self.g.device).to(x.device) * std
+        noisy = (pixels + noise).clamp(0, 255).floor()
+        apply = (self._rand(x.shape[0], x.device) < p).view(-1, 1, 1, 1)
+        return torch.where(apply, (noisy / 255 - mean) / sd, x)
 
     def random_erase(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape

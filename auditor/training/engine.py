@@ -260,7 +260,8 @@ def train(
     trainable = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
-    augment = Augmenter(torch.Generator(device=device).manual_seed(config.seed + 7919 * rank))
+    generator = torch.Generator(device=device).manual_seed(config.seed + 7919 * rank)
+    augment = Augmenter(generator, normalizer=normalize)
 
     n = len(train_labels)
     names = COMMON_SIGNALS + method.extra_signals
