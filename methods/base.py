@@ -81,6 +81,11 @@ class Method(nn.Module):
     def after_step(self) -> None:
         """Hook after each optimiser step (GSMC's EMA teacher update)."""
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """The optimiser's parameter groups: every trainable parameter at `lr` (a method whose
+        official code trains parts at other rates overrides this, as RUL)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def cams(self, x: torch.Tensor) -> torch.Tensor | None:
         """Class activation maps [N, K, h, w] of the classifier on images `x` (`methods.cam`),
         or None when the classifier does not read the backbone's channels, as CAMs need (a

@@ -1,7 +1,13 @@
 """Relative Uncertainty Learning (Zhang et al., NeurIPS 2021).
 
-Two heads on the pooled feature give mu_i and log_var_i (64-d each); the uncertainty is
-u_i = mean_d exp(log_var_i,d). Each sample is paired with a random partner j (a permutation of
+Two heads give mu_i and log_var_i (64-d each); the uncertainty is u_i = mean_d exp(log_var_i,d).
+The official heads (`heads="official"`, default) read the last feature map: each is
+BatchNorm2d(C, affine=False) -> Dropout(0.4) -> flatten of the 7 x 7 map -> Linear(49 C -> 64)
+-> BatchNorm1d(64); the map is adaptively average-pooled to 7 x 7 first, which is the identity
+at the official 224 px with ResNet-18 and what makes the head's size independent of the image
+size elsewhere (the official code works at 224 px only). `heads="linear"` is this tool's earlier
+head: one Linear on the pooled feature. The heads and the fc train at `head_lr` (10) times the
+backbone's learning rate, as the official code's optimiser groups do (2e-3 vs 2e-4). Each sample is paired with a random partner j (a permutation of
 the batch); w_i = u_i / (u_i + u_j), z_i = w_i * mu_i + (1 - w_i) * mu_j, and
 L = 0.5 * CE(fc(z_i), y_i) + 0.5 * CE(fc(z_i), y_j). Test-time prediction is fc(mu_i).
 
@@ -11,12 +17,43 @@ the measured AUROC says which way it points on a given dataset).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from auditor.options import Options
+from auditor.options import Options, option
 from methods.base import Augment, Batch, Method, StepOutput, flip_and_erase, register_method
+
+HEADS = ("official", "linear")
+
+
+@dataclass(frozen=True)
+class RULOptions(Options):
+    heads: str = option(
+        "official",
+        "official: BatchNorm2d -> Dropout(0.4) -> flatten of the 7x7 map -> Linear -> "
+        "BatchNorm1d (official code); linear: a Linear on the pooled feature",
+        choices=HEADS,
+    )
+    head_lr: float = option(
+        10.0,
+        "learning rate of the heads and fc, as a multiple of --lr (official code: 10)",
+        above=0,
+    )
+
+
+def official_head(channels: int, dim: int, side: int = 7) -> nn.Sequential:
+    """The official RUL head on a feature map [N, C, h, w] -> [N, dim]."""
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(side),
+        nn.BatchNorm2d(channels, affine=False),
+        nn.Dropout(0.4),
+        nn.Flatten(),
+        nn.Linear(channels * side * side, dim),
+        nn.BatchNorm1d(dim),
+    )
 
 
 def mix_by_uncertainty(
@@ -34,27 +71,41 @@ def rul_loss(mixed_logits: torch.Tensor, y: torch.Tensor, partner: torch.Tensor)
 @register_method
 class RUL(Method):
     name = "rul"
+    options_class = RULOptions
     extra_signals = ("uncertainty",)
+    options: RULOptions
 
     def __init__(
         self,
         backbone: nn.Module,
         num_classes: int,
-        options: Options | None = None,
+        options: RULOptions | None = None,
         *,
         dim: int = 64,
     ) -> None:
         super().__init__(backbone, num_classes, options)
-        self.mu = nn.Linear(backbone.out_channels, dim)
-        self.log_var = nn.Linear(backbone.out_channels, dim)
+        channels = backbone.out_channels
+        official = self.options.heads == "official"
+        self.mu = official_head(channels, dim) if official else nn.Linear(channels, dim)
+        self.log_var = official_head(channels, dim) if official else nn.Linear(channels, dim)
         self.fc = nn.Linear(dim, num_classes)
 
-    def heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mu(pooled), self.log_var(pooled).exp().mean(dim=1)
+    def heads(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu [N, dim], u [N]) from the feature map [N, C, h, w]."""
+        x = fmap if self.options.heads == "official" else fmap.mean(dim=(2, 3))
+        return self.mu(x), self.log_var(x).exp().mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled = self.backbone(x).mean(dim=(2, 3))
-        return self.fc(self.mu(pooled)), pooled
+        fmap = self.backbone(x)
+        mu, _ = self.heads(fmap)
+        return self.fc(mu), fmap.mean(dim=(2, 3))
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The backbone at `lr`, the heads and the fc at `head_lr * lr` (official code)."""
+        backbone = [p for p in self.backbone.parameters() if p.requires_grad]
+        mine = {id(p) for p in backbone}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in mine]
+        return [{"params": backbone, "lr": lr}, {"params": rest, "lr": lr * self.options.head_lr}]
 
     def cams(self, x: torch.Tensor) -> None:
         """None: the classifier reads the mu head, not the backbone's channels (even when their
@@ -62,8 +113,7 @@ class RUL(Method):
         return None
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
-        pooled = self.backbone(flip_and_erase(batch.x, aug)).mean(dim=(2, 3))
-        mu, u = self.heads(pooled)
+        mu, u = self.heads(self.backbone(flip_and_erase(batch.x, aug)))
         partner = aug.permutation(len(batch.y), batch.y.device)
         z, _ = mix_by_uncertainty(mu, u, partner)
         loss = rul_loss(self.fc(z), batch.y, partner)

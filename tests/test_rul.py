@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from methods.rul import RUL, mix_by_uncertainty, rul_loss
+from methods.backbones import build_backbone
+from methods.rul import RUL, RULOptions, mix_by_uncertainty, rul_loss
 
 
 def test_mixing_by_hand():
@@ -37,9 +38,32 @@ class Flat(nn.Module):
 
 
 def test_uncertainty_is_mean_exp_log_var():
-    rul = RUL(Flat(), 3, dim=2)
+    rul = RUL(Flat(), 3, RULOptions(heads="linear"), dim=2)
     with torch.no_grad():
         rul.log_var.weight.zero_()
         rul.log_var.bias.copy_(torch.tensor([0.0, math.log(3.0)]))
-    _, u = rul.heads(torch.zeros(1, 2))
+    _, u = rul.heads(torch.zeros(1, 2, 1, 1))
     assert u.tolist() == pytest.approx([(1.0 + 3.0) / 2])
+
+
+def test_official_heads_read_the_7x7_map():
+    rul = RUL(build_backbone("resnet-small", 1), 3)  # heads="official" by default
+    layers = [type(m).__name__ for m in rul.mu]
+    assert layers == ["AdaptiveAvgPool2d", "BatchNorm2d", "Dropout", "Flatten", "Linear", "BatchNorm1d"]  # fmt: skip
+    assert not rul.mu[1].affine and rul.mu[2].p == 0.4
+    assert rul.mu[4].in_features == 64 * 7 * 7 and rul.mu[4].out_features == 64
+    for size in (28, 48):  # any map size is pooled to 7 x 7
+        logits, pooled = rul.eval()(torch.zeros(2, 1, size, size))
+        assert logits.shape == (2, 3) and pooled.shape == (2, 64)
+
+
+def test_heads_and_fc_train_at_ten_times_the_backbone_rate():
+    rul = RUL(build_backbone("resnet-small", 1), 3)
+    backbone, rest = rul.param_groups(1e-3)
+    assert backbone["lr"] == 1e-3 and rest["lr"] == pytest.approx(1e-2)
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in rul.backbone.parameters()}
+    everything = {id(p) for p in rul.parameters()}
+    assert {id(p) for p in rest["params"]} == everything - {id(p) for p in backbone["params"]}
+    assert any(p is rul.fc.weight for p in rest["params"])
+    optimizer = torch.optim.Adam(rul.param_groups(2e-4), lr=2e-4)
+    assert [g["lr"] for g in optimizer.param_groups] == [2e-4, pytest.approx(2e-3)]

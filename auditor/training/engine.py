@@ -258,7 +258,9 @@ def train(
     if config.compile:
         method.backbone.compile()  # in place: parameter names and checkpoints are unchanged
     trainable = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        method.param_groups(config.lr), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     generator = torch.Generator(device=device).manual_seed(config.seed + 7919 * rank)
     augment = Augmenter(generator, normalizer=normalize)
