@@ -27,12 +27,12 @@ def straight(tmp_path_factory) -> Path:
     return last_line_dir(run_cli(*RUN, "--out", str(tmp_path_factory.mktemp("straight"))))
 
 
-def interrupt(out: Path, sig: int, run: list[str] = RUN) -> tuple[Path, int]:
-    """Start the run, send `sig` once the second method has finished an epoch; (folder, exit)."""
+def interrupt(out: Path, sig: int, run: list[str] = RUN, after: str = "scn") -> tuple[Path, int]:
+    """Start the run, send `sig` once method `after` has finished an epoch; (folder, exit)."""
     process = subprocess.Popen([str(AUDIT), *run, "--out", str(out)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 300
-    while not list(out.glob("demo/*/checkpoints/scn.pt")):
+    while not list(out.glob(f"demo/*/checkpoints/{after}.pt")):
         assert process.poll() is None, process.stderr.read()
         assert time.time() < deadline, "no checkpoint within 300 s"
         time.sleep(0.1)
@@ -59,6 +59,19 @@ def test_interrupted_run_resumes_to_the_same_samples(tmp_path, straight, sig):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and len(manifest["resumed"]) == 1
     assert not (run_dir / "checkpoints").exists()
+    for name in ("samples.parquet", "dynamics.parquet"):
+        assert pd.read_parquet(run_dir / name).equals(pd.read_parquet(straight / name)), name
+
+
+@pytest.mark.parametrize("method", ["eac", "rul", "gsmc"])  # ce and scn: the test above
+def test_every_method_resumes_to_the_same_samples(tmp_path, method):
+    """A method's whole state is in its checkpoint: GSMC's EMA step count, RUL's heads and
+    their optimiser group, EAC's views."""
+    run = [*RUN[: RUN.index("--method") + 1], method, *RUN[RUN.index("--method") + 2 :]]
+    straight = last_line_dir(run_cli(*run, "--out", str(tmp_path / "straight")))
+    run_dir, code = interrupt(tmp_path / "stopped", signal.SIGTERM, run, after=method)
+    assert code == 130 and status(run_dir) == "interrupted"
+    assert last_line_dir(run_cli("run", "--resume", str(run_dir))) == run_dir
     for name in ("samples.parquet", "dynamics.parquet"):
         assert pd.read_parquet(run_dir / name).equals(pd.read_parquet(straight / name)), name
 
