@@ -18,8 +18,15 @@ from typing import Any
 
 from auditor.datasets.noise import NOISE_MODELS
 from auditor.errors import UserError
-from auditor.options import Options, default_of, option, problems_with, public_name, spec_of
-from auditor.options import value_type as type_of
+from auditor.options import (
+    Options,
+    default_of,
+    option,
+    problems_with,
+    public_name,
+    spec_of,
+    value_type,
+)
 from auditor.training.engine import TrainConfig, resolve_amp
 from methods import METHODS
 from methods.backbones import BACKBONES
@@ -195,7 +202,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     part_keys()  # refuses a part option whose flag another option already has
     for f in CORE:
         spec = spec_of(f)
-        add_flag(parser, f.name, spec.help, type_of(RunConfig, f), spec.allowed(), default_of(f))
+        add_flag(parser, f.name, spec.help, value_type(RunConfig, f), spec.allowed(), default_of(f))
     for group in GROUPS:
         for part, cls in group.parts().items():
             if not fields(cls):
@@ -204,7 +211,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
             for f in fields(cls):
                 spec = spec_of(f)
                 add_flag(section, group.prefix(part) + public_name(f), spec.help,
-                         type_of(cls, f), spec.allowed(), default_of(f))  # fmt: skip
+                         value_type(cls, f), spec.allowed(), default_of(f))  # fmt: skip
 
 
 def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> None:

@@ -6,8 +6,10 @@ generated from it (`auditor.config`, `auditor.cli`).
     class EACOptions(Options):
         lam: float = option(5.0, "weight of the consistency loss", name="lambda", at_least=0)
 
-A method's options dataclass is its `options_class` (`methods.base.Method`); its flags are `--<method>-<name>` (`--eac-lambda`), its keys in the configuration and the manifest
-`<method>_<name>` (`eac_lambda`). Core run options are the fields of `auditor.config.RunConfig`.
+A method's options dataclass is its `options_class` (`methods.base.Method`); its flags are
+`--<method>-<name>` (`--eac-lambda`), its keys in the configuration and the manifest
+`<method>_<name>` (`eac_lambda`); a noise model's are `--noise-<name>` and `noise_<name>`
+(`auditor.datasets.noise`). Core run options are the fields of `auditor.config.RunConfig`.
 """
 
 from __future__ import annotations
