@@ -42,6 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 60,
         "batch_size": 256,
         "eac_lambda": 5.0,
+        "scn_lr": 1e-3,  # SCN's official code: Adam at its default rate
     },
 }
 

@@ -14,13 +14,13 @@ nothing would score. See docs/methods.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from auditor.options import NoOptions, Options
+from auditor.options import NoOptions, Options, option
 from methods.cam import class_activation_maps
 
 
@@ -30,6 +30,7 @@ class Augment(Protocol):
     def random_hflip(self, x: torch.Tensor) -> torch.Tensor: ...
     def random_erase(self, x: torch.Tensor) -> torch.Tensor: ...
     def pixel_noise(self, x: torch.Tensor, std: float, p: float) -> torch.Tensor: ...
+    def flip_or_noise(self, x: torch.Tensor, std: float) -> torch.Tensor: ...
     def permutation(self, n: int, device: torch.device) -> torch.Tensor: ...
 
 
@@ -112,6 +113,30 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
+GAUSSIAN_STD = 30**0.5  # the official EAC, SCN and RUL dataset code: variance 30 on 0-255 pixels
+VIEWS = ("official", "flip")
+
+
 def flip_and_erase(x: torch.Tensor, aug: Augment) -> torch.Tensor:
-    """The standard training view of all four FER repositories: random flip, then erasing."""
+    """The generic training view: random flip (p = 1/2), then random erasing."""
     return aug.random_erase(aug.random_hflip(x))
+
+
+def view_option() -> Any:
+    """The `view` option of SCN and RUL, declared once."""
+    return option(
+        "official",
+        "official: flip or Gaussian noise (variance 30 on 0-255 pixels), 1/4 of images each, "
+        "then erasing (the official code); flip: random flip, then erasing",
+        choices=VIEWS,
+    )
+
+
+def training_view(x: torch.Tensor, aug: Augment, view: str) -> torch.Tensor:
+    """The classified view of SCN and RUL. `official`: their dataset code's basic augmentation,
+    with probability 1/2 a mirror or Gaussian noise (variance 30 on the 0-255 pixels), 1/4 of
+    images each (`Augment.flip_or_noise`), then random erasing (their transforms); `flip`:
+    `flip_and_erase`."""
+    if view == "flip":
+        return flip_and_erase(x, aug)
+    return aug.random_erase(aug.flip_or_noise(x, GAUSSIAN_STD))

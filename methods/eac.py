@@ -32,11 +32,18 @@ from dataclasses import dataclass
 import torch
 
 from auditor.options import Options, option
-from methods.base import Augment, Batch, Method, StepOutput, cross_entropy, register_method
+from methods.base import (
+    GAUSSIAN_STD,
+    Augment,
+    Batch,
+    Method,
+    StepOutput,
+    cross_entropy,
+    register_method,
+)
 from methods.cam import flip_cam_disagreement, float32_cams
 
 ERASURES = ("same", "independent")
-GAUSSIAN_STD = 30**0.5  # the official dataset code: variance 30 on 0-255 pixels
 
 
 @dataclass(frozen=True)

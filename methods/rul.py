@@ -11,6 +11,12 @@ backbone's learning rate, as the official code's optimiser groups do (2e-3 vs 2e
 the batch); w_i = u_i / (u_i + u_j), z_i = w_i * mu_i + (1 - w_i) * mu_j, and
 L = 0.5 * CE(fc(z_i), y_i) + 0.5 * CE(fc(z_i), y_j). Test-time prediction is fc(mu_i).
 
+Training view (`view="official"`, default): as SCN's code, whose dataset code RUL's copies,
+a mirror or Gaussian noise (variance 30 on 0-255 pixels) on 1/4 of images each, then random
+erasing (`methods.base.training_view`); `view="flip"`: random flip, then erasing. The official
+optimiser: Adam, backbone 2e-4 (`--preset paper`'s --lr), heads and fc 2e-3, weight decay 1e-4,
+ExponentialLR(0.9), batch 64, 60 epochs.
+
 Per-sample signal `uncertainty` = u_i (docs/detectors.md: high reads as uncertain, so suspect;
 the measured AUROC says which way it points on a given dataset).
 """
@@ -24,7 +30,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from auditor.options import Options, option
-from methods.base import Augment, Batch, Method, StepOutput, flip_and_erase, register_method
+from methods.base import (
+    Augment,
+    Batch,
+    Method,
+    StepOutput,
+    register_method,
+    training_view,
+    view_option,
+)
 
 HEADS = ("official", "linear")
 
@@ -42,6 +56,7 @@ class RULOptions(Options):
         "learning rate of the heads and fc, as a multiple of --lr (official code: 10)",
         above=0,
     )
+    view: str = view_option()
 
 
 def official_head(channels: int, dim: int, side: int = 7) -> nn.Sequential:
@@ -113,7 +128,7 @@ class RUL(Method):
         return None
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
-        mu, u = self.heads(self.backbone(flip_and_erase(batch.x, aug)))
+        mu, u = self.heads(self.backbone(training_view(batch.x, aug, self.options.view)))
         partner = aug.permutation(len(batch.y), batch.y.device)
         z, _ = mix_by_uncertainty(mu, u, partner)
         loss = rul_loss(self.fc(z), batch.y, partner)

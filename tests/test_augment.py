@@ -77,3 +77,20 @@ def test_pixel_noise_on_the_0_255_scale_clipped_and_truncated():
     assert not torch.equal(out, x)
     untouched = Augmenter(torch.Generator().manual_seed(3), normalizer=normalizer)
     assert torch.equal(untouched.pixel_noise(x, std=20.0, p=0.0), x)
+
+
+def test_flip_or_noise_mirrors_a_quarter_noises_a_quarter_keeps_half():
+    from auditor.training.augment import Normalizer
+
+    normalizer = Normalizer((0.5,), (0.25,))
+    row = torch.tensor([[[[10, 60, 110, 160]]]], dtype=torch.uint8).repeat(4000, 1, 1, 1)
+    x = normalizer(row)
+    out = Augmenter(torch.Generator().manual_seed(4), normalizer=normalizer).flip_or_noise(x, 5.0)
+    kept = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(-1)).flatten(1).all(1)
+    noised = ~kept & ~mirrored
+    for share, expected in ((kept, 0.5), (mirrored, 0.25), (noised, 0.25)):
+        assert abs(share.float().mean() - expected) < 0.03
+    # noise is on the 0-255 scale, truncated to whole pixel values
+    pixels = out[noised] * 0.25 + 0.5
+    assert torch.allclose(pixels * 255, (pixels * 255).round(), atol=1e-3)

@@ -27,6 +27,7 @@ def test_precedence_cli_over_preset_over_dataset_over_tool():
         5.0,
     )
     assert c.epochs == 2  # the command line wins
+    assert c.methods["scn"].lr == 1e-3  # SCN's official rate (Adam's default), the others 2e-4
     assert c.noise_rate == 0.3  # the dataset's default survives the preset
     plain = resolve("demo", {}, dataset_defaults)
     assert (plain.backbone, plain.image_size, plain.epochs) == ("resnet-small", 28, 10)

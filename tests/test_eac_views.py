@@ -1,5 +1,6 @@
-"""EAC's training views as the official noisy-label training builds them: x1 = erase(x), never
-flipped at random unless asked (`flip`), Gaussian pixel noise only when asked."""
+"""The training views the methods ask for, as their official code builds them. EAC's noisy-label
+training: x1 = erase(x), never flipped at random unless asked (`flip`), Gaussian pixel noise only
+when asked. SCN and RUL: a mirror or Gaussian noise on 1/4 of images each, then erasing."""
 
 import torch
 
@@ -27,15 +28,20 @@ class RecordingAugment:
         self.calls.append(("noise", std, p))
         return x
 
+    def flip_or_noise(self, x, std):
+        self.calls.append(("flip_or_noise", std))
+        return x
+
     def permutation(self, n, device):
         return torch.arange(n, device=device)
 
 
-def views_asked(**options) -> list[tuple]:
-    eac = build_method("eac", build_backbone("resnet-small", 1), 3, **options)
+def views_asked(method: str = "eac", **options) -> list[tuple]:
+    model = build_method(method, build_backbone("resnet-small", 1), 3, **options)
     batch = Batch(torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 0]), torch.arange(4), 0)
     aug = RecordingAugment()
-    eac.training_step(batch, aug)
+    model.train()
+    model.training_step(batch, aug)
     return aug.calls
 
 
@@ -48,3 +54,9 @@ def test_flip_and_gaussian_noise_are_options():
     assert views_asked(flip=True) == [("hflip",), ("erase",)]
     assert views_asked(gaussian_noise=True) == [("noise", GAUSSIAN_STD, 0.5), ("erase",)]
     assert GAUSSIAN_STD**2 == 30
+
+
+def test_scn_and_rul_view_is_their_official_basic_augmentation_then_erasing():
+    for method in ("scn", "rul"):
+        assert views_asked(method) == [("flip_or_noise", GAUSSIAN_STD), ("erase",)]
+        assert views_asked(method, view="flip") == [("hflip",), ("erase",)]

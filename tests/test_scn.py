@@ -58,3 +58,15 @@ def test_logits_are_scaled_by_the_importance_weight_bias_included():
     logits, alpha = scn.weighted(torch.tensor([[2.0, 3.0]]))
     assert alpha.tolist() == pytest.approx([0.75])
     assert logits.tolist()[0] == pytest.approx([0.75 * 3.0, 0.75 * 5.0])
+
+
+def test_scn_trains_at_its_own_learning_rate_when_set():
+    from methods import build_method
+    from methods.backbones import build_backbone
+
+    default = build_method("scn", build_backbone("resnet-small", 1), 3)
+    assert [g["lr"] for g in default.param_groups(2e-4)] == [2e-4]
+    official = build_method("scn", build_backbone("resnet-small", 1), 3, lr=1e-3)
+    groups = official.param_groups(2e-4)
+    assert [g["lr"] for g in groups] == [1e-3]
+    assert sum(len(g["params"]) for g in groups) == len(list(official.parameters()))

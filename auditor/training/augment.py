@@ -129,6 +129,14 @@ class Augmenter:
         apply = (self._rand(x.shape[0], x.device) < p).view(-1, 1, 1, 1)
         return torch.where(apply, (noisy / 255 - mean) / sd, x)
 
+    def flip_or_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        """SCN's and RUL's basic augmentation (their official dataset code): with probability
+        1/2 an image is changed, by a mirror or by `pixel_noise` of standard deviation `std`,
+        chosen with equal probability; so 1/4 of images are mirrored, 1/4 noised, 1/2 kept."""
+        u = self._rand(x.shape[0], x.device).view(-1, 1, 1, 1)
+        noisy = self.pixel_noise(x, std=std, p=1.0)
+        return torch.where(u < 0.25, x.flip(-1), torch.where(u < 0.5, noisy, x))
+
     def random_erase(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         return x.masked_fill(self.erase_masks(n, h, w, x.device), self.erase_value)
