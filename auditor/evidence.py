@@ -26,6 +26,8 @@ class MethodEvidence:
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)
     # --aum-threshold: per extra training, (mean margin [N], its threshold samples [N] bool)
     aum_runs: list[tuple[np.ndarray, np.ndarray]] | None = None
+    # the final model's flip attention, [N] each (`auditor.training.attention`); {} without CAMs
+    attention: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def probs(self) -> np.ndarray:
@@ -43,7 +45,9 @@ class MethodEvidence:
             self.embeddings if self.embeddings is not None and len(self.embeddings) else None
         )
         available = {"labels": labels, "probs": self.probs, "final_probs": self.final_probs,
-                     "embeddings": embeddings, "final_labels": self.final_labels}  # fmt: skip
+                     "embeddings": embeddings, "final_labels": self.final_labels,
+                     "flip_attention": self.attention.get("flip_attention"),
+                     "flip_attention_given": self.attention.get("flip_attention_given")}  # fmt: skip
         values = [
             self.signals.get(r[len(SIGNAL) :]) if r.startswith(SIGNAL) else available[r]
             for r in reads

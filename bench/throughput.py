@@ -73,6 +73,12 @@ class NoAugment:
     def random_erase(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def pixel_noise(self, x: torch.Tensor, std: float, p: float) -> torch.Tensor:
+        return x
+
+    def flip_or_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
+        return x
+
     def permutation(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randperm(n, device=device)
 
@@ -146,7 +152,7 @@ def ceiling(name, backbone, pixels, labels, norm, batch, epochs, m: Machine) -> 
     if m.compile:
         method.backbone.compile()
     opt = optimiser(method)
-    aug = Augmenter(torch.Generator(device=m.device).manual_seed(0))
+    aug = Augmenter(torch.Generator(device=m.device).manual_seed(0), normalizer=norm)
     y = torch.from_numpy(labels).to(m.device)
     x_all = norm(pixels.to(m.device)).contiguous(memory_format=torch.channels_last)
     chunks = [(x_all[s : s + batch], y[s : s + batch], torch.arange(s, min(s + batch, len(y)),

@@ -87,13 +87,14 @@ class Method(nn.Module):
         official code trains parts at other rates overrides this, as RUL)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
-    def cams(self, x: torch.Tensor) -> torch.Tensor | None:
-        """Class activation maps [N, K, h, w] of the classifier on images `x` (`methods.cam`),
-        or None when the classifier does not read the backbone's channels, as CAMs need (a
-        width mismatch shows it; a method whose fc reads another head overrides this, as RUL)."""
+    def cams(self, fmap: torch.Tensor) -> torch.Tensor | None:
+        """Class activation maps [N, K, h, w] of the classifier on the backbone's feature map
+        `fmap` [N, C, h, w] (`methods.cam`): the logit minus its bias is their spatial mean.
+        None when the classifier does not read the backbone's channels, as CAMs need (a width
+        mismatch shows it; a method whose fc reads another head overrides this, as RUL)."""
         if self.fc.in_features != self.backbone.out_channels:
             return None
-        return class_activation_maps(self.backbone(x), self.fc.weight)
+        return class_activation_maps(fmap, self.fc.weight)
 
 
 M = TypeVar("M", bound=type[Method])

@@ -39,6 +39,7 @@ from methods.base import (
     training_view,
     view_option,
 )
+from methods.cam import class_activation_maps
 
 HEADS = ("official", "linear")
 
@@ -122,10 +123,23 @@ class RUL(Method):
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in mine]
         return [{"params": backbone, "lr": lr}, {"params": rest, "lr": lr * self.options.head_lr}]
 
-    def cams(self, x: torch.Tensor) -> None:
-        """None: the classifier reads the mu head, not the backbone's channels (even when their
-        widths agree, as resnet-small's 64 and mu's 64 do), so W . F(x) is no CAM."""
-        return None
+    def cams(self, fmap: torch.Tensor) -> torch.Tensor:
+        """RUL's class activation maps [N, K, h, w]: the spatial contributions to its logits.
+        In eval mode the path map -> mu -> fc(mu) is affine (dropout is the identity, the
+        BatchNorms use their running statistics), so z_k = sum_{c,h,w} A[k,c,h,w] n[c,h,w] + b_k:
+        CAM_k[h, w] = sum_c A[k,c,h,w] n[c,h,w], summing to the logit minus its constant.
+        Official heads: n is the map pooled to 7 x 7 and normalised by BatchNorm2d, A =
+        (W_fc diag(gamma / sqrt(var + eps)) W_lin) reshaped [K, C, 7, 7] (BatchNorm1d's scale).
+        Linear heads: n = F / (h w), A = W_fc W_mu at every position. (W . F(x), the plain CAM,
+        would mean nothing here: fc reads mu, not the backbone's channels.) Call in eval mode."""
+        weight = self.fc.weight
+        if self.options.heads == "linear":
+            return class_activation_maps(fmap / fmap[0, 0].numel(), weight @ self.mu.weight)
+        pool, norm2d, _dropout, _flatten, linear, norm1d = self.mu
+        n = norm2d(pool(fmap))
+        scale = norm1d.weight / torch.sqrt(norm1d.running_var + norm1d.eps)
+        a = ((weight * scale) @ linear.weight).view(len(weight), *n.shape[1:])
+        return torch.einsum("nchw,kchw->nkhw", n, a)
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:
         mu, u = self.heads(self.backbone(training_view(batch.x, aug, self.options.view)))

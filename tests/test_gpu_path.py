@@ -118,7 +118,8 @@ def test_a_cuda_step_never_synchronises(name, cache):
     names = ("loss", "margin", "p_given", "correct", *method.extra_signals)
     step = Step(
         method, torch.optim.Adam(trainable), trainable,
-        Augmenter(torch.Generator(device="cuda").manual_seed(0)), Normalizer.fit(pixels), cached,
+        Augmenter(torch.Generator(device="cuda").manual_seed(0), normalizer=Normalizer.fit(pixels)),
+        Normalizer.fit(pixels), cached,
         given, given.clone(), {s: torch.zeros(1, 65, device="cuda") for s in names}, True,
     )  # fmt: skip
     idx = torch.arange(16)

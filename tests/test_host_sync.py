@@ -63,9 +63,11 @@ def make_step(name: str, n: int = 24, amp: bool = False) -> Step:
     pixels = torch.randint(0, 256, (n, 1, 16, 16), dtype=torch.uint8)
     labels = torch.arange(n) % 3
     names = ("loss", "margin", "p_given", "correct", *method.extra_signals)
+    normalize = Normalizer.fit(pixels)
+    augment = Augmenter(torch.Generator().manual_seed(0), normalizer=normalize)
     return Step(
-        method, torch.optim.Adam(trainable), trainable, Augmenter(torch.Generator().manual_seed(0)),
-        Normalizer.fit(pixels), pixels, labels, labels.clone(),
+        method, torch.optim.Adam(trainable), trainable, augment, normalize, pixels, labels,
+        labels.clone(),
         {s: torch.zeros(2, n + 1) for s in names}, amp,
     )  # fmt: skip
 

@@ -5,4 +5,4 @@ Each registers itself (`auditor.detectors.registry.detector`); importing this pa
 the built-in families below. A new family is a new module here plus one name in this import.
 """
 
-from auditor.detectors import dynamics, neighbours, probabilities  # noqa: F401
+from auditor.detectors import attention, dynamics, neighbours, probabilities  # noqa: F401

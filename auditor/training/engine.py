@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from auditor.training import distributed
+from auditor.training.attention import flip_attention
 from auditor.training.augment import Augmenter, Normalizer
 from auditor.training.signals import COMMON_SIGNALS, common_signals
 from methods.base import Batch, Method, StepOutput
@@ -54,6 +55,7 @@ class TrainResult:
     embeddings: np.ndarray  # [N, C] pooled features of the final model
     final_labels: np.ndarray | None = None  # the labels trained on at the end (SCN relabels)
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)  # index, epoch, from, to
+    attention: dict[str, np.ndarray] = field(default_factory=dict)  # final model's, [N] each
 
 
 def resolve_device(name: str) -> str:
@@ -247,10 +249,14 @@ def train(
     config: TrainConfig,
     progress: Callable[[int, int], None] | None = None,
     final_pass: bool = True,
+    on_epoch: Callable[[int, Method], None] | None = None,
 ) -> TrainResult:
     """Train `method` on (train_pixels uint8 [N, C, H, W], train_labels [N]) and record every
-    sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step.
-    With `final_pass`, the trained model also scores every un-augmented training image."""
+    sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step;
+    `on_epoch(epoch, method)` after each epoch's test accuracy (process 0; for measurements
+    such as bench/memorisation.py, which read the model at every epoch). With `final_pass`, the
+    trained model also scores every un-augmented training image: probabilities, pooled
+    features and flip attention (`auditor.training.attention`)."""
     device = config.device
     rank, world = distributed.rank(), distributed.world_size()
     method.to(device).to(memory_format=torch.channels_last)
@@ -307,14 +313,19 @@ def train(
         if rank == 0 and test_pixels is not None and len(test_pixels):
             test_logits, _ = predict(method, test_pixels, normalize, device, amp=config.amp)
             test_accuracy.append(accuracy(test_logits, test_labels))
+        if on_epoch is not None and rank == 0:
+            on_epoch(epoch, method)
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
                             test_accuracy, time.perf_counter() - start)  # fmt: skip
     if final_pass and rank == 0:
         logits, pooled = predict(method, train_pixels, normalize, device, amp=config.amp)
         probs, embeddings = torch.softmax(logits, dim=1).numpy(), pooled.numpy()
+        attention = flip_attention(method, train_pixels, train_labels, normalize, device,
+                                   amp=config.amp)  # fmt: skip
     else:
         probs = embeddings = np.zeros((0, 0), dtype=np.float32)
+        attention = {}
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
     return TrainResult(
@@ -326,6 +337,7 @@ def train(
         relabel_events=dict(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
+        attention=attention,
     )
 
 

@@ -28,7 +28,7 @@ def draw_gallery(
     pick = torch.as_tensor(classes, device=device)
     maps = []
     for view in (x, x.flip(-1)):
-        cam = method.cams(view)
+        cam = method.cams(method.backbone(view))
         if cam is None:
             return None
         maps.append(cam[torch.arange(len(pick)), pick].float().cpu())
