@@ -249,12 +249,13 @@ def train(
     config: TrainConfig,
     progress: Callable[[int, int], None] | None = None,
     final_pass: bool = True,
-    on_epoch: Callable[[int, Method], None] | None = None,
+    on_epoch: Callable[[int, Method, dict[str, torch.Tensor]], None] | None = None,
 ) -> TrainResult:
     """Train `method` on (train_pixels uint8 [N, C, H, W], train_labels [N]) and record every
     sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step;
-    `on_epoch(epoch, method)` after each epoch's test accuracy (process 0; for measurements
-    such as bench/memorisation.py, which read the model at every epoch). With `final_pass`, the
+    `on_epoch(epoch, method, signals)` after each epoch's test accuracy, with every signal so
+    far ([epoch + 1, N] each; process 0; for measurements such as bench/memorisation.py, which
+    read the model at every epoch). With `final_pass`, the
     trained model also scores every un-augmented training image: probabilities, pooled
     features and flip attention (`auditor.training.attention`)."""
     device = config.device
@@ -314,7 +315,7 @@ def train(
             test_logits, _ = predict(method, test_pixels, normalize, device, amp=config.amp)
             test_accuracy.append(accuracy(test_logits, test_labels))
         if on_epoch is not None and rank == 0:
-            on_epoch(epoch, method)
+            on_epoch(epoch, method, {k: v[: epoch + 1, :n] for k, v in step.record.items()})
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
                             test_accuracy, time.perf_counter() - start)  # fmt: skip
