@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from auditor import memorisation
 from auditor.config import RunConfig
 from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels
@@ -289,6 +290,7 @@ def audit(
 
     t = time.perf_counter()
     last5 = {m: a["last5_mean"] for m, a in accuracy.items()}
+    is_noisy = None if labels.true is None else labels.given != labels.true
     scores = score_all(evidence, labels.given, last5)
     state.timings["score"] = time.perf_counter() - t
     metrics = {
@@ -299,6 +301,12 @@ def audit(
             "members": scores.ensemble_members,
             "flagged": int(scores.flags["suspicion"].sum()),
         },
+        "memorisation": {
+            ev.name: memorisation.curves(
+                ev.signals["correct"], ev.signals["loss"], accuracy[ev.name]["per_epoch"], is_noisy
+            )
+            for ev in evidence
+        },  # fmt: skip
     }
     if scores.aum_thresholds:
         metrics["aum_thresholds"] = scores.aum_thresholds

@@ -19,14 +19,14 @@ def test_report_figures_load_in_chromium(tmp_path):
     )
     report = run_dir / "report.html"
     text = report.read_text()
-    for title in ("Test accuracy", "Loss of clean and noisy samples", "Precision-recall per detector",
+    for title in ("Test accuracy", "Memorisation", "Loss of clean and noisy samples", "Precision-recall per detector",
                   "Embedding map", "Top suspects and their CAMs", "given vs suggested"):  # fmt: skip
         assert title in text, title
     dom = chromium(tmp_path / "profile", "--dump-dom", report.as_uri()).stdout
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
     total = re.search(r'data-images-total="(\d+)"', dom)
     assert loaded and total, dom[-500:]
-    assert int(total.group(1)) == 6 and loaded.group(1) == total.group(1)
+    assert int(total.group(1)) == 7 and loaded.group(1) == total.group(1)
     shot = tmp_path / "report.png"
     chromium(
         tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()
@@ -42,4 +42,7 @@ def test_report_without_truth_says_what_is_left_out(tmp_path):
                                     "--image-size", "32", "--out", str(tmp_path / "o")))  # fmt: skip
     text = (run_dir / "report.html").read_text()
     assert text.count("Left out: the true labels are unknown") == 2
+    assert (
+        "<b>ce</b>: No sign of memorisation" in text
+    )  # one epoch, the verdict from accuracy alone
     assert "Embedding map" in text

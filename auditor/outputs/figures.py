@@ -19,6 +19,34 @@ def png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def memorisation_curves(curves: dict[str, dict]) -> bytes:
+    """Per method and epoch (`auditor.memorisation.curves`): the fit of the given training labels
+    (solid) and the test accuracy (dashed); with the truth also the share of noisy samples
+    fitted to their wrong label, and the mean loss of clean (dashed) and noisy (solid) samples."""
+    truth = all("memorisation" in c for c in curves.values())
+    fig, axes = plt.subplots(1, 3 if truth else 1, figsize=(15 if truth else 6, 3.6), squeeze=False)
+    axes = axes[0]
+    for i, (method, c) in enumerate(curves.items()):
+        colour = f"C{i}"
+        epochs = np.arange(1, len(c["fit"]) + 1)
+        axes[0].plot(epochs, c["fit"], color=colour, label=f"{method}: fit of given labels")
+        if c["test_accuracy"]:
+            axes[0].plot(epochs, c["test_accuracy"], "--", color=colour, label=f"{method}: test")
+        if truth:
+            axes[1].plot(epochs, c["memorisation"], color=colour, label=method)
+            axes[2].plot(epochs, c["loss_noisy"], color=colour, label=f"{method}: noisy")
+            axes[2].plot(epochs, c["loss_clean"], "--", color=colour, label=f"{method}: clean")
+    axes[0].set(xlabel="epoch", ylabel="accuracy", title="Fit of the given labels vs test accuracy")
+    if truth:
+        axes[1].set(xlabel="epoch", ylabel="share", ylim=(0, 1),
+                    title="Noisy samples fitted to their wrong label")  # fmt: skip
+        axes[2].set(xlabel="epoch", ylabel="mean loss", title="Loss of clean and noisy samples")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return png(fig)
+
+
 def accuracy_curves(accuracy: dict) -> bytes:
     """Test accuracy per epoch, one line per method."""
     fig, ax = plt.subplots(figsize=(6, 3.6))

@@ -122,6 +122,13 @@ def build_report(
         )
     else:
         parts.append(section("Test accuracy", "<p>Left out: the dataset has no test split.</p>"))
+    memorised = metrics["memorisation"]
+    verdicts = "".join(
+        f"<li><b>{html.escape(m)}</b>: {html.escape(c['verdict'])}</li>"
+        for m, c in memorised.items()
+    )
+    picture = img_tag(figures.memorisation_curves(memorised), "memorisation per epoch")
+    parts.append(section("Memorisation", f"<ul>{verdicts}</ul>{picture}"))
     if truth:
         parts.append(
             section(
