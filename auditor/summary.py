@@ -17,6 +17,8 @@ def summary_lines(metrics: dict) -> list[str]:
             lines.append(
                 f"  {method:<12} {_fmt(acc['last'])}  {_fmt(acc['best'])}  {_fmt(acc['last5_mean'])}"
             )
+    for method, curves in metrics.get("memorisation", {}).items():
+        lines.append(f"  {method}: {curves['verdict']}")
     noise = metrics.get("noise", {})
     detectors = metrics.get("detectors") or {}
     if not detectors:

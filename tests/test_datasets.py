@@ -40,6 +40,7 @@ def test_registry_lists_the_required_datasets():
     registry = load_registry()
     assert {
         "demo",
+        "demo-long",
         "fashion-mnist",
         "synth-faces",
         "raf-db",
@@ -52,6 +53,15 @@ def test_registry_lists_the_required_datasets():
         "csv",
     } <= set(registry)
     assert len(registry["raf-db"].classes) == 7
+
+
+def test_every_registry_entrys_defaults_are_valid_run_options():
+    from auditor.config import resolve
+
+    for name, entry in load_registry().items():
+        resolve(name, {}, entry.defaults)  # raises UserError naming the bad option
+    long = resolve("demo-long", {}, load_registry()["demo-long"].defaults)
+    assert (long.epochs, long.batch_size, long.lr_gamma, long.noise_rate) == (60, 64, 0.98, 0.3)
 
 
 def test_registry_refuses_python_tags(tmp_path):
