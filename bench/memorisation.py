@@ -36,6 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from auditor.config import resolve  # noqa: E402
 from auditor.datasets import load_dataset  # noqa: E402
@@ -96,9 +97,11 @@ def epoch_reader(records: list, data: dict, is_noisy: np.ndarray, detector_every
     return read
 
 
-def run_setting(noise: str, methods: list[str], detector_every: int, epochs: int | None) -> dict:
+def run_setting(
+    noise: str, methods: list[str], detector_every: int, options: dict[str, object]
+) -> dict:
     entry = get_entry(DATASET, load_registry())
-    cli = {"noise_type": noise, "method": methods, "epochs": epochs}
+    cli = {"noise_type": noise, "method": methods, **options}
     config = resolve(DATASET, cli, entry.defaults)
     table = load_dataset(entry, seed=config.seed)
     train_table, test_table = split_and_limit(table, config)
@@ -116,7 +119,7 @@ def run_setting(noise: str, methods: list[str], detector_every: int, epochs: int
         method = METHODS[name](backbone, table.num_classes, config.methods[name])
         records: list[dict] = []
         start = time.perf_counter()
-        train(
+        result = train(
             method, train_px, torch.from_numpy(labels.given), test_px, data["test_labels"],
             normalize, replace(config.train_config("cpu"), checkpoint=None), final_pass=False,
             on_epoch=epoch_reader(records, data, is_noisy, detector_every, config.epochs),
@@ -124,11 +127,19 @@ def run_setting(noise: str, methods: list[str], detector_every: int, epochs: int
         wall = time.perf_counter() - start
         out["methods"][name] = {"epochs": records, "wall_s": wall,
                                 "read_s": sum(r["read_s"] for r in records)}  # fmt: skip
+        if METHODS[name].relabels:  # where the labels it trained on at the end went (SCN)
+            final, changed = result.final_labels, result.final_labels != labels.given
+            out["methods"][name]["relabelled"] = {
+                "noisy_to_truth": int((changed & is_noisy & (final == labels.true)).sum()),
+                "noisy_to_other": int((changed & is_noisy & (final != labels.true)).sum()),
+                "clean_to_wrong": int((changed & ~is_noisy).sum()),
+                "noisy": int(is_noisy.sum()),
+            }
         last = records[-1]
         print(f"{noise:9s} {name:5s} peak {max(r['test_accuracy'] for r in records):.3f} "
               f"final {last['test_accuracy']:.3f} memorised {last['memorisation']:.3f} "
               f"loss clean/noisy {last['loss_clean']:.2f}/{last['loss_noisy']:.2f} "
-              f"wall {wall:.0f} s", flush=True)  # fmt: skip
+              f"wall {wall:.0f} s {out['methods'][name].get('relabelled', '')}", flush=True)  # fmt: skip
     return out
 
 
@@ -201,14 +212,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--noise", nargs="+", default=list(NOISES), choices=NOISES)
     parser.add_argument("--method", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--epochs", type=int, help="override demo-long's epochs (for a quick look)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a run option of demo-long, as in datasets.yaml (epochs=20, scn_lr=0.0002)",
+    )  # fmt: skip
     parser.add_argument("--detector-every", type=int, default=5)
     parser.add_argument("--out", default=str(REPO / "reports" / "memorisation"))
     parser.add_argument("--readme", action="store_true", help="write the table and figure")
     args = parser.parse_args()
     configure_threads()
     start = time.perf_counter()
-    results = [run_setting(n, args.method, args.detector_every, args.epochs) for n in args.noise]
+    options = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    results = [run_setting(n, args.method, args.detector_every, options) for n in args.noise]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
