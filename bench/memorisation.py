@@ -219,14 +219,18 @@ def main() -> None:
     parser.add_argument("--detector-every", type=int, default=5)
     parser.add_argument("--out", default=str(REPO / "reports" / "memorisation"))
     parser.add_argument("--readme", action="store_true", help="write the table and figure")
+    parser.add_argument("--results", help="no training: table and figure from a results.json")
     args = parser.parse_args()
     configure_threads()
     start = time.perf_counter()
     options = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    results = [run_setting(n, args.method, args.detector_every, options) for n in args.noise]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    if args.results:
+        results = json.loads(Path(args.results).read_text())
+    else:
+        results = [run_setting(n, args.method, args.detector_every, options) for n in args.noise]
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
     text = table(results)
     print(text)
     print(f"total wall {time.perf_counter() - start:.0f} s")
