@@ -57,13 +57,15 @@ def test_official_heads_read_the_7x7_map():
         assert logits.shape == (2, 3) and pooled.shape == (2, 64)
 
 
-def test_heads_and_fc_train_at_ten_times_the_backbone_rate():
+def test_fc_trains_at_ten_times_the_rate_of_backbone_and_heads():
     rul = RUL(build_backbone("resnet-small", 1), 3)
-    backbone, rest = rul.param_groups(1e-3)
-    assert backbone["lr"] == 1e-3 and rest["lr"] == pytest.approx(1e-2)
-    assert {id(p) for p in backbone["params"]} == {id(p) for p in rul.backbone.parameters()}
+    rest, fc = rul.param_groups(1e-3)
+    assert rest["lr"] == 1e-3 and fc["lr"] == pytest.approx(1e-2)
+    assert {id(p) for p in fc["params"]} == {id(p) for p in rul.fc.parameters()}
     everything = {id(p) for p in rul.parameters()}
-    assert {id(p) for p in rest["params"]} == everything - {id(p) for p in backbone["params"]}
-    assert any(p is rul.fc.weight for p in rest["params"])
+    assert {id(p) for p in rest["params"]} == everything - {id(p) for p in fc["params"]}
+    assert any(
+        p is rul.mu[4].weight for p in rest["params"]
+    )  # the heads: the feature module's rate
     optimizer = torch.optim.Adam(rul.param_groups(2e-4), lr=2e-4)
     assert [g["lr"] for g in optimizer.param_groups] == [2e-4, pytest.approx(2e-3)]

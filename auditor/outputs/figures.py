@@ -150,7 +150,8 @@ def cam_gallery(
     images: np.ndarray, cams: np.ndarray, flipped_cams: np.ndarray, captions: list[str]
 ) -> bytes:
     """Rows of (image, its CAM, the CAM of its mirror image) for the top suspects (EAC Fig. 4).
-    images uint8 [n, C, H, W]; cams [n, h, w] of the suggested class."""
+    images uint8 [n, C, H, W]; cams [n, h, w] of the suggested class; `flipped_cams` are the
+    mirror image's, mirrored back (`auditor.training.gallery`), so both are drawn on the image."""
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
     for row, (img, cam, fcam, caption) in enumerate(
@@ -158,10 +159,9 @@ def cam_gallery(
     ):
         rgb = img.transpose(1, 2, 0)
         rgb = rgb[..., 0] if rgb.shape[2] == 1 else rgb
-        mirror = rgb[:, ::-1]
         h, w = rgb.shape[:2]
         for col, (base, heat, title) in enumerate(
-            ((rgb, None, caption), (rgb, cam, "CAM"), (mirror, fcam, "CAM of mirror"))
+            ((rgb, None, caption), (rgb, cam, "CAM"), (rgb, fcam, "CAM of mirror, mirrored back"))
         ):
             ax = axes[row, col]
             ax.imshow(base, cmap="gray" if base.ndim == 2 else None)

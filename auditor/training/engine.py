@@ -255,7 +255,8 @@ def train(
     sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step;
     `on_epoch(epoch, method, signals)` after each epoch's test accuracy, with every signal so
     far ([epoch + 1, N] each; process 0; for measurements such as bench/memorisation.py, which
-    read the model at every epoch). With `final_pass`, the
+    read the model at every epoch; it must not change the model, and its draws from the global
+    random state are undone). With `final_pass`, the
     trained model also scores every un-augmented training image: probabilities, pooled
     features and flip attention (`auditor.training.attention`)."""
     device = config.device
@@ -315,7 +316,10 @@ def train(
             test_logits, _ = predict(method, test_pixels, normalize, device, amp=config.amp)
             test_accuracy.append(accuracy(test_logits, test_labels))
         if on_epoch is not None and rank == 0:
-            on_epoch(epoch, method, {k: v[: epoch + 1, :n] for k, v in step.record.items()})
+            cuda = torch.device(device).type == "cuda"
+            with torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else []):
+                # the hook's random draws (a seeded PCA, say) leave training's unchanged
+                on_epoch(epoch, method, {k: v[: epoch + 1, :n] for k, v in step.record.items()})
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
                             test_accuracy, time.perf_counter() - start)  # fmt: skip
