@@ -239,7 +239,10 @@ def main() -> None:
         readme = REPO / "README.md"
         block = f"{MARKERS[0]}\n{text}\n{MARKERS[1]}"
         pattern = re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1])
-        readme.write_text(re.sub(pattern, lambda _: block, readme.read_text(), flags=re.S))
+        updated, count = re.subn(pattern, lambda _: block, readme.read_text(), flags=re.S)
+        if count != 1:
+            raise SystemExit(f"README.md needs one {MARKERS[0]} ... {MARKERS[1]} block")
+        readme.write_text(updated)
 
 
 if __name__ == "__main__":

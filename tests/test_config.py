@@ -36,7 +36,7 @@ def test_precedence_cli_over_preset_over_dataset_over_tool():
 def test_methods_comma_separated_and_repeated():
     c = resolve("demo", {"method": ["ce,eac", "scn", "ce"]}, {})
     assert c.method == ["ce", "eac", "scn"]
-    assert c.methods["scn"].relabel == "low"
+    assert (c.methods["scn"].relabel, c.methods["scn"].loss) == ("all", "code")  # official code
     assert (c.methods["eac"].lam, c.methods["eac"].erasure) == (5.0, "same")
 
 
