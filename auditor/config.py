@@ -67,7 +67,9 @@ class RunConfig:
     noise_type: str = option(
         "symmetric",
         "the noise model: symmetric (flip to another class), pair (y -> y+1), "
-        "asymmetric (class-conditional matrix), instance (Xia et al. 2020) or a plug-in's",
+        "asymmetric (class-conditional matrix), instance (Xia et al. 2020), human-fer "
+        "(FERPlus taggers' confusion, expression classes), matrix (--noise-matrix FILE) "
+        "or a plug-in's",
         choices=lambda: tuple(NOISE_MODELS),
     )
     noise_file: str | None = option(None, "RAF-DB noise label file (noise01/02/03.txt format)")

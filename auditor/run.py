@@ -93,7 +93,8 @@ def decode(
 def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> Labels:
     """The given labels and, when known, the truth: from a noise file, from injected noise, or
     neither (the dataset's labels as they are, truth unknown). Instance-dependent noise reads
-    the training images (`pixels`, uint8 [N, C, S, S])."""
+    the training images (`pixels`, uint8 [N, C, S, S]); the matrix models (human-fer, matrix)
+    read the class names and add the matrix they used to the manifest's `noise` entry."""
     if train.true_labels is not None:
         if config.noise_rate > 0:
             raise UserError(
@@ -119,6 +120,7 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
             rate=config.noise_rate,
             seed=config.seed,
             features=pixels.flatten(1).numpy() if reads_features else None,
+            class_names=train.class_names,
             **options,
         )
         noise = {
@@ -127,6 +129,7 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
             "nominal_rate": config.noise_rate,
             "real_rate": noisy.real_rate,
             "seed": config.seed,
+            **noisy.details,
         }
         return Labels(noisy.given, noisy.true, noise)
     noise = {"type": "none", "nominal_rate": 0.0, "real_rate": None, "seed": None}
