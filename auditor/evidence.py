@@ -26,8 +26,8 @@ class MethodEvidence:
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)
     # --aum-threshold: per extra training, (mean margin [N], its threshold samples [N] bool)
     aum_runs: list[tuple[np.ndarray, np.ndarray]] | None = None
-    # the final model's flip attention, [N] each (`auditor.training.attention`); {} without CAMs
-    attention: dict[str, np.ndarray] = field(default_factory=dict)
+    # the final model's flip attention [N] (`auditor.training.attention`); None without CAMs
+    flip_attention: np.ndarray | None = None
 
     @property
     def probs(self) -> np.ndarray:
@@ -46,8 +46,7 @@ class MethodEvidence:
         )
         available = {"labels": labels, "probs": self.probs, "final_probs": self.final_probs,
                      "embeddings": embeddings, "final_labels": self.final_labels,
-                     "flip_attention": self.attention.get("flip_attention"),
-                     "flip_attention_given": self.attention.get("flip_attention_given")}  # fmt: skip
+                     "flip_attention": self.flip_attention}  # fmt: skip
         values = [
             self.signals.get(r[len(SIGNAL) :]) if r.startswith(SIGNAL) else available[r]
             for r in reads

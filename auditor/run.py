@@ -200,7 +200,7 @@ def train_method(
         final_labels=result.final_labels if relabels else None,
         relabel_events=result.relabel_events if relabels else {},
         aum_runs=aum_runs,
-        attention=result.attention,
+        flip_attention=result.flip_attention,
     )
     return evidence, result.test_accuracy, time.perf_counter() - start, model
 

@@ -30,11 +30,24 @@ def test_flip_attention_by_hand():
     # one image, one channel, 1 x 2 pixels (a, b) = (0, 1) after normalisation
     pixels = torch.tensor([[[[0, 255]]], [[[0, 255]]]], dtype=torch.uint8)
     out = flip_attention(probe, pixels, torch.tensor([0, 1]), Normalizer((0.0,), (1.0,)), "cpu")
-    # CAM_k(x) = w_k (a, 3b); mirror (b, a) -> w_k (b, 3a), flipped back w_k (3a, b);
-    # difference w_k (-2a, 2b); mean of its square over the 2 positions: 2 w_k^2 (a^2 + b^2) = 2 w_k^2
-    assert out["flip_attention"] == pytest.approx([5.0, 5.0])  # mean over k of 2 w_k^2: (2 + 8) / 2
-    assert out["flip_attention_given"] == pytest.approx([2.0, 8.0])  # the given class's alone
-    assert all(v.dtype == np.float32 for v in out.values())
+    # CAM_y(x) = w_y (a, 3b) = w_y (0, 3); the mirror (b, a) gives w_y (b, 3a), flipped back
+    # w_y (3a, b) = w_y (0, 1); (A - B)^2 sums to 4 w_y^2, A^2 + B^2 to 10 w_y^2: 0.4 for both
+    # classes, whatever the scale w_y of the map
+    assert out == pytest.approx([0.4, 0.4])
+    assert out.dtype == np.float32
+
+
+def test_a_mirror_consistent_model_has_no_flip_attention():
+    class Plain(nn.Module):
+        out_channels = 1
+
+        def forward(self, x):
+            return x  # mirror-equivariant: CAM(hflip x) = hflip(CAM(x))
+
+    pixels = torch.randint(0, 256, (5, 1, 3, 4), dtype=torch.uint8)
+    out = flip_attention(Probe(Plain(), 2), pixels, torch.tensor([0, 1, 0, 1, 0]),
+                         Normalizer((0.5,), (0.25,)), "cpu")  # fmt: skip
+    assert np.allclose(out, 0.0, atol=1e-6)
 
 
 def test_a_method_without_cams_has_no_flip_attention():
@@ -44,4 +57,4 @@ def test_a_method_without_cams_has_no_flip_attention():
 
     out = flip_attention(Narrow(Positional(), 2), torch.zeros(2, 1, 1, 2, dtype=torch.uint8),
                          torch.tensor([0, 1]), Normalizer((0.0,), (1.0,)), "cpu")  # fmt: skip
-    assert out == {}
+    assert out is None

@@ -9,7 +9,7 @@ Inputs a detector can read (`auditor.evidence.MethodEvidence.inputs`): `labels` 
 labels [N]), `probs` (out-of-sample with --folds, else the final model's), `final_probs` (the
 final model's, in-sample), `embeddings` (the final model's pooled features), `final_labels` (the
 labels a relabelling method ended on; only methods that relabel have them),
-`flip_attention` and `flip_attention_given` (the final model's, `auditor.training.attention`) and
+`flip_attention` (the final model's, `auditor.training.attention`) and
 `signal:<name>` (a per-epoch signal [epochs, N]: the common `loss`, `margin`, `correct`,
 `p_given` and each method's own). A detector is skipped for a method whose evidence lacks one of
 its inputs. The function returns a score [N], higher = more suspect; with `decides=True` it
@@ -24,10 +24,7 @@ from typing import Any
 
 import numpy as np
 
-INPUTS = (
-    "labels", "probs", "final_probs", "embeddings", "final_labels",
-    "flip_attention", "flip_attention_given",
-)  # fmt: skip
+INPUTS = ("labels", "probs", "final_probs", "embeddings", "final_labels", "flip_attention")
 SIGNAL = "signal:"
 
 

@@ -55,7 +55,7 @@ class TrainResult:
     embeddings: np.ndarray  # [N, C] pooled features of the final model
     final_labels: np.ndarray | None = None  # the labels trained on at the end (SCN relabels)
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)  # index, epoch, from, to
-    attention: dict[str, np.ndarray] = field(default_factory=dict)  # final model's, [N] each
+    flip_attention: np.ndarray | None = None  # [N], final model's; None without CAMs
 
 
 def resolve_device(name: str) -> str:
@@ -330,7 +330,7 @@ def train(
                                    amp=config.amp)  # fmt: skip
     else:
         probs = embeddings = np.zeros((0, 0), dtype=np.float32)
-        attention = {}
+        attention = None
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
     return TrainResult(
@@ -342,7 +342,7 @@ def train(
         relabel_events=dict(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
-        attention=attention,
+        flip_attention=attention,
     )
 
 
