@@ -28,11 +28,19 @@ class MethodEvidence:
     aum_runs: list[tuple[np.ndarray, np.ndarray]] | None = None
     # the final model's flip attention [N] (`auditor.training.attention`); None without CAMs
     flip_attention: np.ndarray | None = None
+    # [N, K] the model after the epoch of best test accuracy (1-based `best_epoch`), in-sample;
+    # None without a test split
+    best_probs: np.ndarray | None = None
+    best_epoch: int | None = None
 
     @property
     def probs(self) -> np.ndarray:
-        """The probabilities the probability detectors read: out-of-sample when available."""
-        return self.oos_probs if self.oos_probs is not None else self.final_probs
+        """The probabilities the probability detectors read, the least memorised the run has:
+        out-of-sample (--folds), else the model at its epoch of best test accuracy (before a
+        long run fits the wrong labels), else the final model's."""
+        if self.oos_probs is not None:
+            return self.oos_probs
+        return self.best_probs if self.best_probs is not None else self.final_probs
 
     @property
     def relabels(self) -> bool:

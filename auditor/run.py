@@ -201,6 +201,8 @@ def train_method(
         relabel_events=result.relabel_events if relabels else {},
         aum_runs=aum_runs,
         flip_attention=result.flip_attention,
+        best_probs=result.best_probs,
+        best_epoch=result.best_epoch,
     )
     return evidence, result.test_accuracy, time.perf_counter() - start, model
 

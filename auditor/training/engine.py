@@ -56,6 +56,11 @@ class TrainResult:
     final_labels: np.ndarray | None = None  # the labels trained on at the end (SCN relabels)
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)  # index, epoch, from, to
     flip_attention: np.ndarray | None = None  # [N], final model's; None without CAMs
+    # the model after the epoch of best test accuracy (the first, on ties), on the same images:
+    # from before the wrong labels were fitted, when the run memorises; None without a test split
+    best_epoch: int | None = None  # 1-based
+    best_probs: np.ndarray | None = None  # [N, K]
+    best_embeddings: np.ndarray | None = None  # [N, C]
 
 
 def resolve_device(name: str) -> str:
@@ -285,7 +290,7 @@ def train(
     test_accuracy: list[float] = []
     start = time.perf_counter()
     loop = {"model": method, "optimizer": optimizer, "scheduler": scheduler, "augment": augment.g}
-    first_epoch, done = resume_state(
+    first_epoch, done, best_state = resume_state(
         config.checkpoint, loop, step.record, step.current, events, test_accuracy
     )
     if progress is not None and first_epoch:
@@ -315,6 +320,8 @@ def train(
         if rank == 0 and test_pixels is not None and len(test_pixels):
             test_logits, _ = predict(method, test_pixels, normalize, device, amp=config.amp)
             test_accuracy.append(accuracy(test_logits, test_labels))
+            if test_accuracy[-1] > max(test_accuracy[:-1], default=-1.0):
+                best_state = {k: v.detach().clone() for k, v in method.state_dict().items()}
         if on_epoch is not None and rank == 0:
             cuda = torch.device(device).type == "cuda"
             with torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else []):
@@ -322,12 +329,16 @@ def train(
                 on_epoch(epoch, method, {k: v[: epoch + 1, :n] for k, v in step.record.items()})
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
-                            test_accuracy, time.perf_counter() - start)  # fmt: skip
+                            test_accuracy, time.perf_counter() - start, best_state)  # fmt: skip
+    best = {}
     if final_pass and rank == 0:
         logits, pooled = predict(method, train_pixels, normalize, device, amp=config.amp)
         probs, embeddings = torch.softmax(logits, dim=1).numpy(), pooled.numpy()
         attention = flip_attention(method, train_pixels, train_labels, normalize, device,
                                    amp=config.amp)  # fmt: skip
+        if test_accuracy:
+            best = best_epoch_outputs(method, best_state, test_accuracy, train_pixels, normalize,
+                                      device, config.amp, (probs, embeddings))  # fmt: skip
     else:
         probs = embeddings = np.zeros((0, 0), dtype=np.float32)
         attention = None
@@ -343,7 +354,34 @@ def train(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
         flip_attention=attention,
+        **best,
     )
+
+
+def best_epoch_outputs(
+    method: Method,
+    best_state: dict[str, torch.Tensor] | None,
+    test_accuracy: list[float],
+    pixels: torch.Tensor,
+    normalize: Normalizer,
+    device: str,
+    amp: bool,
+    final: tuple[np.ndarray, np.ndarray],
+) -> dict:
+    """`best_epoch`, `best_probs`, `best_embeddings` of `TrainResult`: the un-augmented
+    training images through the model as it was after the epoch of best test accuracy (the
+    first, on ties), `final` (the final model's probs and embeddings) when that epoch is the
+    last. `method` is left with its final weights."""
+    best_epoch = int(np.argmax(test_accuracy)) + 1
+    if best_epoch == len(test_accuracy) or best_state is None:
+        probs, embeddings = final
+    else:
+        final_state = {k: v.detach().clone() for k, v in method.state_dict().items()}
+        method.load_state_dict(best_state)
+        logits, pooled = predict(method, pixels, normalize, device, amp=amp)
+        method.load_state_dict(final_state)
+        probs, embeddings = torch.softmax(logits, dim=1).numpy(), pooled.numpy()
+    return {"best_epoch": best_epoch, "best_probs": probs, "best_embeddings": embeddings}
 
 
 def merge_processes(
@@ -376,6 +414,7 @@ def save_checkpoint(
     events: list[torch.Tensor],
     test_accuracy: list[float],
     seconds: float,
+    best_state: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Everything the loop needs to go on after `epochs_done` epochs as if never stopped: model,
     optimiser, scheduler, the augmentation and global random states of every process, the
@@ -398,6 +437,7 @@ def save_checkpoint(
         "events": torch.cat(events, dim=1) if events else None,
         "test_accuracy": torch.tensor(test_accuracy, dtype=torch.float64),
         "seconds": seconds,
+        "best_model": best_state,  # the model after the epoch of best test accuracy, or None
     }
     with atomic_path(Path(path)) as tmp:
         torch.save(state, tmp)
@@ -410,13 +450,14 @@ def resume_state(
     current: torch.Tensor,
     events: list[torch.Tensor],
     test_accuracy: list[float],
-) -> tuple[int, float]:
+) -> tuple[int, float, dict[str, torch.Tensor] | None]:
     """Load the checkpoint at `path` into the loop's objects (in place) when it exists; returns
-    (epochs already done, seconds they took). Each process takes its own random states (a run
+    (epochs already done, seconds they took, the model state after the epoch of best test
+    accuracy or None). Each process takes its own random states (a run
     resumes with the number of processes it started with). Loaded with weights_only=True:
     tensors only."""
     if path is None or not Path(path).is_file():
-        return 0, 0.0
+        return 0, 0.0, None
     state = torch.load(path, map_location="cpu", weights_only=True)
     loop["model"].load_state_dict(state["model"])
     loop["optimizer"].load_state_dict(state["optimizer"])
@@ -429,4 +470,4 @@ def resume_state(
     if state["events"] is not None:
         events.append(state["events"].to(current.device))
     test_accuracy.extend(state["test_accuracy"].tolist())
-    return int(state["epochs_done"]), float(state["seconds"])
+    return int(state["epochs_done"]), float(state["seconds"]), state.get("best_model")
