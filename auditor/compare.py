@@ -1,5 +1,8 @@
 """`audit compare`: every detector x run in one table, test accuracy per method and run, and a
-precision-recall figure, from finished run folders (of `audit run` or `audit score`)."""
+precision-recall figure, from finished run folders (of `audit run` or `audit score`). It also
+says which detectors each run found rank-identical to another (metrics.json `rank_identical`,
+`auditor.detectors.distinct`): their score was dropped, so the table has one row per ranking
+plus, for deciding detectors, a row of their flags with `ranked_as` naming the kept score."""
 
 from __future__ import annotations
 
@@ -17,14 +20,23 @@ from auditor.outputs.run_folder import read_run
 METRIC_COLUMNS = ["auroc", "ap", "precision_at_k", "precision", "recall", "f1", "flagged"]
 
 
+def dropped_to_kept(metrics: dict) -> dict[str, str]:
+    """A run's dropped detector -> the kept detector it ranks identically with; {} for a run
+    written before `rank_identical` was recorded."""
+    groups = metrics.get("rank_identical") or {}
+    return {dropped: kept for kept, names in groups.items() for dropped in names}
+
+
 def detector_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
     rows = []
     for run_dir, manifest, metrics in runs:
         noise = metrics.get("noise") or {}
+        ranked_as = dropped_to_kept(metrics)
         for name, m in (metrics.get("detectors") or {}).items():
             rows.append({"run": str(run_dir), "run_id": manifest["run_id"], "dataset": manifest.get("dataset"),
                          "noise_type": noise.get("type"), "noise_rate": noise.get("real_rate"),
-                         "detector": name} | {c: m.get(c) for c in METRIC_COLUMNS})  # fmt: skip
+                         "detector": name, "ranked_as": ranked_as.get(name)}
+                        | {c: m.get(c) for c in METRIC_COLUMNS})  # fmt: skip
     frame = pd.DataFrame(
         rows,
         columns=[
@@ -34,6 +46,7 @@ def detector_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
             "noise_type",
             "noise_rate",
             "detector",
+            "ranked_as",
             *METRIC_COLUMNS,
         ],
     )
@@ -63,11 +76,8 @@ def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> 
         if not detectors:
             continue
         samples = pq.read_table(run_dir / "samples.parquet").to_pandas()
-        ranked = [
-            n
-            for n in sorted(detectors, key=lambda n: -(detectors[n]["ap"] or 0))
-            if n != "suspicion"
-        ]
+        scored = [n for n in detectors if f"score_{n}" in samples]  # not the flag-only ones
+        ranked = sorted(scored, key=lambda n: -(detectors[n]["ap"] or 0))
         names = ["suspicion", *ranked[:top]]
         scores = {
             n: samples["suspicion" if n == "suspicion" else f"score_{n}"].to_numpy() for n in names
@@ -82,13 +92,16 @@ def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> 
 
 
 def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) -> list[str]:
-    """Detector rows x run columns of 'AUROC / AP', best mean AP first, and a legend of runs."""
+    """Detector rows x run columns of 'AUROC / AP' ('as <kept>' for a detector whose score was
+    dropped as rank-identical to <kept>'s), best mean AP first, and a legend of runs."""
     keys = {manifest["run_id"]: f"run{i + 1}" for i, (_, manifest, _) in enumerate(runs)}
     cells = detectors.assign(
         run=detectors["run_id"].map(keys),
         cell=[
-            f"{a:.3f} / {p:.3f}" if a == a and p == p else "-"
-            for a, p in zip(detectors["auroc"], detectors["ap"], strict=True)
+            f"{a:.3f} / {p:.3f}" if a == a and p == p else f"as {r}" if isinstance(r, str) else "-"
+            for a, p, r in zip(
+                detectors["auroc"], detectors["ap"], detectors["ranked_as"], strict=True
+            )
         ],
     )
     wide = cells.pivot_table(
@@ -98,6 +111,21 @@ def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) 
     legend = [f"  {key} = {run_id} ({m.get('dataset')}, noise {(met.get('noise') or {}).get('type')})"
               for (_, m, met), (run_id, key) in zip(runs, keys.items(), strict=True)]  # fmt: skip
     return wide.reindex(order).to_string().splitlines() + legend
+
+
+def rank_identical_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
+    """Per run (`run1`, ... as in the table), each kept detector and those that ranked the
+    samples exactly as it did and were dropped; `none`, or `not recorded` for a run written
+    before rank-identical detectors were dropped (all its detectors are in the table)."""
+    lines = ["rank-identical detectors (one score kept per ranking; the others' flags stay)"]
+    for i, (_, _, metrics) in enumerate(runs):
+        groups = metrics.get("rank_identical")
+        if groups is None:
+            text = "not recorded (a run from before they were dropped)"
+        else:
+            text = "; ".join(f"{k} = {', '.join(v)}" for k, v in groups.items()) or "none"
+        lines.append(f"  run{i + 1}: {text}")
+    return lines
 
 
 def compare_runs(run_dirs: list[Path], out: str | None) -> list[str]:
@@ -124,6 +152,7 @@ def compare_runs(run_dirs: list[Path], out: str | None) -> list[str]:
         lines += ["detectors: AUROC / AP per run"] + compact_table(detectors, runs) + [""]
     else:
         lines += ["no run knows the truth: no detector metrics to compare", ""]
+    lines += rank_identical_lines(runs) + [""]
     lines += [f"wrote {stem.with_suffix('.csv')}, {stem.with_suffix('.parquet')}, {stem.name}-accuracy.csv"
               + (f", {figure.name}" if drew else "")]  # fmt: skip
     return lines

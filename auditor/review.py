@@ -8,6 +8,10 @@ detectors put it in their top k, k = the number the ensemble flags) and an empty
 classification. Saved views: `suspects` (flagged by the ensemble, most suspect first),
 `top-<detector>` (each detector's k most suspect), `disagree` (between a quarter and three
 quarters of the detectors put it in their top k) and `decided` (samples already tagged).
+`detector_votes` and the `top-` views count only the detectors that vote: a detector declared
+`votes=False` (measured to rank clean samples first, `auditor.detectors.registry`) keeps its
+`score_` field but has no vote and no view. Rank-identical detectors were already kept once
+when the run was scored (`auditor.detectors.distinct`).
 
 Annotators tag samples `relabel`, `keep` or `drop`; the class a `relabel` goes to is the
 `corrected` label when set, else a `label:<class>` tag, else the suggestion. Re-running
@@ -32,7 +36,9 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 import fiftyone as fo  # noqa: E402
 from fiftyone import ViewField as F  # noqa: E402
 
+import auditor.detectors  # noqa: E402, F401  (registers the built-in detectors)
 from auditor.decisions import DECISIONS  # noqa: E402
+from auditor.detectors.registry import voting  # noqa: E402
 
 LABEL_TAG = "label:"
 
@@ -72,10 +78,16 @@ def write_png(target: Path, pixels: np.ndarray) -> None:
         Image.fromarray(pixels).save(tmp, format="PNG")
 
 
+def voting_columns(samples: pd.DataFrame) -> list[str]:
+    """The `score_<name>` columns of the detectors that vote (`voting`): all but those of
+    detectors declared `votes=False`."""
+    return [c for c in samples.columns if c.startswith("score_") and voting(c[len("score_") :])]
+
+
 def detector_votes(samples: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """(for each sample, how many detectors rank it in their top k; the number of detectors),
-    k = the number of samples the ensemble flags (at least 1)."""
-    score_columns = [c for c in samples.columns if c.startswith("score_")]
+    """(for each sample, how many voting detectors rank it in their top k; the number of voting
+    detectors), k = the number of samples the ensemble flags (at least 1)."""
+    score_columns = voting_columns(samples)
     k = max(int(samples["flag_suspicion"].sum()), 1)
     votes = np.zeros(len(samples), dtype=np.int64)
     for column in score_columns:
@@ -156,7 +168,7 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> N
         ).sort_by("suspicion", reverse=True),
         "decided": dataset.match_tags(list(DECISIONS)),
     }
-    for column in (c for c in samples.columns if c.startswith("score_")):
+    for column in voting_columns(samples):
         views[f"top-{column[len('score_') :]}"] = dataset.sort_by(column, reverse=True).limit(k)
     for view_name, view in views.items():
         dataset.save_view(view_name, view, overwrite=True)

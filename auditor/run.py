@@ -306,6 +306,7 @@ def audit(
             "members": scores.ensemble_members,
             "flagged": int(scores.flags["suspicion"].sum()),
         },
+        "rank_identical": scores.rank_identical,
         "memorisation": {
             ev.name: memorisation.curves(
                 ev.signals["correct"], ev.signals["loss"], accuracy[ev.name]["per_epoch"], is_noisy

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import auditor.detectors  # noqa: F401  (registers the built-in detectors)
+from auditor.detectors.distinct import distinct_scores
 from auditor.detectors.dynamics import aum_threshold_decision
 from auditor.detectors.ensemble import flag_top, rank_average
 from auditor.detectors.probabilities import estimated_issue_count, probability_detectors
@@ -42,6 +43,7 @@ class Scores:
     probs: np.ndarray | None = None  # [N, K] the probabilities suggestions come from
     ensemble_members: list[str] = field(default_factory=list)
     aum_thresholds: dict[str, list[float]] = field(default_factory=dict)  # method -> per run
+    rank_identical: dict[str, list[str]] = field(default_factory=dict)  # kept -> dropped scores
 
     def finish(self, labels: np.ndarray) -> Scores:
         """Add the ensemble `suspicion` over `ensemble_members` and its flags (top n, n =
@@ -88,7 +90,11 @@ def score_all(
         f"{m}_{d}" for m in trusted for d in ENSEMBLE_MEMBERS if f"{m}_{d}" in out.scores
     ]
     out.probs = np.mean([ev.probs for ev in evidence if ev.name in trusted], axis=0)
-    return out.finish(labels)
+    out.finish(labels)
+    out.scores, out.rank_identical = distinct_scores(
+        out.scores, protect=[*out.ensemble_members, "suspicion"]
+    )
+    return out
 
 
 def score_probabilities(probs: np.ndarray, labels: np.ndarray) -> Scores:
@@ -96,4 +102,8 @@ def score_probabilities(probs: np.ndarray, labels: np.ndarray) -> Scores:
     predictions; the ensemble is the mean rank of self-confidence and normalized margin."""
     scores, flags = probability_detectors(probs, labels)
     out = Scores(scores, flags, probs, ["self_confidence", "normalized_margin"])
-    return out.finish(labels)
+    out.finish(labels)
+    out.scores, out.rank_identical = distinct_scores(
+        out.scores, protect=[*out.ensemble_members, "suspicion"]
+    )
+    return out

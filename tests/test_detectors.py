@@ -209,3 +209,34 @@ def test_aum_threshold_decision_judges_each_sample_by_the_run_where_it_was_real(
     flags, thresholds = aum_threshold_decision([(aum1, fake1), (aum2, fake2)])
     assert thresholds == [0.0, 0.0]
     assert set(np.flatnonzero(flags)) == low
+
+
+def test_detector_of_a_prefixed_name_and_who_votes():
+    from auditor.detectors.registry import detector_of, voting
+
+    assert detector_of("ce_loss") == "loss" and detector_of("eac_loss_mean") == "loss_mean"
+    assert detector_of("gsmc_cleanlab_both") == "cleanlab_both" and detector_of("knn") == "knn"
+    assert detector_of("suspicion") is None
+    assert not voting("ce_cartography_variability") and not voting("cartography_variability")
+    assert voting("ce_cartography_confidence") and voting("toy_unregistered_score")
+
+
+def test_non_voting_detectors_count_in_no_votes_and_have_no_top_view():
+    """`detector_votes` and the `top-` views (`voting_columns`) skip `cartography_variability`
+    (declared `votes=False`); its score column stays."""
+    import pandas as pd
+
+    from auditor.review import detector_votes, voting_columns
+
+    samples = pd.DataFrame(
+        {
+            "suspicion": [0.9, 0.1, 0.5],
+            "score_ce_aum": [3.0, 1.0, 2.0],
+            "score_ce_cartography_variability": [0.0, 0.3, 0.1],  # ranks sample 1 first
+            "flag_ce_cleanlab": [True, False, False],  # a flag whose score was dropped
+            "flag_suspicion": [True, False, False],
+        }
+    )
+    assert voting_columns(samples) == ["score_ce_aum"]
+    votes, n_detectors = detector_votes(samples)
+    assert votes.tolist() == [1, 0, 0] and n_detectors == 1

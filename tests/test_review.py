@@ -68,6 +68,11 @@ def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
     assert Path(dataset.first().filepath).is_file()  # Fashion-MNIST rendered to PNG for the App
     views = dataset.list_saved_views()
     assert {"suspects", "disagree", "decided", "top-ce_aum", "top-ce_knn"} <= set(views)
+    # a detector that ranks clean samples first keeps its field, has no view and no vote
+    assert "score_ce_cartography_variability" in schema
+    assert "top-ce_cartography_variability" not in views
+    groups = json.loads((run_dir / "metrics.json").read_text())["rank_identical"]
+    assert not {f"top-{name}" for names in groups.values() for name in names} & set(views)
     suspects = dataset.load_saved_view("suspects")
     assert len(suspects) == int(samples["flag_suspicion"].sum())
     scores = suspects.values("suspicion")

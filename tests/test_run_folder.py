@@ -80,9 +80,12 @@ def test_samples_parquet_schema(run):
     for column, kind in expected.items():
         assert types[column] == kind, column
     for method in ("ce", "eac"):
-        for det in ("loss", "loss_mean", "aum", "self_confidence", "cleanlab"):
+        for det in ("loss_mean", "aum", "self_confidence", "normalized_margin"):
             assert types[f"score_{method}_{det}"] == "double"
-        assert types[f"flag_{method}_cleanlab"] == "bool"
+        # cleanlab scores with normalized_margin itself: its score is dropped, its flags stay
+        assert (
+            types[f"flag_{method}_cleanlab"] == "bool" and f"score_{method}_cleanlab" not in types
+        )
     assert types["score_eac_flip_cam"] == "double" and "score_ce_flip_cam" not in types
     probs_type = table.schema.field("probs").type
     assert pa.types.is_list(probs_type) and probs_type.value_type == pa.float32()
@@ -91,6 +94,22 @@ def test_samples_parquet_schema(run):
     assert df["suspicion"].between(0, 1).all()
     assert np.array_equal(df["is_noisy"], df["given_label"] != df["true_label"])
     assert np.allclose([sum(p) for p in df["probs"]], 1.0, atol=1e-4)
+
+
+def test_rank_identical_scores_are_kept_once_and_every_flag_stays(run):
+    run_dir, metrics = run
+    columns = pq.read_table(run_dir / "samples.parquet").schema.names
+    groups = metrics["rank_identical"]
+    dropped = {name for names in groups.values() for name in names}
+    assert set(groups) <= {c[len("score_") :] for c in columns if c.startswith("score_")}
+    assert not {f"score_{name}" for name in dropped} & set(columns)
+    assert {"ce_cleanlab", "eac_predicted_neq_given"} <= dropped
+    for flag in (c for c in columns if c.startswith("flag_") and c != "flag_suspicion"):
+        name = flag[len("flag_") :]
+        assert f"score_{name}" in columns or name in dropped, name
+    det = metrics["detectors"]["ce_cleanlab"]  # flags measured without a score
+    assert det["auroc"] is None and det["ap"] is None and det["flagged"] >= 0
+    assert json.loads((run_dir / "metrics.json").read_text())["rank_identical"] == groups
 
 
 def test_manifest_noise_rate_is_the_real_one(run):

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -40,6 +41,12 @@ def test_score_writes_a_run_folder(tmp_path):
     assert metrics["detectors"]["self_confidence"]["auroc"] > 0.8
     df = pq.read_table(run_dir / "samples.parquet").to_pandas()
     assert len(df) == 600 and df["flag_cleanlab"].dtype == bool
+    # the cleanlab filters score with normalized_margin: one score, their four sets of flags
+    filters = ["cleanlab", "cleanlab_both", "cleanlab_confident_learning", "predicted_neq_given"]
+    assert metrics["rank_identical"] == {"normalized_margin": filters}
+    assert not {f"score_{f}" for f in filters} & set(df.columns)
+    assert metrics["detectors"]["cleanlab"]["auroc"] is None
+    assert metrics["detectors"]["cleanlab"]["f1"] > 0.5
     assert (run_dir / "relabel.csv").is_file() and (run_dir / "dynamics.parquet").is_file()
 
 
@@ -90,11 +97,19 @@ def test_compare_tables_and_figure(tmp_path):
                 str(p["probs"]), str(p["given"]), str(p["true"]), str(tmp_path / "out"), ["audit"]
             )[0]
         )
+    metrics = json.loads((runs[1] / "metrics.json").read_text())
+    del metrics["rank_identical"]  # as a run written before it was recorded
+    (runs[1] / "metrics.json").write_text(json.dumps(metrics))
     lines = compare_runs(runs, str(tmp_path / "cmp" / "table"))
     text = "\n".join(lines)
     assert "detectors: AUROC / AP per run" in text and "run1" in text and "run2" in text
+    assert "  run1: normalized_margin = cleanlab, cleanlab_both, cleanlab_confident_learning, predicted_neq_given" in lines  # fmt: skip
+    assert "  run2: not recorded (a run from before they were dropped)" in lines
     table = pq.read_table(tmp_path / "cmp" / "table.parquet").to_pandas()
     assert len(table) == 2 * 8 and set(table["run_id"]) == {r.name for r in runs}
+    ranked_as = table.set_index(["run_id", "detector"])["ranked_as"]
+    assert ranked_as[(runs[0].name, "cleanlab")] == "normalized_margin"
+    assert pd.isna(ranked_as[(runs[1].name, "cleanlab")])
     assert (tmp_path / "cmp" / "table.csv").is_file()
     png = (tmp_path / "cmp" / "table-pr.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000

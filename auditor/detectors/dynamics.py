@@ -52,12 +52,18 @@ def cartography_confidence(p_given: np.ndarray) -> np.ndarray:
     return 1.0 - p_given.mean(axis=0)
 
 
-@detector("cartography_variability", reads=("signal:p_given",))
+@detector("cartography_variability", reads=("signal:p_given",), votes=False)
 def cartography_variability(p_given: np.ndarray) -> np.ndarray:
     """Dataset cartography: std over epochs of p(y|x). Higher = more ambiguous (the model kept
     changing its mind). Not a mislabel score: mislabelled samples are mostly "hard to learn"
-    (low confidence AND low variability), so its AUROC for noise is often far below 0.5. It is
-    reported to show that, and to map samples as the paper does."""
+    (low confidence AND low variability), so it ranks clean samples first. Measured
+    (bench/memorisation.py: 1,000 Fashion-MNIST images, 60 epochs, symmetric / pair / instance
+    noise, five methods, one seed), its AUROC for noise was below 0.5 in 146 of 180 readings:
+    0.06-0.38 for every method at epochs 5 and 10, and 0.06-0.16 at epoch 60 for EAC, GSMC
+    and SCN; it rose above 0.5 only late in the CE and RUL runs that fitted the wrong labels
+    (0.62-0.96 at epoch 60), where fitting a wrong label is itself the variability. It is
+    reported to show that, and to map samples as the paper does, and does not vote
+    (`votes=False`: no `detector_votes`, no `top-` view in `audit review`)."""
     return p_given.std(axis=0)
 
 

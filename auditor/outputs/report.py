@@ -137,9 +137,8 @@ def build_report(
             )
         )
         dets = metrics["detectors"]
-        ranked = [n for n in sorted(dets, key=lambda n: -(dets[n]["ap"] or 0)) if n != "suspicion"][
-            :6
-        ]
+        scored = [n for n in dets if f"score_{n}" in samples]  # not the flag-only detectors
+        ranked = sorted(scored, key=lambda n: -(dets[n]["ap"] or 0))[:6]
         scores = {
             n: samples["suspicion" if n == "suspicion" else f"score_{n}"].to_numpy()
             for n in ["suspicion", *ranked]
