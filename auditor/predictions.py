@@ -82,7 +82,8 @@ def score_predictions(
         detectors = evaluate_detectors(scores.scores, scores.flags, given, true)
         metrics = {"accuracy": {}, "detectors": detectors, "noise": noise,
                    "ensemble": {"members": scores.ensemble_members,
-                                "flagged": int(scores.flags["suspicion"].sum())},
+                                "flagged": int(scores.flags["suspicion"].sum()),
+                                "decisions": scores.decisions},
                    "rank_identical": scores.rank_identical}  # fmt: skip
         write_run_files(
             state.run_dir,

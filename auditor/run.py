@@ -298,6 +298,8 @@ def audit(
     is_noisy = None if labels.true is None else labels.given != labels.true
     scores = score_all(evidence, labels.given, last5)
     state.timings["score"] = time.perf_counter() - t
+    state.manifest["ensemble_decisions"] = scores.decisions
+    print("audit: " + "\naudit: ".join(scores.decisions), file=sys.stderr)
     metrics = {
         "accuracy": accuracy,
         "detectors": evaluate_detectors(scores.scores, scores.flags, labels.given, labels.true),
@@ -305,6 +307,7 @@ def audit(
         "ensemble": {
             "members": scores.ensemble_members,
             "flagged": int(scores.flags["suspicion"].sum()),
+            "decisions": scores.decisions,
         },
         "rank_identical": scores.rank_identical,
         "memorisation": {

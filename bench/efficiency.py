@@ -46,7 +46,10 @@ def main() -> None:
         manifest = json.loads((a_dir / "manifest.json").read_text())
     n, epochs = manifest["n_train"], manifest["config"]["epochs"]
     a_images, b_images = epochs * n, epochs * n + 4 * epochs * n * 3 // 4
-    ours, base = a["detectors"]["suspicion"], b["detectors"]["ce_normalized_margin"]  # cleanlab's ranking
+    ours, base = (
+        a["detectors"]["suspicion"],
+        b["detectors"]["ce_normalized_margin"],
+    )  # cleanlab's ranking
     print(f"demo, 30% symmetric noise, {n} training images, {epochs} epochs, CPU")
     print(f"A one training   suspicion AP {ours['ap']:.3f} AUROC {ours['auroc']:.3f} | "
           f"{a_s:6.0f} s, {a_images:,} trained images, peak {a_mb:,.0f} MB")  # fmt: skip

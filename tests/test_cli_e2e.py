@@ -77,7 +77,12 @@ def test_cross_fitted_run(tmp_path):
     )
     run_dir = last_line_dir(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["ensemble"]["members"] == ["ce_aum", "ce_self_confidence", "ce_knn"]
+    members = (
+        {"ce_aum", "ce_self_confidence", "ce_knn"},
+        {"ce_normalized_margin", "ce_mistakenness"},
+    )
+    assert set(metrics["ensemble"]["members"]) in members  # chosen by the estimated noise
+    assert "probabilities out-of-sample (cross-fitted)" in metrics["ensemble"]["decisions"][1]
     assert json.loads((run_dir / "manifest.json").read_text())["config"]["folds"] == 2
 
 
@@ -282,3 +287,35 @@ def test_aum_threshold_samples_make_aum_decide(tmp_path):
         aum["flagged"] > 0 and aum["precision"] > metrics["noise"]["real_rate"]
     )  # better than chance
     assert "flag_ce_aum" in pq.read_table(run_dir / "samples.parquet").schema.names
+
+
+def test_no_rule_reads_the_truth(rafdb_root, tmp_path):
+    """The same given labels with a shuffled truth (the training rows' labels in the label file
+    permuted; the noise file, which gives the labels, and the test split unchanged): every score,
+    flag, suggestion and ensemble decision is the same; only the evaluation differs."""
+    import shutil
+
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(rafdb_root, shuffled)
+    label_file = shuffled / "EmoLabel/list_patition_label.txt"
+    lines = label_file.read_text().splitlines()
+    train = [i for i, line in enumerate(lines) if line.startswith("train_")]
+    labels = [lines[i].split()[1] for i in train]
+    permuted = np.random.default_rng(0).permutation(labels)
+    for i, label in zip(train, permuted, strict=True):
+        lines[i] = f"{lines[i].split()[0]} {label}"
+    label_file.write_text("\n".join(lines) + "\n")
+    frames, ensembles = [], []
+    for root in (rafdb_root, shuffled):
+        result = run_cli("run", "raf-db", "--root", str(root), "--noise-file",
+                         str(rafdb_root / "noise03.txt"), "--epochs", "3", "--image-size", "32",
+                         "--out", str(tmp_path / root.name), "--no-report")  # fmt: skip
+        run_dir = last_line_dir(result)
+        frames.append(pq.read_table(run_dir / "samples.parquet").to_pandas())
+        ensembles.append(json.loads((run_dir / "metrics.json").read_text())["ensemble"])
+    assert not frames[0]["true_label"].equals(frames[1]["true_label"])
+    decided = [c for c in frames[0].columns if c.startswith(("score_", "flag_", "suggested"))]
+    assert "suspicion" in frames[0] and "flag_suspicion" in decided
+    for column in ["suspicion", *decided]:
+        assert frames[0][column].equals(frames[1][column]), column
+    assert ensembles[0] == ensembles[1]

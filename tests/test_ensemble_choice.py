@@ -1,0 +1,75 @@
+"""The ensemble chooses its members from the noise structure it estimates (never the truth),
+flags the mean of two estimates of the number of label errors, and says what it decided."""
+
+import numpy as np
+import pytest
+
+from auditor.evidence import MethodEvidence
+from auditor.scoring import (
+    ENSEMBLE_MEMBERS,
+    ONE_WAY_MEMBERS,
+    one_way_share,
+    score_all,
+    trusted_sentences,
+)
+
+K, N = 4, 400
+
+
+def confident_probs(predicted: np.ndarray) -> np.ndarray:
+    probs = np.full((len(predicted), K), 0.05)
+    probs[np.arange(len(predicted)), predicted] = 1 - 0.05 * (K - 1)
+    return probs
+
+
+def noisy(flip) -> tuple[np.ndarray, np.ndarray]:
+    """(given, true): every 3rd sample (a third of each class) given `flip(true)`."""
+    true = np.arange(N) % K
+    given = true.copy()
+    given[::3] = flip(true[::3])
+    return given, true
+
+
+def test_one_way_share_reads_the_direction_of_the_confusions():
+    given, true = noisy(lambda t: (t + 1) % K)  # a flip y -> y + 1: every confusion one way
+    assert one_way_share(confident_probs(true), given) == pytest.approx((1.0, 134 / N))
+    given, true = noisy(lambda t: t ^ 1)  # 0 <-> 1, 2 <-> 3: both ways equally
+    assert one_way_share(confident_probs(true), given)[0] < 0.05  # calibration rounds counts
+    assert one_way_share(confident_probs(given), given) == (0.0, 0.0)  # nothing confused
+
+
+def evidence(given: np.ndarray, true: np.ndarray) -> MethodEvidence:
+    rng = np.random.default_rng(0)
+    signals = {
+        s: rng.random((3, N)).astype(np.float32) for s in ("loss", "margin", "correct", "p_given")
+    }
+    probs = confident_probs(true) * 0.9 + 0.1 * rng.dirichlet(np.ones(K), N)
+    return MethodEvidence(name="ce", signals=signals, final_probs=probs,
+                          embeddings=rng.normal(size=(N, 8)).astype(np.float32),
+                          best_probs=probs, best_epoch=2)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flip", "members"),
+    [(lambda t: (t + 1) % K, ONE_WAY_MEMBERS), (lambda t: t ^ 1, ENSEMBLE_MEMBERS)],
+)
+def test_members_follow_the_estimated_structure(flip, members):
+    given, true = noisy(flip)
+    scores = score_all([evidence(given, true)], given, {"ce": 0.8})
+    assert scores.ensemble_members == [f"ce_{d}" for d in members]
+    text = "\n".join(scores.decisions)
+    assert "go one way" in text and "epoch 2 of 3" in text and "trusts ce (0.800)" in text
+    # flagged: the rounded mean of confident learning's estimate and the loss mixture's
+    assert "flags the" in scores.decisions[-1]
+    estimates = [
+        int(x) for x in scores.decisions[-1].split("'s ")[1:] for x in [x.split(",")[0].rstrip(")")]
+    ]
+    assert scores.flags["suspicion"].sum() == round(np.mean(estimates))
+
+
+def test_trust_decision_in_words():
+    assert trusted_sentences({"ce": 0.8, "eac": 0.7}, ["ce"]) == [
+        "trusts ce (0.800); leaves out eac (0.700): test accuracy (last-5 mean) more than 0.02 "
+        "below the best"
+    ]
+    assert "no test split" in trusted_sentences({"ce": None}, ["ce"])[0]
