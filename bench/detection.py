@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from readme_block import write_block  # bench/, beside this script
 
 from auditor.config import resolve
 from auditor.datasets import load_dataset
 from auditor.datasets.registry import get_entry, load_registry
+from auditor.detectors.probabilities import cleanlab_detector
 from auditor.evaluation import accuracy_protocols, detection_metrics
 from auditor.evidence import MethodEvidence
 from auditor.run import choose_normalizer, configure_threads, decode, labels_for, split_and_limit
@@ -160,13 +161,6 @@ def load_evidence(folder: Path) -> tuple[list[MethodEvidence], dict, np.ndarray,
     return evidence, accuracy, arrays["given"], arrays["true"], info
 
 
-def flag_metrics(flags: np.ndarray, is_noisy: np.ndarray) -> tuple[float, float, float]:
-    tp = float((flags & is_noisy).sum())
-    precision = tp / max(flags.sum(), 1)
-    recall = tp / max(is_noisy.sum(), 1)
-    return precision, recall, 2 * precision * recall / max(precision + recall, 1e-12)
-
-
 def score_cell(folder: Path) -> dict:
     evidence, accuracy, given, true, info = load_evidence(folder)
     is_noisy = given != true
@@ -174,12 +168,12 @@ def score_cell(folder: Path) -> dict:
     scores = score_all(evidence, given, last5)
     metrics = {n: detection_metrics(s, is_noisy) for n, s in scores.scores.items()}
     best = max((n for n in metrics if n != "suspicion"), key=lambda n: metrics[n]["ap"])
-    from auditor.detectors.probabilities import cleanlab_detector
-
     base_score, base_flags = cleanlab_detector(info["oos_probs"], given)
     base = detection_metrics(base_score, is_noisy)
-    p, r, f1 = flag_metrics(scores.flags["suspicion"], is_noisy)
-    bp, br, bf1 = flag_metrics(base_flags, is_noisy)
+    flagged = detection_metrics(scores.scores["suspicion"], is_noisy, scores.flags["suspicion"])
+    base_flagged = detection_metrics(base_score, is_noisy, base_flags)
+    p, r, f1 = (flagged[k] for k in ("precision", "recall", "f1"))
+    bp, br, bf1 = (base_flagged[k] for k in ("precision", "recall", "f1"))
     images = sum(m["images"] for m in info["methods"].values())
     wall = sum(m["wall_s"] for m in info["methods"].values())
     return {
@@ -236,13 +230,7 @@ def main() -> None:
     print(text)
     (out / "table.json").write_text(json.dumps(rows, indent=1, default=float))
     if args.readme:
-        readme = REPO / "README.md"
-        block = f"{MARKERS[0]}\n{text}\n{MARKERS[1]}"
-        pattern = re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1])
-        updated, count = re.subn(pattern, lambda _: block, readme.read_text(), flags=re.S)
-        if count != 1:
-            raise SystemExit(f"README.md needs one {MARKERS[0]} ... {MARKERS[1]} block")
-        readme.write_text(updated)
+        write_block(MARKERS, text)
 
 
 if __name__ == "__main__":

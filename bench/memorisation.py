@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from readme_block import write_block  # noqa: E402  (bench/, beside this script)
 
 from auditor.config import resolve  # noqa: E402
 from auditor.datasets import load_dataset  # noqa: E402
@@ -237,13 +237,7 @@ def main() -> None:
     print(f"total wall {time.perf_counter() - start:.0f} s")
     if args.readme:
         figure(results, REPO / "docs" / "memorisation.png")
-        readme = REPO / "README.md"
-        block = f"{MARKERS[0]}\n{text}\n{MARKERS[1]}"
-        pattern = re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1])
-        updated, count = re.subn(pattern, lambda _: block, readme.read_text(), flags=re.S)
-        if count != 1:
-            raise SystemExit(f"README.md needs one {MARKERS[0]} ... {MARKERS[1]} block")
-        readme.write_text(updated)
+        write_block(MARKERS, text)
 
 
 if __name__ == "__main__":
