@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
 from pathlib import Path
 
 from auditor.errors import UserError
+from auditor.label_sources import label_source_problems
 from auditor.plugins import load_plugins
 
 
@@ -60,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if processes > 1 and not under_torchrun:
         return launch_processes(processes, args.argv)
 
+    from auditor.ledger import run_sentence
+    from auditor.outputs.run_folder import read_samples
     from auditor.run import configure_threads, execute
     from auditor.summary import summary_lines
     from auditor.training import distributed
@@ -70,6 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if distributed.rank() == 0:
         for line in summary_lines(metrics):
             print(line)
+        reviewed = run_sentence(run_dir, read_samples(run_dir))
+        if reviewed:
+            print(reviewed, file=sys.stderr)
         print(run_dir)
     return 0
 
@@ -157,13 +164,15 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from auditor.corrections import export_relabels
 
-    out, rows = export_relabels(
+    out, rows, lines = export_relabels(
         Path(args.run_dir),
         from_fiftyone=args.from_fiftyone,
-        out=Path(args.out) if args.out else None,
+        out=Path(args.out) if args.out is not None else None,
         top=args.top,
+        include_reviewed=args.include_reviewed,
     )
-    print(f"{rows} rows", file=sys.stderr)
+    for line in [f"{rows} rows", *lines]:
+        print(line, file=sys.stderr)
     print(out)
     return 0
 
@@ -175,6 +184,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
     print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
     print(args.out)
     return 0
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` states every default: appends "(default X)" to an option's help, as
+    `auditor.config.add_flag` writes it for `audit run`'s generated flags, unless the help
+    already states it, or the default is None (nothing is set unless given), a bool (an on/off
+    flag, off by default unless its help says otherwise) or argparse's SUPPRESS (--help)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, argparse.SUPPRESS) or isinstance(default, bool):
+            return text
+        return f"{text} (default %(default)s)"
 
 
 def positive_int(text: str) -> int:
@@ -189,8 +212,13 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     options (`auditor.config.add_run_flags`: the methods of loaded plug-ins have theirs);
     building them imports the methods (torch), so `run_flags=False` leaves them out for the
     other commands."""
-    parser = argparse.ArgumentParser(prog="audit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="audit", description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter
+    )
+    every_command = functools.partial(
+        argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=every_command)
 
     p = sub.add_parser("datasets", help="list the dataset registry and what is found")
     p.set_defaults(func=cmd_datasets)
@@ -211,7 +239,8 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--nproc",
         type=positive_int,
-        help="train with N processes (torchrun; gloo on CPU, NCCL on GPU); results written once",
+        help="train with N processes (torchrun; gloo on CPU, NCCL on GPU); results written once "
+        "(default 1)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -223,18 +252,23 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--labels", required=True, help=".npy [N] given labels (0..K-1)")
     p.add_argument("--true-labels", help=".npy [N] true labels, for detection metrics")
-    p.add_argument("--out", default="reports", help="output root (default reports/)")
+    p.add_argument("--out", default="reports", help="output root: writes OUT/score/<time>-probs/")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("compare", help="one table of every detector x run, with test accuracy")
     p.add_argument("run_dirs", nargs="+", help="run folders (from audit run or audit score)")
-    p.add_argument("--out", help="output file stem (writes .csv, .parquet, -accuracy.csv, -pr.png)")
+    p.add_argument(
+        "--out",
+        help="an existing folder, or one ending in /, to write compare.csv, compare.parquet, "
+        "compare-accuracy.csv and compare-pr.png in; any other OUT is a file prefix: OUT.csv, "
+        "OUT.parquet, OUT-accuracy.csv, OUT-pr.png (default: the prefix reports/compare/<time>)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("review", help="load a run into FiftyOne and open the App for annotators")
     p.add_argument("run_dir")
-    p.add_argument("--address", default="127.0.0.1", help="address the App binds to (127.0.0.1)")
-    p.add_argument("--port", type=int, default=5151)
+    p.add_argument("--address", default="127.0.0.1", help="address the App binds to")
+    p.add_argument("--port", type=int, default=5151, help="port the App listens on")
     p.add_argument(
         "--top", type=positive_int, help="size of each detector's top-k view (default: flagged)"
     )
@@ -255,7 +289,14 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--top", type=positive_int, help="export the N most suspect samples")
     p.add_argument(
-        "--out", help="CSV to write (default <run>/relabel.csv or <run>/relabel-reviewed.csv)"
+        "--include-reviewed",
+        action="store_true",
+        help="export samples the review ledger says were reviewed too (left out by default)",
+    )
+    p.add_argument(
+        "--out",
+        help="CSV to write (default <run>/suspects.csv, suspects-top<N>.csv with --top, "
+        "relabel-reviewed.csv with --from-fiftyone); never a file the run wrote",
     )
     p.set_defaults(func=cmd_export)
 
@@ -269,9 +310,9 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth-faces", help="write procedural faces in the RAF-DB layout")
     p.add_argument("out", help="folder to write")
-    p.add_argument("--train", type=int, default=700)
-    p.add_argument("--test", type=int, default=210)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=int, default=700, help="training images")
+    p.add_argument("--test", type=int, default=210, help="test images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the faces and the noise files")
     p.add_argument(
         "--noise-files", help="comma-separated rates, e.g. 0.1,0.2,0.3 -> noise01.txt ..."
     )
@@ -292,6 +333,23 @@ def terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def early_problems(argv: list[str]) -> list[str]:
+    """`audit run`'s contradictions among the label-source options typed
+    (`auditor.label_sources`), found before the run flags are built: building them imports the
+    methods (torch), seconds before any message. Flags this small parser does not know are left
+    to the full one, and so are values it cannot read (`--noise-rate x`) and abbreviations."""
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--labels", "--noise-file", "--noise-rate"):
+        early.add_argument(flag)
+    typed, _ = early.parse_known_args(argv)
+    values = vars(typed)
+    try:
+        values["noise_rate"] = float(values["noise_rate"] or 0)
+    except ValueError:
+        return []
+    return label_source_problems(values)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`audit ARGV...` (default: the process's own arguments)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -301,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_plugins()
         command = next((a for a in argv if not a.startswith("-")), None)
+        problems = early_problems(argv) if command == "run" else []
+        if problems:
+            raise UserError("; ".join(problems))
         args = build_parser(run_flags=command == "run").parse_args(argv)
         args.argv = argv
         return args.func(args)

@@ -2,10 +2,16 @@
 precision-recall figure, from finished run folders (of `audit run` or `audit score`). It also
 says which detectors each run found rank-identical to another (metrics.json `rank_identical`,
 `auditor.detectors.distinct`): their score was dropped, so the table has one row per ranking
-plus, for deciding detectors, a row of their flags with `ranked_as` naming the kept score."""
+plus, for deciding detectors, a row of their flags with `ranked_as` naming the kept score; and
+whether each run's test accuracy differs from the first run's by more than the spread the runs
+show (`spread_sentence`)."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import statistics
 import time
 from pathlib import Path
 
@@ -93,7 +99,7 @@ def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> 
 
 def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) -> list[str]:
     """Detector rows x run columns of 'AUROC / AP' ('as <kept>' for a detector whose score was
-    dropped as rank-identical to <kept>'s), best mean AP first, and a legend of runs."""
+    dropped as rank-identical to <kept>'s), best mean AP first; runs named as in `legend_lines`."""
     keys = {manifest["run_id"]: f"run{i + 1}" for i, (_, manifest, _) in enumerate(runs)}
     cells = detectors.assign(
         run=detectors["run_id"].map(keys),
@@ -108,9 +114,15 @@ def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) 
         index="detector", columns="run", values="cell", aggfunc="first"
     ).fillna("")
     order = detectors.groupby("detector")["ap"].mean().sort_values(ascending=False).index
-    legend = [f"  {key} = {run_id} ({m.get('dataset')}, noise {(met.get('noise') or {}).get('type')})"
-              for (_, m, met), (run_id, key) in zip(runs, keys.items(), strict=True)]  # fmt: skip
-    return wide.reindex(order).to_string().splitlines() + legend
+    return wide.reindex(order).to_string().splitlines()
+
+
+def legend_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
+    """The runs' short names (`run1`, ... in the order given), used by every table and sentence."""
+    return ["runs"] + [
+        f"  run{i + 1} = {m['run_id']} ({m.get('dataset')}, noise {(met.get('noise') or {}).get('type')})"
+        for i, (_, m, met) in enumerate(runs)
+    ]  # fmt: skip
 
 
 def rank_identical_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
@@ -128,31 +140,130 @@ def rank_identical_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
     return lines
 
 
+SPREAD_FACTOR = 2  # a difference of test accuracy beyond this many spreads is called real
+LAST_EPOCHS = 5  # the epochs of `last5_mean` (`auditor.evaluation.accuracy_protocols`)
+
+
+def epoch_std(per_epoch: list[float]) -> float | None:
+    """The sample standard deviation (n - 1) of the test accuracy of the last LAST_EPOCHS
+    epochs, those `last5_mean` averages (NaN epochs left out as it leaves them); None with
+    fewer than two."""
+    values = [v for v in per_epoch if v is not None and not math.isnan(v)][-LAST_EPOCHS:]
+    return statistics.stdev(values) if len(values) >= 2 else None
+
+
+def spread_sentence(
+    method: str,
+    names: tuple[str, str],
+    first: dict,
+    other: dict,
+    seed_std: float | None,
+) -> str:
+    """Whether run `names[1]`'s test accuracy differs from run `names[0]`'s by more than the
+    spread known of it. `first` and `other` are metrics.json `accuracy[method]` of the two runs;
+    `seed_std` the sample standard deviation of `last5_mean` across seeds, where given runs
+    differ only in seed (`seed_stds`), else None.
+
+        d = last5_mean(other) - last5_mean(first)
+        s = max(epoch_std(first), epoch_std(other), seed_std)   (those known)
+        within the spread when |d| <= SPREAD_FACTOR x s, beyond it otherwise
+
+    epoch_std: the sample standard deviation of a run's last five epochs' test accuracy."""
+    d = other["last5_mean"] - first["last5_mean"]
+    head = f"{method}: {names[1]} - {names[0]} = {d:+.3f}"
+    epochs = [s for s in (epoch_std(first["per_epoch"]), epoch_std(other["per_epoch"])) if s is not None]  # fmt: skip
+    spreads = {"epoch-to-epoch std": max(epochs)} if epochs else {}
+    spreads |= {"across-seed std": seed_std} if seed_std is not None else {}
+    if not spreads:
+        return f"{head}, spread unknown (under two epochs per run, one seed)"
+    threshold = SPREAD_FACTOR * max(spreads.values())
+    verdict = "within" if abs(d) <= threshold else "beyond"
+    known = ", ".join(f"{name} {value:.3f}" for name, value in spreads.items())
+    factor = f"{SPREAD_FACTOR}x" + (" the larger" if len(spreads) > 1 else "")
+    return f"{head}, {verdict} the spread ({known}; {factor} = {threshold:.3f})"
+
+
+def seed_stds(runs: list[tuple[Path, dict, dict]], method: str) -> list[float | None]:
+    """Per run, the sample standard deviation of `method`'s `last5_mean` over the given runs
+    that share its configuration except `seed` and `out` (manifest `config`, which names the
+    dataset and the methods) and differ in seed; None for a run with no such sibling."""
+
+    def key(manifest: dict) -> str | None:
+        config = manifest.get("config")
+        if config is None:  # `audit score` runs
+            return None
+        return json.dumps({k: v for k, v in config.items() if k not in ("seed", "out")}, sort_keys=True)  # fmt: skip
+
+    groups: dict[str, dict[object, float]] = {}
+    for _, manifest, metrics in runs:
+        mean = ((metrics.get("accuracy") or {}).get(method) or {}).get("last5_mean")
+        if key(manifest) is not None and mean is not None:
+            groups.setdefault(key(manifest), {})[manifest["config"]["seed"]] = mean
+    out = []
+    for _, manifest, _ in runs:
+        means = list(groups.get(key(manifest), {}).values())
+        out.append(statistics.stdev(means) if len(means) >= 2 else None)
+    return out
+
+
+def spread_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
+    """For every method with test accuracy in two or more runs, `spread_sentence` of each such
+    run against the first (runs named `run1`, ... in the order given); for one pair the
+    across-seed spread is the larger of the two runs' (`seed_stds`)."""
+    methods = dict.fromkeys(m for _, _, met in runs for m in (met.get("accuracy") or {}))
+    lines = []
+    for method in methods:
+        have = [i for i, (_, _, met) in enumerate(runs)
+                if ((met.get("accuracy") or {}).get(method) or {}).get("last5_mean") is not None]  # fmt: skip
+        stds = seed_stds(runs, method)
+        for i in have[1:]:
+            first, other = runs[have[0]][2]["accuracy"][method], runs[i][2]["accuracy"][method]
+            pair = [s for s in (stds[have[0]], stds[i]) if s is not None]
+            names = (f"run{have[0] + 1}", f"run{i + 1}")
+            lines.append(spread_sentence(method, names, first, other, max(pair) if pair else None))
+    if lines:
+        lines.insert(0, "test accuracy (last-5 mean), each run against the first: a difference "
+                        f"beyond {SPREAD_FACTOR}x the spread is taken as real")  # fmt: skip
+    return lines
+
+
+def output_stem(out: str | None) -> Path:
+    """Where `compare_runs` writes: `--out` an existing folder, or ending in `/`, holds
+    compare.csv, compare.parquet, compare-accuracy.csv, compare-pr.png; any other `--out` is a
+    file prefix (OUT.csv, ...; a trailing .csv or .parquet is dropped); none: the prefix
+    reports/compare/<YYYYmmdd-HHMMSS>."""
+    if out is None:
+        return Path("reports") / "compare" / time.strftime("%Y%m%d-%H%M%S")
+    if out.endswith(("/", os.sep)) or Path(out).is_dir():
+        return Path(out) / "compare"
+    stem = Path(out)
+    return stem.with_suffix("") if stem.suffix in (".csv", ".parquet") else stem
+
+
 def compare_runs(run_dirs: list[Path], out: str | None) -> list[str]:
     """Write the tables and the figure; return the lines to print."""
     runs = [(d, *read_run(d)) for d in run_dirs]
     detectors, accuracy = detector_table(runs), accuracy_table(runs)
-    stem = Path(out) if out else Path("reports") / "compare" / time.strftime("%Y%m%d-%H%M%S")
-    stem = stem.with_suffix("") if stem.suffix in (".csv", ".parquet") else stem
-    write_csv(stem.with_suffix(".csv"), detectors)
-    write_parquet(
-        stem.with_suffix(".parquet"), pa.Table.from_pandas(detectors, preserve_index=False)
-    )
+    stem = output_stem(out)
+    table, frame = stem.parent / f"{stem.name}.csv", stem.parent / f"{stem.name}.parquet"
+    write_csv(table, detectors)
+    write_parquet(frame, pa.Table.from_pandas(detectors, preserve_index=False))
     write_csv(stem.parent / f"{stem.name}-accuracy.csv", accuracy)
     figure = stem.parent / f"{stem.name}-pr.png"
     drew = pr_figure(runs, figure)
-    lines = []
+    lines = [*legend_lines(runs), ""]
     if len(accuracy):
         lines += [
             "test accuracy",
             accuracy.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
             "",
         ]
+        spread = spread_lines(runs)
+        lines += [*spread, ""] if spread else []
     if len(detectors):
         lines += ["detectors: AUROC / AP per run"] + compact_table(detectors, runs) + [""]
     else:
         lines += ["no run knows the truth: no detector metrics to compare", ""]
     lines += rank_identical_lines(runs) + [""]
-    lines += [f"wrote {stem.with_suffix('.csv')}, {stem.with_suffix('.parquet')}, {stem.name}-accuracy.csv"
-              + (f", {figure.name}" if drew else "")]  # fmt: skip
+    lines += [f"wrote {table}, {frame.name}, {stem.name}-accuracy.csv" + (f", {figure.name}" if drew else "")]  # fmt: skip
     return lines

@@ -18,6 +18,7 @@ from typing import Any
 
 from auditor.datasets.noise import NOISE_MODELS
 from auditor.errors import UserError
+from auditor.label_sources import label_source_problems
 from auditor.options import (
     Options,
     default_of,
@@ -300,14 +301,4 @@ def relation_problems(c: dict[str, Any]) -> list[str]:
                 f"method {name} records signal {signal!r} that no detector reads: register one "
                 f"with @detector(..., reads=('signal:{signal}',)) (auditor.detectors.registry)"
             )
-    if c.get("noise_file") and c["noise_rate"] > 0:
-        problems.append(
-            "--noise-file and --noise-rate > 0 together: a noise file already sets the labels"
-        )
-    if c.get("labels") and c.get("noise_file"):
-        problems.append("--labels and --noise-file together: choose one label source")
-    if c.get("labels") and c["noise_rate"] > 0:
-        problems.append(
-            "--labels and --noise-rate > 0 together: a label file is trained on as it is"
-        )
-    return problems
+    return problems + label_source_problems(c)

@@ -1,62 +1,118 @@
 """`audit export` and `audit apply`: from a run's suspects (or the annotators' decisions) to a
 relabel CSV, and from a relabel CSV to a corrected label file in the dataset's own format.
-The dataset's own label files are only ever read."""
+The dataset's own label files are only ever read; both commands record the decisions in the
+dataset's review ledger (`auditor.ledger`) and refuse an `--out` that `auditor.write_guard`
+forbids."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from auditor import ledger
 from auditor.datasets.corrected import NOT_LISTED, write_label_file
-from auditor.decisions import corrected_labels, read_decisions, reviewed_frame, suspects_frame
+from auditor.decisions import (
+    Decisions,
+    corrected_labels,
+    read_decisions,
+    reviewed_frame,
+    suspects_frame,
+)
 from auditor.errors import UserError
 from auditor.outputs.files import write_csv
 from auditor.outputs.run_folder import read_run, read_samples
+from auditor.write_guard import check_out
 
 
 def export_relabels(
-    run_dir: Path, *, from_fiftyone: bool, out: Path | None, top: int | None
-) -> tuple[Path, int]:
-    """Write the relabel CSV; returns (its path, rows). From the scores: the suspects (or the
-    `top` most suspect), default `<run>/relabel.csv`. From FiftyOne: every decided sample with
-    its decision and new label, default `<run>/relabel-reviewed.csv`."""
+    run_dir: Path,
+    *,
+    from_fiftyone: bool,
+    out: Path | None,
+    top: int | None,
+    include_reviewed: bool = False,
+) -> tuple[Path, int, list[str]]:
+    """Write a relabel CSV; returns (its path, rows, lines for the user).
+
+    From the scores: the suspects (or the `top` most suspect), less the samples the review
+    ledger says were already reviewed unless `include_reviewed`; default `<run>/suspects.csv`
+    (`suspects-top<N>.csv` with `top`). From FiftyOne: every decided sample with its decision
+    and new label, default `<run>/relabel-reviewed.csv`, appended to the ledger."""
     run_dir = Path(run_dir)
     manifest, _ = read_run(run_dir)
     samples = read_samples(run_dir)
     class_names = manifest["class_names"]
+    default = "relabel-reviewed.csv" if from_fiftyone else f"suspects{f'-top{top}' if top else ''}.csv"  # fmt: skip
+    target = check_out(
+        out or run_dir / default, dataset_root=dataset_root(manifest), own=(default,)
+    )
+    path = ledger.ledger_path(run_dir)
     if from_fiftyone:
-        from auditor.review import dataset_name, decisions_from_fiftyone, open_dataset
+        from auditor.annotations import read_marks
+        from auditor.review import dataset_name, marks_from_fiftyone, open_dataset
 
-        decided = decisions_from_fiftyone(open_dataset(manifest), class_names)
-        frame = reviewed_frame(
-            samples, class_names, manifest["run_id"], decided, f"fiftyone:{dataset_name(manifest)}"
-        )
-        target = out or run_dir / "relabel-reviewed.csv"
-    else:
-        frame = suspects_frame(samples, class_names, manifest["run_id"], top)
-        target = out or run_dir / "relabel.csv"
-    write_csv(Path(target), frame)
-    return Path(target), len(frame)
+        dataset = open_dataset(manifest)
+        reading = read_marks(marks_from_fiftyone(dataset), class_names, f"FiftyOne dataset {dataset.name}")  # fmt: skip
+        frame = reviewed_frame(samples, class_names, manifest["run_id"], reading.decided,
+                               f"fiftyone:{dataset_name(manifest)}")  # fmt: skip
+        write_csv(target, frame)
+        added = ledger.append(path, ledger_rows(frame), manifest["run_id"])
+        lines = ["decisions: " + ", ".join(f"{k} {v}" for k, v in reading.counts().items()),
+                 f"review ledger {path}: {added} decisions added"]  # fmt: skip
+        if reading.undecided:
+            lines.append(f"touched but undecided (remarks only): {', '.join(reading.undecided[:10])}")  # fmt: skip
+        return target, len(frame), lines
+    state = ledger.review_state(samples, ledger.read_ledger(path))
+    chosen = samples if include_reviewed else samples[~state["reviewed"].to_numpy()]
+    frame = suspects_frame(chosen, class_names, manifest["run_id"], top)
+    write_csv(target, frame)
+    lines = [line for line in [ledger.state_sentence(state, path)] if line]
+    if lines and not include_reviewed:
+        lines.append("reviewed samples left out; --include-reviewed exports them too")
+    return target, len(frame), lines
 
 
-def check_not_original(out: Path, root: Path | None, labels_file: str | None) -> None:
-    """Refuse an `--out` that would overwrite a file of the dataset (anything existing under its
-    root) or the label file the run trained on."""
-    target = Path(out).resolve()
-    if labels_file and target == Path(labels_file).resolve():
-        raise UserError(f"--out {out} is the label file the run trained on; write to a new file")
-    if root is not None and target.exists() and target.is_relative_to(Path(root).resolve()):
-        raise UserError(
-            f"--out {out} would overwrite a file of the dataset under {root}; "
-            "the original labels are never modified: write to a new file"
-        )
+def ledger_rows(reviewed: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a reviewed relabel frame (`reviewed_frame`) in the ledger's terms."""
+    return pd.DataFrame(
+        {
+            "sample_id": reviewed["sample_id"],
+            "decision": reviewed["decision"],
+            "label": reviewed["new_name"],
+            "given": reviewed["given_name"],
+            "source": reviewed["source"],
+        }
+    )
+
+
+def decision_rows(
+    decisions: Decisions, samples: pd.DataFrame, class_names: list[str], source: Path
+) -> pd.DataFrame:
+    """The decisions of a relabel CSV in the ledger's terms (`ledger.append`)."""
+    given = samples.set_index("sample_id")["given_name"]
+    rows = [(sid, "relabel", class_names[label]) for sid, label in decisions.relabel.items()]
+    rows += [(sid, "keep", given[sid]) for sid in sorted(decisions.keep)]
+    rows += [(sid, "drop", "") for sid in sorted(decisions.drop)]
+    frame = pd.DataFrame(rows, columns=["sample_id", "decision", "label"])
+    return frame.assign(given=frame["sample_id"].map(given), source=str(Path(source).resolve()))
+
+
+def dataset_root(manifest: dict) -> Path | None:
+    """The root of the run's dataset (None for `audit score` runs and root-less datasets)."""
+    if "dataset_kind" not in manifest:
+        return None
+    from auditor.datasets.registry import get_entry, load_registry
+
+    entry = get_entry(manifest["dataset"], load_registry())
+    return entry.resolve_root(manifest.get("config", {}).get("root"))
 
 
 def apply_relabels(run_dir: Path, relabels: Path, out: Path) -> dict:
     """Write the corrected label file for the run's dataset: every sample of the dataset with
-    its given label (as the run trained on it), the decisions applied, dropped samples left out.
-    Returns counts."""
+    its given label (as the run trained on it), the decisions applied, dropped samples left out;
+    the decisions are appended to the review ledger. Returns counts."""
     run_dir = Path(run_dir)
     manifest, _ = read_run(run_dir)
     samples = read_samples(run_dir)
@@ -67,7 +123,7 @@ def apply_relabels(run_dir: Path, relabels: Path, out: Path) -> dict:
 
     entry, table = load_for_run(manifest)
     config = manifest["config"]
-    check_not_original(out, entry.resolve_root(config.get("root")), config.get("labels"))
+    check_out(out, dataset_root=entry.resolve_root(config.get("root")), labels_file=config.get("labels"))  # fmt: skip
     row_of = {sid: i for i, sid in enumerate(table.sample_ids.tolist())}
     absent = [sid for sid in samples["sample_id"] if sid not in row_of]
     if absent:
@@ -83,4 +139,5 @@ def apply_relabels(run_dir: Path, relabels: Path, out: Path) -> dict:
     labels[[row_of[sid] for sid in corrected.index]] = corrected.to_numpy()
     written = write_label_file(Path(out), table, labels, entry.kind)
     changed = int(sum(given[sid] != label for sid, label in decisions.relabel.items()))
-    return decisions.counts() | {"changed": changed, "rows_written": written}
+    added = ledger.append(ledger.ledger_path(run_dir), decision_rows(decisions, samples, class_names, relabels), manifest["run_id"])  # fmt: skip
+    return decisions.counts() | {"changed": changed, "rows_written": written, "ledger_added": added}

@@ -63,8 +63,8 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
             problems.append(f"line {line}: decision {decision!r} is not one of {DECISIONS}")
         elif decision == "relabel":
             target = relabel_target(row, lookup, len(class_names))
-            if target is None:
-                problems.append(f"line {line}: no known class to relabel {sid!r} to")
+            if isinstance(target, str):
+                problems.append(f"line {line}: relabel {sid!r}: {target}")
             else:
                 relabel[sid] = target
         else:
@@ -79,18 +79,29 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
     return Decisions(relabel, frozenset(keep), frozenset(drop))
 
 
-def relabel_target(row: dict, lookup: dict[str, int], num_classes: int) -> int | None:
-    """The class a `relabel` row asks for: the first non-empty of new_name, suggested_name
-    (class names), new_label, suggested_label (ids). None when it names no known class."""
-    for column in ("new_name", "suggested_name"):
-        text = str(row.get(column, "")).strip()
-        if text:
-            return lookup.get(text)
-    for column in ("new_label", "suggested_label"):
-        text = str(row.get(column, "")).strip()
-        if text:
-            return int(text) if text.isdigit() and int(text) < num_classes else None
-    return None
+def relabel_target(row: dict, lookup: dict[str, int], num_classes: int) -> int | str:
+    """The class a `relabel` row asks for: the annotator's own `new_name` / `new_label` first
+    (they must agree when both are filled), else the tool's `suggested_name`, else
+    `suggested_label`. A string says why there is none."""
+    for columns in (("new_name", "new_label"), ("suggested_name", "suggested_label")):
+        named = {c: str(row.get(c, "")).strip() for c in columns}
+        named = {c: text for c, text in named.items() if text}
+        found = {c: class_of(c, text, lookup, num_classes) for c, text in named.items()}
+        unknown = [f"{c} {named[c]!r} is not a class" for c, k in found.items() if k is None]
+        if unknown:
+            return "; ".join(unknown)
+        if len(set(found.values())) > 1:
+            return " and ".join(f"{c} {named[c]!r}" for c in found) + " disagree"
+        if found:
+            return next(iter(found.values()))
+    return "no class to relabel to (fill new_name)"
+
+
+def class_of(column: str, text: str, lookup: dict[str, int], num_classes: int) -> int | None:
+    """The class `text` names: a class name in *_name columns, an id in *_label columns."""
+    if column.endswith("_name"):
+        return lookup.get(text)
+    return int(text) if text.isdigit() and int(text) < num_classes else None
 
 
 def corrected_labels(given: pd.Series, decisions: Decisions) -> pd.Series:

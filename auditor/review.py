@@ -5,18 +5,33 @@ The dataset is named `audit-<dataset>-<run id>`. Each sample carries its image, 
 classifications `given`, `prediction`, `suggested` and (when the truth is known) `truth`, the
 run's `suspicion`, every `score_<detector>` and `flag_<detector>`, `detector_votes` (how many
 detectors put it in their top k, k = the number the ensemble flags) and an empty `corrected`
-classification. Saved views: `suspects` (flagged by the ensemble, most suspect first),
-`top-<detector>` (each detector's k most suspect), `disagree` (between a quarter and three
-quarters of the detectors put it in their top k) and `decided` (samples already tagged).
-`detector_votes` and the `top-` views count only the detectors that vote: a detector declared
-`votes=False` (measured to rank clean samples first, `auditor.detectors.registry`) keeps its
-`score_` field but has no vote and no view. Rank-identical detectors were already kept once
-when the run was scored (`auditor.detectors.distinct`).
+classification, and from the dataset's review ledger (`auditor.ledger`) `reviewed`,
+`review_decision`, `review_label` and `review_disagreement`. Saved views: `suspects` (flagged
+by the ensemble and not already reviewed, most suspect first), `reviewed` (decided in an earlier
+round, the decision holding in this run), `disagreements` (relabelled earlier and flagged
+again), `top-<detector>` (each detector's k most suspect), `disagree` (between a quarter and
+three quarters of the detectors put it in their top k) and `decided` (samples an annotator
+marked here). `detector_votes` and the `top-` views count only the detectors that vote: a
+detector declared `votes=False` (measured to rank clean samples first,
+`auditor.detectors.registry`) keeps its `score_` field but has no vote and no view.
+Rank-identical detectors were already kept once when the run was scored
+(`auditor.detectors.distinct`).
 
-Annotators tag samples `relabel`, `keep` or `drop`; the class a `relabel` goes to is the
-`corrected` label when set, else a `label:<class>` tag, else the suggestion. Re-running
-`audit review` updates the scores in place (keyed by `audit_id`), adds no duplicates and keeps
-every tag and correction.
+Annotators mark samples with tags `relabel`, `keep` or `drop` (on the sample or on a label),
+`label:<class>` tags or the `corrected` label; `auditor.annotations` reads every mark as exactly
+one decision or refuses it. Re-running `audit review` updates the scores in place (keyed by
+`audit_id`), adds no duplicates and keeps every sample tag, label tag and correction.
+
+`prediction` and `suggested` show the same class on every sample today, and mean different
+things: `prediction` is the model's output in FiftyOne's convention (the argmax of the run's
+probabilities `probs`, with their `logits` for every class, which FiftyOne Brain reads), and
+`suggested` is the tool's proposed correction, the class a `relabel` with no other class goes
+to (samples.parquet `suggested_label`, which `audit export` reads). The suggestion is that
+argmax now; a suggestion rule other than the argmax would change `suggested` alone. Both carry
+the `logits`. The rest of the FiftyOne-native fields (embeddings and the `umap` / `similarity`
+brain runs, `cam` / `cam_mirror` heatmaps, `duplicate_of` and the `near-duplicates` view) are
+described in `auditor.brain`. `dataset.compute_metadata()` runs on every import, and the App
+opens on the `suspects` view.
 """
 
 from __future__ import annotations
@@ -37,10 +52,10 @@ import fiftyone as fo  # noqa: E402
 from fiftyone import ViewField as F  # noqa: E402
 
 import auditor.detectors  # noqa: E402, F401  (registers the built-in detectors)
+from auditor import brain, ledger  # noqa: E402
+from auditor.annotations import Marks  # noqa: E402
 from auditor.decisions import DECISIONS  # noqa: E402
 from auditor.detectors.registry import voting  # noqa: E402
-
-LABEL_TAG = "label:"
 
 
 def dataset_name(manifest: dict) -> str:
@@ -111,10 +126,14 @@ def fiftyone_samples(
             "run_id": run_id,
             "given": fo.Classification(label=names[row.given_label]),
             "prediction": fo.Classification(
-                label=names[row.pred_label], confidence=float(probs[row.pred_label])
+                label=names[row.pred_label],
+                confidence=float(probs[row.pred_label]),
+                logits=brain.logits(probs),
             ),
             "suggested": fo.Classification(
-                label=names[row.suggested_label], confidence=float(row.suggested_confidence)
+                label=names[row.suggested_label],
+                confidence=float(row.suggested_confidence),
+                logits=brain.logits(probs),
             ),
             "suspicion": float(row.suspicion),
             "detector_votes": int(votes[i]),
@@ -140,8 +159,15 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     paths = image_paths(run_dir, manifest, samples)
     name = dataset_name(manifest)
     new = fiftyone_samples(samples, class_names, paths, manifest["run_id"])
+    state = ledger.review_state(samples, ledger.read_ledger(ledger.ledger_path(run_dir)))
+    for sample, row in zip(new, state.itertuples(index=False), strict=True):
+        sample["reviewed"] = bool(row.reviewed)
+        sample["review_decision"] = row.review_decision or None
+        sample["review_label"] = row.review_label or None
+        sample["review_disagreement"] = bool(row.disagreement)
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
+        carry_label_tags(dataset, new)
         dataset.merge_samples(
             new, key_field="audit_id", merge_lists=True, overwrite=True, progress=False
         )
@@ -155,18 +181,71 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     dataset.default_classes = list(class_names)
     dataset.save()
     save_views(dataset, samples, top)
+    del new  # FiftyOne reloads every in-memory sample on each later write: release them
+    add_run_evidence(dataset, run_dir, samples, manifest.get("seed") or 0)
     return dataset
 
 
+def add_run_evidence(dataset: fo.Dataset, run_dir: Path, samples: pd.DataFrame, seed: int) -> None:
+    """Image metadata, and what the run folder holds for FiftyOne's own tools (`auditor.brain`):
+    the embedding brain runs, the suspects' CAM heatmaps and the near-duplicate pairs, each when
+    its file exists (`audit score` and older runs have none)."""
+    from auditor.outputs.run_folder import read_cams, read_embeddings, read_near_duplicates
+
+    dataset.compute_metadata(progress=False)
+    embeddings = read_embeddings(run_dir)
+    if embeddings is not None:
+        brain.register_embeddings(dataset, samples["sample_id"].to_numpy(), embeddings,
+                                  samples["flag_suspicion"].to_numpy(), seed)  # fmt: skip
+    cams = read_cams(run_dir)
+    if cams is not None:
+        brain.set_cams(dataset, cams)
+    pairs = read_near_duplicates(run_dir)
+    if pairs is not None:
+        brain.set_duplicates(dataset, pairs)
+
+
+def carry_label_tags(dataset: fo.Dataset, new: list[fo.Sample]) -> None:
+    """Put the tags annotators set on each label of the existing samples (the App's label tags)
+    onto the same label of the re-imported samples, which would otherwise replace them."""
+    fields = [f for f in dataset.get_field_schema(embedded_doc_type=fo.Label) if f != "corrected"]
+    paths = ["audit_id", *[f"{f}.tags" for f in fields]]
+    columns = dict(zip(paths, dataset.values(paths), strict=True))
+    tags = {
+        sid: {f: columns[f"{f}.tags"][i] for f in fields if columns[f"{f}.tags"][i]}
+        for i, sid in enumerate(columns["audit_id"])
+    }
+    for sample in new:
+        for field, field_tags in tags.get(sample["audit_id"], {}).items():
+            if sample.has_field(field) and sample[field] is not None:
+                sample[field].tags = list(field_tags)
+
+
+def marked(dataset: fo.Dataset) -> fo.DatasetView:
+    """Samples an annotator marked: a sample tag, a tag on any label, or `corrected` set."""
+    fields = dataset.get_field_schema(embedded_doc_type=fo.Label)
+    expression = (F("tags").length() > 0) | F("corrected").exists()
+    for field in fields:
+        expression = expression | (F(f"{field}.tags").length() > 0)
+    return dataset.match(expression)
+
+
 def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> None:
+    """`suspects` (flagged and not already reviewed per the ledger, most suspect first),
+    `reviewed`, `disagreements` (reviewed, relabelled and flagged again), `disagree` (between
+    detectors), `decided` (marked by an annotator in this dataset) and `top-<detector>`."""
     k = top or max(int(samples["flag_suspicion"].sum()), 1)
     _, n_detectors = detector_votes(samples)
     views = {
-        "suspects": dataset.match(F("flag_suspicion")).sort_by("suspicion", reverse=True),
+        "suspects": dataset.match(F("flag_suspicion") & ~F("reviewed")).sort_by(
+            "suspicion", reverse=True
+        ),
+        "reviewed": dataset.match(F("reviewed")).sort_by("suspicion", reverse=True),
+        "disagreements": dataset.match(F("review_disagreement")).sort_by("suspicion", reverse=True),
         "disagree": dataset.match(
             (F("detector_votes") * 4 >= n_detectors) & (F("detector_votes") * 4 <= 3 * n_detectors)
         ).sort_by("suspicion", reverse=True),
-        "decided": dataset.match_tags(list(DECISIONS)),
+        "decided": marked(dataset),
     }
     for column in voting_columns(samples):
         views[f"top-{column[len('score_') :]}"] = dataset.sort_by(column, reverse=True).limit(k)
@@ -174,34 +253,33 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> N
         dataset.save_view(view_name, view, overwrite=True)
 
 
-def decisions_from_fiftyone(
-    dataset: fo.Dataset, class_names: list[str]
-) -> dict[str, tuple[str, int | None]]:
-    """sample_id -> (decision, corrected label or None for "the suggestion") from the tags and
-    the `corrected` field. A sample with two decision tags, or a correction naming an unknown
-    class, is refused."""
-    lookup = {name: i for i, name in enumerate(class_names)}
-    decided: dict[str, tuple[str, int | None]] = {}
-    problems = []
-    view = dataset.match_tags(list(DECISIONS))
-    ids, tags, corrected = view.values(["audit_id", "tags", "corrected.label"])
-    for sid, sample_tags, correction in zip(ids, tags, corrected, strict=True):
-        chosen = [t for t in DECISIONS if t in sample_tags]
-        if len(chosen) > 1:
-            problems.append(f"{sid}: tagged {' and '.join(chosen)}")
+def marks_from_fiftyone(dataset: fo.Dataset) -> list[Marks]:
+    """What annotators set on each sample that carries any mark: sample tags, the tags of every
+    label field (classifications, heatmaps...), each classification's class, `corrected`."""
+    label_fields = list(dataset.get_field_schema(embedded_doc_type=fo.Label))
+    classified = list(dataset.get_field_schema(embedded_doc_type=fo.Classification))
+    paths = ["audit_id", "given.label", "tags", "corrected.label"]
+    paths += [f"{name}.tags" for name in label_fields] + [f"{name}.label" for name in classified]
+    columns = dict(zip(paths, dataset.values(paths), strict=True))
+    out = []
+    for i, sid in enumerate(columns["audit_id"]):
+        label_tags = {n: tuple(columns[f"{n}.tags"][i]) for n in label_fields if columns[f"{n}.tags"][i]}  # fmt: skip
+        corrected = columns["corrected.label"][i]
+        if not (columns["tags"][i] or label_tags or corrected):
             continue
-        label_tags = [t[len(LABEL_TAG) :] for t in sample_tags if t.startswith(LABEL_TAG)]
-        wanted = correction or (label_tags[0] if label_tags else None)
-        if wanted is not None and wanted not in lookup:
-            problems.append(f"{sid}: corrected label {wanted!r} is not a class")
-            continue
-        decided[sid] = (chosen[0], None if wanted is None else lookup[wanted])
-    if problems:
-        raise UserError(
-            f"FiftyOne dataset {dataset.name}: {len(problems)} samples have conflicting "
-            f"decisions: {'; '.join(problems[:8])}; classes are {class_names}"
+        out.append(
+            Marks(
+                sample_id=sid,
+                given=columns["given.label"][i],
+                sample_tags=tuple(columns["tags"][i] or ()),
+                label_tags=label_tags,
+                field_labels={
+                    n: columns[f"{n}.label"][i] for n in classified if columns[f"{n}.label"][i]
+                },  # fmt: skip
+                corrected=corrected,
+            )
         )
-    return decided
+    return out
 
 
 def open_dataset(manifest: dict) -> fo.Dataset:
@@ -212,10 +290,15 @@ def open_dataset(manifest: dict) -> fo.Dataset:
 
 
 def launch(dataset: fo.Dataset, address: str, port: int) -> None:
-    """Serve the App for `dataset` on address:port until interrupted."""
-    session = fo.launch_app(dataset, address=address, port=port, remote=True, auto=False)
+    """Serve the App for `dataset` on address:port until interrupted, open on its `suspects`
+    view (the session's view, and the saved view the printed address names), the embeddings
+    panel beside the grid (`brain.app_spaces`)."""
+    suspects = dataset.load_saved_view("suspects")
+    session = fo.launch_app(view=suspects, spaces=brain.app_spaces(dataset), address=address,
+                            port=port, remote=True, auto=False)  # fmt: skip
     print(
-        f"FiftyOne App: http://{address}:{port}/datasets/{dataset.name} (Ctrl-C to stop)",
+        f"FiftyOne App: http://{address}:{port}/datasets/{dataset.name}?view=suspects "
+        "(Ctrl-C to stop)",
         flush=True,
     )
     session.wait(-1)

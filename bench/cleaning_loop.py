@@ -1,6 +1,8 @@
 """The cleaning loop, measured (a script, not a test): audit the demo at 30% noise, let a
 simulated annotator review the top-k suspects, apply the decisions, retrain on the corrected
-labels, and compare test accuracy before and after with `audit compare`.
+labels, and compare test accuracy before and after with `audit compare`; once per seed (the
+noise, the split of work and the training all follow `--seed`), so that the retrain gain is
+reported with its run-to-run spread: mean and sample standard deviation over the seeds.
 
 The simulated annotator knows the truth, as a person looking at the image would:
   oracle (default): a suspect whose given label is wrong is relabelled to its true class (we
@@ -9,7 +11,8 @@ The simulated annotator knows the truth, as a person looking at the image would:
 Everything goes through the real CLI (`audit run`, `export`, `apply`, `run --labels`,
 `compare`); Debian's Fashion-MNIST files are checked byte-identical afterwards.
 
-    .venv/bin/python bench/cleaning_loop.py [--top K] [--method ce,eac] [--annotator oracle]
+    .venv/bin/python bench/cleaning_loop.py [--seeds 0,1,2] [--top K] [--method ce,eac]
+                                            [--annotator oracle] [--readme]
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from readme_block import write_block  # bench/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIT = Path(sys.executable).parent / "audit"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+MARKERS = ("<!-- cleaning-loop-benchmark -->", "<!-- /cleaning-loop-benchmark -->")
 
 
 def audit(*args: str) -> str:
@@ -73,55 +79,106 @@ def train_noise(labels_csv: Path, samples: pd.DataFrame, class_names: list[str])
     return float((labels.to_numpy() != audited["true_label"].to_numpy()).mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--top", type=int, help="suspects reviewed (default: the ensemble's flags)")
-    parser.add_argument("--method", default="ce,eac")
-    parser.add_argument("--annotator", choices=("oracle", "accept"), default="oracle")
-    parser.add_argument("--out", default=str(REPO / "reports" / "loop"))
-    parser.add_argument("run_args", nargs="*", help="extra `audit run` options, after --")
-    args = parser.parse_args()
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+def one_loop(seed: int, args: argparse.Namespace, out: Path) -> dict:
+    """Audit, review (simulated), apply and retrain once with `--seed seed`; returns what was
+    measured (test accuracy per method before / after, label noise before / after, counts)."""
     out.mkdir(parents=True)
-    before_digests = digests(FASHION)
-    common = ["--method", args.method, "--no-report", *args.run_args]
-
+    common = ["--method", args.method, "--no-report", "--seed", str(seed), *args.run_args]
     t = time.perf_counter()
     before = Path(audit("run", "demo", "--noise-rate", "0.3", *common, "--out", str(out / "runs")))
-    print(f"audit before cleaning: {before} ({time.perf_counter() - t:.0f} s)")
+    seconds = time.perf_counter() - t
     manifest = json.loads((before / "manifest.json").read_text())
     class_names = manifest["class_names"]
     samples = pd.read_parquet(before / "samples.parquet")
     top = args.top or max(int(samples["flag_suspicion"].sum()), 1)
-
     suspects_csv = Path(audit("export", str(before), "--top", str(top), "--out", str(out / "suspects.csv")))  # fmt: skip
     suspects = pd.read_csv(suspects_csv, dtype={"decision": str}, keep_default_na=False)
     decided, counts = annotate(suspects, samples, class_names, args.annotator)
     decisions_csv = out / "decisions.csv"
     decided.to_csv(decisions_csv, index=False)
     corrected = Path(audit("apply", str(before), "--relabels", str(decisions_csv), "--out", str(out / "corrected.csv")))  # fmt: skip
-
-    t = time.perf_counter()
     after = Path(audit("run", "demo", "--labels", str(corrected), *common, "--out", str(out / "runs")))  # fmt: skip
-    print(f"retrained on the corrected labels: {after} ({time.perf_counter() - t:.0f} s)")
     compare = subprocess.run([str(AUDIT), "compare", str(before), str(after), "--out", str(out / "compare")],
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
-
-    print(f"\nannotator ({args.annotator}) reviewed the top {top} suspects: {counts}")
-    noise_before = float(samples["is_noisy"].mean())
-    noise_after = train_noise(corrected, samples, class_names)
-    print(f"label noise of the training set: {noise_before:.3f} before, {noise_after:.3f} after")
-    print("original labels byte-identical:", digests(FASHION) == before_digests)
-    print("\naudit compare (before, after):\n" + compare)
-    acc = {
+    accuracy = {
         name: json.loads((run / "metrics.json").read_text())["accuracy"]
         for name, run in (("before", before), ("after", after))
     }
-    print("test accuracy, last / last-5 mean:")
-    for method in acc["before"]:
-        b, a = acc["before"][method], acc["after"][method]
-        print(f"  {method}: before {b['last']:.3f} / {b['last5_mean']:.3f}, "
-              f"after {a['last']:.3f} / {a['last5_mean']:.3f}")  # fmt: skip
+    return {
+        "seed": seed,
+        "seconds_per_audit": seconds,
+        "top": top,
+        "counts": counts,
+        "noise_before": float(samples["is_noisy"].mean()),
+        "noise_after": train_noise(corrected, samples, class_names),
+        "accuracy": accuracy,
+        "compare": compare,
+    }
+
+
+def spread(values: list[float]) -> str:
+    """'mean ± sample std' (ddof = 1) of per-seed values."""
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.3f}"
+
+
+def table(loops: list[dict], methods: list[str]) -> str:
+    """Markdown: one row per seed, then the mean ± std over seeds, of the training-label noise
+    and each method's last-5-epoch mean test accuracy before, after and the gain."""
+    head = "| seed | reviewed | label noise before -> after | " + " | ".join(
+        f"{m} before | {m} after | {m} gain" for m in methods
+    )
+    lines = [head + " |", "|" + "---|" * (3 + 3 * len(methods))]
+    gains: dict[str, list[float]] = {m: [] for m in methods}
+    for loop in loops:
+        cells = [str(loop["seed"]), f"{loop['top']:,}", f"{loop['noise_before']:.3f} -> {loop['noise_after']:.3f}"]  # fmt: skip
+        for m in methods:
+            b = loop["accuracy"]["before"][m]["last5_mean"]
+            a = loop["accuracy"]["after"][m]["last5_mean"]
+            gains[m].append(a - b)
+            cells += [f"{b:.3f}", f"{a:.3f}", f"{a - b:+.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    summary = [f"mean ± std ({len(loops)} seeds)", "", ""]
+    for m in methods:
+        summary += [
+            spread([loop["accuracy"]["before"][m]["last5_mean"] for loop in loops]),
+            spread([loop["accuracy"]["after"][m]["last5_mean"] for loop in loops]),
+            spread(gains[m]),
+        ]
+    lines.append("| " + " | ".join(summary) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--top", type=int, help="suspects reviewed (default: the ensemble's flags)")
+    parser.add_argument("--method", default="ce,eac")
+    parser.add_argument("--annotator", choices=("oracle", "accept"), default="oracle")
+    parser.add_argument("--out", default=str(REPO / "reports" / "loop"))
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("run_args", nargs="*", help="extra `audit run` options, after --")
+    args = parser.parse_args()
+    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    before_digests = digests(FASHION)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    t = time.perf_counter()
+    loops = []
+    for seed in seeds:
+        loops.append(one_loop(seed, args, out / f"seed{seed}"))
+        loop = loops[-1]
+        print(f"seed {seed}: reviewed the top {loop['top']}: {loop['counts']}; label noise "
+              f"{loop['noise_before']:.3f} -> {loop['noise_after']:.3f}; "
+              f"{loop['seconds_per_audit']:.0f} s per audit", flush=True)  # fmt: skip
+        print(loop["compare"], flush=True)
+    (out / "loops.json").write_text(json.dumps(loops, indent=1, default=str))
+    methods = list(loops[0]["accuracy"]["before"])
+    text = table(loops, methods)
+    identical = digests(FASHION) == before_digests
+    print(f"\nannotator: {args.annotator}; {len(seeds)} seeds in {time.perf_counter() - t:.0f} s; "
+          f"original labels byte-identical: {identical}\n")  # fmt: skip
+    print(text)
+    if args.readme:
+        write_block(MARKERS, text)
 
 
 if __name__ == "__main__":

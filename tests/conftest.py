@@ -1,7 +1,11 @@
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,33 @@ def chromium(profile: Path, *args: str, budget_ms: int = 5000, timeout: int = 12
         [CHROMIUM, *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}", f"--user-data-dir={profile}", *args],
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def served_app(run_dir: Path, port: int) -> Iterator[subprocess.Popen]:
+    """`audit review RUN_DIR --port PORT` in its own process group, once the App answers on
+    127.0.0.1 (within 180 s); stopped with SIGINT (SIGKILL after 30 s) on leaving."""
+    import urllib.request
+
+    app = subprocess.Popen([str(AUDIT), "review", str(run_dir), "--port", str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert app.poll() is None, app.stdout.read()
+                time.sleep(1)
+        else:
+            pytest.fail("the App did not answer within 180 s")
+        yield app
+    finally:
+        os.killpg(app.pid, signal.SIGINT)
+        try:
+            app.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(app.pid, signal.SIGKILL)

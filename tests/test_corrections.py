@@ -54,7 +54,7 @@ def test_decisions_relabel_keep_drop_and_targets(tmp_path):
             "zz,Fear,relabel\nyy,Fear,keep\n",
             ["2 rows refused", "line 2: unknown sample_id 'zz'", "line 3"],
         ),
-        ("a,Angry,relabel\n", ["line 2: no known class"]),
+        ("a,Angry,relabel\n", ["line 2: relabel 'a': suggested_name 'Angry' is not a class"]),
         ("a,Fear,maybe\n", ["line 2: decision 'maybe'"]),
         ("a,Fear,keep\na,Fear,drop\n", ["line 3: 'a' already decided on line 2"]),
     ],

@@ -3,12 +3,7 @@ headless Chromium, decisions exported from FiftyOne, applied, and trained on."""
 
 import hashlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import AUDIT, chromium, needs_chromium, run_cli
+from tests.conftest import chromium, needs_chromium, run_cli, served_app
 from tests.test_cli_e2e import last_line_dir
 
 pytestmark = pytest.mark.slow
@@ -28,6 +23,13 @@ def fiftyone():
     import fiftyone as fo
 
     return fo
+
+
+def F(path: str):
+    """FiftyOne's ViewField, imported after conftest chose the database."""
+    from fiftyone import ViewField
+
+    return ViewField(path)
 
 
 def open_dataset(run_dir: Path):
@@ -52,7 +54,7 @@ def run_dir(tmp_path_factory) -> Path:
 def review(run_dir: Path) -> None:
     result = run_cli("review", str(run_dir), "--no-launch")
     assert result.returncode == 0, result.stderr
-    assert "saved views: suspects, disagree, decided" in result.stdout
+    assert "saved views: suspects, reviewed, disagreements, disagree, decided" in result.stdout
 
 
 def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
@@ -162,6 +164,170 @@ def test_export_conflicting_fiftyone_decisions_exit_2(run_dir):
     assert not (run_dir / "x.csv").exists()
 
 
+@pytest.fixture
+def fresh_ledger(run_dir):
+    """The module's run with an empty review ledger and no marks, before and after the test."""
+
+    def clear():
+        (run_dir.parent / "review-ledger.csv").unlink(missing_ok=True)
+        if fiftyone().dataset_exists(f"audit-demo-{run_dir.name}"):
+            dataset = open_dataset(run_dir)
+            dataset.untag_samples(dataset.distinct("tags"))
+            for field in ("given", "prediction", "suggested", "truth"):
+                dataset.untag_labels(dataset.distinct(f"{field}.tags"), label_fields=field)
+            dataset.set_values("corrected", [None] * len(dataset))
+
+    clear()
+    yield run_dir
+    clear()
+
+
+def test_every_annotator_mark_is_one_decision_or_one_refusal(fresh_ledger, tmp_path):
+    """Sample tags in any case, label tags, `corrected` alone, `label:` tags, remarks; then each
+    conflict on its own: nothing exported is lost or invented, and every refusal names the
+    sample. Re-importing keeps label tags; export never overwrites the run's files."""
+    run_dir = fresh_ledger
+    review(run_dir)
+    fo = fiftyone()
+    dataset = open_dataset(run_dir)
+    ids = dataset.load_saved_view("suspects").values("audit_id")[:9]
+    by_id = {s.audit_id: s for s in dataset.match(F("audit_id").is_in(ids))}
+    given = {sid: by_id[sid].given.label for sid in ids}
+    other = {sid: next(c for c in ("Bag", "Trouser") if c != given[sid]) for sid in ids}
+
+    def mark(sid, tags=(), given_tags=(), suggested_tags=(), corrected=None):
+        sample = by_id[sid]
+        sample.tags = list(tags)
+        sample.given.tags = list(given_tags)
+        sample.suggested.tags = list(suggested_tags)
+        sample["corrected"] = fo.Classification(label=corrected) if corrected else None
+        sample.save()
+
+    mark(ids[0], tags=["Relabel"])  # capital R: was dropped silently
+    mark(ids[1], given_tags=["relabel"])  # the App's label-tags mode on `given`
+    mark(ids[2], corrected=other[ids[2]])  # a correction with no decision tag
+    mark(ids[3], tags=["KEEP "])
+    mark(ids[4], tags=["drop"])
+    mark(ids[5], tags=["relabel", f"label:{other[ids[5]]}"])
+    mark(ids[6], suggested_tags=["relabel"])  # "this suggestion is right"
+    mark(ids[7], tags=["note: blurry, look again"])  # a remark: touched, undecided
+    samples = pd.read_parquet(run_dir / "samples.parquet").set_index("sample_id")
+    run_csv = (run_dir / "relabel.csv").read_bytes()
+
+    result = run_cli("export", str(run_dir), "--from-fiftyone")
+    assert result.returncode == 0, result.stderr
+    assert "decisions: relabel 5, keep 1, drop 1, touched, undecided 1" in result.stderr
+    assert ids[7] in result.stderr  # named as touched but undecided
+    rows = pd.read_csv(run_dir / "relabel-reviewed.csv", dtype=str, keep_default_na=False)
+    rows = rows.set_index("sample_id")
+    assert sorted(rows.index) == sorted(ids[:7])  # exactly one row per decided sample
+    suggested = {sid: samples.loc[sid, "suggested_label"] for sid in ids}
+    expected = {
+        ids[0]: ("relabel", str(suggested[ids[0]])),
+        ids[1]: ("relabel", str(suggested[ids[1]])),
+        ids[2]: ("relabel", other[ids[2]]),
+        ids[3]: ("keep", str(samples.loc[ids[3], "given_label"])),
+        ids[4]: ("drop", ""),
+        ids[5]: ("relabel", other[ids[5]]),
+        ids[6]: ("relabel", str(suggested[ids[6]])),
+    }
+    for sid, (decision, new) in expected.items():
+        assert rows.loc[sid, "decision"] == decision, sid
+        assert new in (rows.loc[sid, "new_label"], rows.loc[sid, "new_name"]), sid
+    ledger = pd.read_csv(run_dir.parent / "review-ledger.csv", dtype=str, keep_default_na=False)
+    assert sorted(ledger["sample_id"]) == sorted(ids[:7])
+
+    # re-importing keeps the label tags (they were wiped) and the sample tags
+    review(run_dir)
+    dataset = open_dataset(run_dir)
+    assert dataset.count_label_tags("given") == {"relabel": 1}
+    assert dataset.count_label_tags("suggested") == {"relabel": 1}
+    assert dataset.count_sample_tags()["Relabel"] == 1
+
+    # each conflict alone is refused, naming the sample and what is wrong; nothing written
+    conflicts = [
+        ({"tags": ["keep", "Drop"]}, "tagged keep and drop"),
+        ({"tags": ["label:Bag", "label:Trouser"]}, "names two classes"),
+        ({"tags": ["relabel", "label:Angry"]}, "'Angry' is not a class"),
+        ({"corrected": "Angry"}, "`corrected`: 'Angry' is not a class"),
+        ({"tags": ["relabled"]}, "'relabled' is not a decision"),
+        ({"tags": ["keep"], "corrected": other[ids[8]]}, "tagged keep but names class"),
+    ]
+    out = tmp_path / "never.csv"
+    for marks, needle in conflicts:
+        mark(ids[8], **marks)
+        result = run_cli("export", str(run_dir), "--from-fiftyone", "--out", str(out))
+        assert result.returncode == 2, (marks, result.stderr)
+        assert f"{ids[8]}: " in result.stderr and needle in result.stderr, result.stderr
+        assert not out.exists()
+    mark(ids[8])
+
+    # export --top never overwrites the run's relabel.csv
+    result = run_cli("export", str(run_dir), "--top", "5")
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "relabel.csv").read_bytes() == run_csv
+    assert len(pd.read_csv(run_dir / "suspects-top5.csv")) == 5
+    result = run_cli("export", str(run_dir), "--top", "5", "--out", str(run_dir / "relabel.csv"))
+    assert result.returncode == 2 and "a file of the run folder" in result.stderr
+    assert (run_dir / "relabel.csv").read_bytes() == run_csv
+
+
+def test_apply_refuses_a_new_file_under_the_dataset_root(run_dir, tmp_path):
+    relabels = tmp_path / "r.csv"
+    relabels.write_text("sample_id,decision\n")
+    target = FASHION / "corrected-labels.csv"
+    result = run_cli("apply", str(run_dir), "--relabels", str(relabels), "--out", str(target))
+    assert result.returncode == 2 and "inside the dataset's root" in result.stderr
+    assert not target.exists()
+
+
+def test_two_rounds_of_review_with_the_ledger(fresh_ledger, tmp_path):
+    """Round one keeps some suspects and relabels others; after apply and a retrain (same
+    reports folder), round two shows the kept ones as reviewed, not as suspects, and a
+    relabelled one flagged again as a disagreement."""
+    run_dir = fresh_ledger
+    review(run_dir)
+    dataset = open_dataset(run_dir)
+    suspects = dataset.load_saved_view("suspects")
+    ids = suspects.values("audit_id")[:6]
+    for sid, tag in zip(
+        ids, ["keep", "keep", "keep", "relabel", "relabel", "relabel"], strict=True
+    ):
+        sample = dataset.match(F("audit_id") == sid).first()
+        sample.tags = [tag]
+        sample.save()
+    assert run_cli("export", str(run_dir), "--from-fiftyone").returncode == 0
+    corrected = tmp_path / "corrected.csv"
+    result = run_cli("apply", str(run_dir), "--relabels", str(run_dir / "relabel-reviewed.csv"),
+                     "--out", str(corrected))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ledger_added 0" in result.stderr  # export had recorded them already
+
+    # all 5,000 training images: --limit stratifies by label, so with corrected labels it
+    # would pick another 300
+    result = run_cli("run", "demo", "--labels", str(corrected), "--epochs", "1", "--method", "ce",
+                     "--no-report", "--out", str(run_dir.parent.parent))  # fmt: skip
+    second = last_line_dir(result)
+    assert "6 samples already reviewed" in result.stderr
+    review(second)
+    round2 = fiftyone().load_dataset(f"audit-demo-{second.name}")
+    reviewed = set(round2.load_saved_view("reviewed").values("audit_id"))
+    assert reviewed == set(ids)
+    assert not reviewed & set(round2.load_saved_view("suspects").values("audit_id"))
+    flagged_again = set(round2.match(F("flag_suspicion")).values("audit_id"))
+    assert set(round2.load_saved_view("disagreements").values("audit_id")) == flagged_again & set(ids[3:])  # fmt: skip
+    result = run_cli("export", str(second))
+    assert result.returncode == 0 and "6 samples already reviewed" in result.stderr
+    exported = set(pd.read_csv(second / "suspects.csv", dtype=str)["sample_id"])
+    assert not exported & set(ids)
+    result = run_cli(
+        "export", str(second), "--include-reviewed", "--out", str(tmp_path / "all.csv")
+    )
+    assert set(pd.read_csv(tmp_path / "all.csv", dtype=str)["sample_id"]) >= flagged_again & set(
+        ids
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,33 +348,13 @@ def listening_addresses(port: int) -> set[str]:
 @needs_chromium
 def test_app_serves_on_loopback_and_renders_in_chromium(run_dir, tmp_path):
     port = free_port()
-    app = subprocess.Popen([str(AUDIT), "review", str(run_dir), "--port", str(port)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}/datasets/audit-demo-{run_dir.name}"
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert app.poll() is None, app.stdout.read()
-                time.sleep(1)
-        else:
-            pytest.fail("the App did not answer within 180 s")
+    with served_app(run_dir, port):
         assert listening_addresses(port) == {"127.0.0.1"}
         shot = tmp_path / "app.png"
         dom = chromium(tmp_path / "p1", "--dump-dom", url, budget_ms=20000, timeout=180).stdout
         chromium(tmp_path / "p2", "--window-size=1400,900", f"--screenshot={shot}", url,
                  budget_ms=20000, timeout=180)  # fmt: skip
-    finally:
-        os.killpg(app.pid, signal.SIGINT)
-        try:
-            app.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(app.pid, signal.SIGKILL)
     assert f"audit-demo-{run_dir.name}" in dom
     for field in ("suspicion", "detector_votes", "given", "suggested"):
         assert field in dom, field

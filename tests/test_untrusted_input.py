@@ -193,7 +193,7 @@ def test_relabel_csv_with_unknown_ids_or_labels_is_refused_naming_rows(formula_r
     out = tmp_path / "corrected.csv"
     result = run_cli("apply", str(formula_run), "--relabels", str(relabels), "--out", str(out))
     refused(result, "3 rows refused", "line 3: unknown sample_id 'imgs/999.png'",
-            "line 4: no known class", "line 5: decision 'perhaps'")  # fmt: skip
+            "suggested_name 'Unknown class' is not a class", "line 5: decision 'perhaps'")  # fmt: skip
     assert not out.exists()
 
 

@@ -1,11 +1,13 @@
 """`report.html`: the run for people, one self-contained file (figures embedded as PNG data).
 
-Sections: summary (data, noise, methods, timings), test accuracy per epoch, last-epoch loss of
-clean vs noisy samples per method (EAC paper Fig. 5), precision-recall per detector, a UMAP map
-of the embeddings coloured by given label with the flagged samples ringed (Fig. 3), the top
-suspects with their CAMs on the image and on its mirror (Fig. 4), and given vs suggested
-labels of the flagged samples. Figures that need the truth are left out, with a sentence
-saying why, when it is unknown.
+Sections: summary (data, noise, methods, timings, test accuracy by protocol, the best
+detectors), how `suspicion` is computed (with the ensemble's decisions and, when the truth is
+known, the deciding detectors' precision / recall / F1), test accuracy per epoch, memorisation,
+last-epoch loss of clean vs noisy samples per method (EAC paper Fig. 5), precision-recall per
+detector, a UMAP map of the embeddings coloured by given label with the flagged samples shaded
+by suspicion (Fig. 3), the top suspects with their CAMs on the image and on its mirror (Fig. 4),
+given vs suggested labels of the flagged samples, and the commands to run next. Figures that
+need the truth are left out, with a sentence saying why, when it is unknown.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,15 +52,13 @@ def section(title: str, body: str) -> str:
 
 def summary_table(manifest: dict, metrics: dict) -> str:
     noise = metrics.get("noise") or {}
+    real = "-" if noise.get("real_rate") is None else f"{noise['real_rate']:.3f}"
     rows = [
         (
             "dataset",
             f"{manifest.get('dataset')} ({manifest.get('n_train')} train / {manifest.get('n_test')} test)",
         ),
-        (
-            "noise",
-            f"{noise.get('type')}, nominal {noise.get('nominal_rate')}, real {noise.get('real_rate')}",
-        ),
+        ("noise", f"{noise.get('type')}, nominal {noise.get('nominal_rate')}, real {real}"),
         ("methods", ", ".join(metrics.get("accuracy", {}))),
         ("flagged", str((metrics.get("ensemble") or {}).get("flagged"))),
         (
@@ -82,17 +83,88 @@ def summary_table(manifest: dict, metrics: dict) -> str:
     )
     if acc:
         body += (
-            "<h3>Test accuracy</h3><table><tr><th>method</th><th>last</th><th>best</th><th>last 5</th></tr>"
-            + acc
-            + "</table>"
+            "<h3>Test accuracy by protocol</h3><table><tr><th>method</th><th>last epoch</th>"
+            "<th>best epoch</th><th>mean of the last 5</th></tr>" + acc + "</table>"
         )
     if det:
         body += (
-            "<h3>Best detectors</h3><table><tr><th>detector</th><th>AUROC</th><th>AP</th></tr>"
+            "<h3>Best detectors by AP</h3><table><tr><th>detector</th><th>AUROC</th><th>AP</th></tr>"
             + det
             + "</table>"
         )
     return body
+
+
+def suspicion_section(metrics: dict, truth: bool) -> str:
+    """What `suspicion` is, in one paragraph (`auditor.detectors.ensemble`, `auditor.scoring`),
+    the ensemble's decisions as the run stated them, and, when the truth is known, the deciding
+    detectors' precision / recall / F1 (`deciding_table`)."""
+    ensemble = metrics.get("ensemble") or {}
+    members = ", ".join(f"<code>{html.escape(m)}</code>" for m in ensemble.get("members", []))
+    paragraph = (
+        "<p><code>suspicion</code> is the ensemble score, in [0, 1]: the higher, the more "
+        "likely the given label is wrong. For each training sample it is the mean, over its "
+        f"member detectors ({members}), of the sample's rank under that detector divided by "
+        "N - 1 (N samples; ties share their mean rank), so 1 means the most suspect sample of "
+        "every member. Ranks need no calibration between scores on different scales (a loss, "
+        "a margin, a distance). The members are chosen from the run's own evidence, never from "
+        "the truth: the methods whose test accuracy is close to the best, and detectors suited "
+        "to the structure of the noise the run estimates. The "
+        f"{ensemble.get('flagged')} samples with the highest suspicion are flagged; their number "
+        "is the mean of the estimates of how many labels are wrong (see the decisions "
+        "below). Flagged samples are the ones to review first.</p>"
+    )
+    decisions = "".join(f"<li>{html.escape(d)}</li>" for d in ensemble.get("decisions", []))
+    body = paragraph + (f"<p>What the run decided:</p><ul>{decisions}</ul>" if decisions else "")
+    if truth:
+        body += deciding_table(metrics.get("detectors") or {})
+    else:
+        body += "<p>Precision, recall and F1 of the flags need the true labels; this run has none.</p>"  # fmt: skip
+    return body
+
+
+def deciding_table(detectors: dict) -> str:
+    """The detectors that flag (their metrics have `f1`): `suspicion` first, then by F1. Precision
+    = flagged and noisy / flagged, recall = flagged and noisy / noisy, F1 their harmonic mean."""
+    deciding = {n: d for n, d in detectors.items() if "f1" in d}
+    order = sorted(deciding, key=lambda n: (n != "suspicion", -deciding[n]["f1"]))
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{deciding[n]['precision']:.3f}</td>"
+        f"<td>{deciding[n]['recall']:.3f}</td><td>{deciding[n]['f1']:.3f}</td>"
+        f"<td>{deciding[n]['flagged']}</td></tr>"
+        for n in order
+    )
+    return (
+        "<h3>Deciding detectors against the truth</h3><table><tr><th>detector</th><th>precision</th>"
+        f"<th>recall</th><th>F1</th><th>flagged</th></tr>{rows}</table>"
+    )
+
+
+def run_folder(manifest: dict) -> str:
+    """The run folder as `audit run` printed it: `<out>/<dataset>/<run id>`
+    (`auditor.outputs.run_folder.create_run_dir`), relative to where the run was started."""
+    out = (manifest.get("config") or {}).get("out", "reports")
+    return str(Path(out) / str(manifest.get("dataset")) / str(manifest.get("run_id")))
+
+
+def next_steps(manifest: dict) -> str:
+    """The commands that take the suspects to annotators and back into training, in order."""
+    run = run_folder(manifest)
+    steps = [
+        (f"audit review {run}", "open the suspects in the FiftyOne App and tag each sample "
+         "(or its label) relabel, keep or drop; a relabel takes the corrected label, a "
+         "label:<class> tag or the suggestion; note:<text> tags are remarks"),
+        (f"audit export {run} --from-fiftyone", f"write the decisions to {run}/relabel-reviewed.csv "
+         "and the dataset's review ledger (the next round leaves them out of the suspects)"),
+        (f"audit apply {run} --relabels {run}/relabel-reviewed.csv --out LABELS",
+         "write a corrected label file LABELS in the dataset's format (never the dataset's own)"),
+        (f"audit run {manifest.get('dataset')} --labels LABELS", "retrain on the corrected labels"),
+    ]  # fmt: skip
+    items = "".join(
+        f"<li><code>{html.escape(command)}</code>: {html.escape(what)}</li>"
+        for command, what in steps
+    )
+    return f"<p>From the folder where this run was started:</p><ol>{items}</ol>"
 
 
 def build_report(
@@ -112,16 +184,15 @@ def build_report(
     noisy = samples["is_noisy"].to_numpy(dtype=bool) if truth else None
     flagged = samples["flag_suspicion"].to_numpy(dtype=bool)
     no_truth = "<p>Left out: the true labels are unknown for this run (no injected noise or noise file).</p>"
-    parts = [section("Summary", summary_table(manifest, metrics))]
+    parts = [
+        section("Summary", summary_table(manifest, metrics)),
+        section("What suspicion means", suspicion_section(metrics, truth)),
+    ]
     if any(a["per_epoch"] for a in metrics["accuracy"].values()):
-        parts.append(
-            section(
-                "Test accuracy",
-                img_tag(figures.accuracy_curves(metrics["accuracy"]), "test accuracy per epoch"),
-            )
-        )
+        curves = img_tag(figures.accuracy_curves(metrics["accuracy"]), "test accuracy per epoch")
     else:
-        parts.append(section("Test accuracy", "<p>Left out: the dataset has no test split.</p>"))
+        curves = "<p>Left out: the dataset has no test split.</p>"
+    parts.append(section("Test accuracy per epoch", curves))
     memorised = metrics["memorisation"]
     verdicts = "".join(
         f"<li><b>{html.escape(m)}</b>: {html.escape(c['verdict'])}</li>"
@@ -156,8 +227,9 @@ def build_report(
             section("Precision-recall per detector", no_truth),
         ]
     rows, coords = umap_coords(embeddings, seed)
-    parts.append(section("Embedding map", img_tag(figures.embedding_map(
-        coords, samples["given_label"].to_numpy()[rows], flagged[rows], class_names), "UMAP map")))  # fmt: skip
+    drawn = figures.embedding_map(coords, samples["given_label"].to_numpy()[rows], flagged[rows],
+                                  samples["suspicion"].to_numpy()[rows], class_names)  # fmt: skip
+    parts.append(section("Embedding map", img_tag(drawn, "UMAP map")))
     if gallery is not None and len(gallery.rows):
         captions = [
             f"{samples['sample_id'].iat[i]}: given {class_names[samples['given_label'].iat[i]]}, "
@@ -171,6 +243,7 @@ def build_report(
     if flagged.any():
         parts.append(section("Flagged samples: given vs suggested", img_tag(figures.confusion(
             samples["given_label"].to_numpy()[flagged], samples["suggested_label"].to_numpy()[flagged], class_names), "confusion")))  # fmt: skip
+    parts.append(section("Next: review the suspects", next_steps(manifest)))
     title = f"audit report: {manifest.get('dataset')} / {manifest.get('run_id')}"
     return TEMPLATE.format(title=html.escape(title), body="\n".join(parts))
 

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from auditor.errors import UserError
+from auditor.fsutil import atomic_path
 from auditor.outputs.files import write_csv, write_json, write_parquet
 from auditor.outputs.tables import relabel_frame, samples_table
 from auditor.scoring import Scores
@@ -209,3 +210,51 @@ def read_run(run_dir: Path) -> tuple[dict, dict]:
 def read_samples(run_dir: Path) -> pd.DataFrame:
     """samples.parquet of a run folder."""
     return pd.read_parquet(Path(run_dir) / "samples.parquet")
+
+
+EMBEDDINGS_FLOAT16_ABOVE = 1 << 26  # values (256 MiB as float32); above, stored as float16
+
+
+def write_embeddings(run_dir: Path, embeddings: np.ndarray) -> None:
+    """embeddings.npy: float32 [N, D], rows in samples.parquet order; float16 when N x D is
+    above EMBEDDINGS_FLOAT16_ABOVE."""
+    dtype = np.float16 if embeddings.size > EMBEDDINGS_FLOAT16_ABOVE else np.float32
+    with atomic_path(run_dir / "embeddings.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(embeddings, dtype=dtype))
+
+
+def write_cams(
+    run_dir: Path, sample_ids: np.ndarray, cams: np.ndarray, mirror_cams: np.ndarray
+) -> None:
+    """cams.npz: `sample_id` (str [n]), `cam` and `mirror_cam` (float16 [n, h, w], the feature
+    map's resolution; the mirror's map mirrored back to the image's orientation)."""
+    with atomic_path(run_dir / "cams.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, sample_id=np.asarray(sample_ids, dtype=str),
+                 cam=cams.astype(np.float16), mirror_cam=mirror_cams.astype(np.float16))  # fmt: skip
+
+
+def write_near_duplicates(run_dir: Path, pairs: pd.DataFrame) -> None:
+    """near_duplicates.csv (`auditor.duplicates.COLUMNS`), distances rounded to 6 decimals."""
+    write_csv(run_dir / "near_duplicates.csv", pairs.round({"distance": 6}))
+
+
+def read_embeddings(run_dir: Path) -> np.ndarray | None:
+    """embeddings.npy as float32, or None when the run has none (`audit score`, older runs)."""
+    path = Path(run_dir) / "embeddings.npy"
+    return np.load(path).astype(np.float32) if path.is_file() else None
+
+
+def read_cams(run_dir: Path) -> dict[str, np.ndarray] | None:
+    """cams.npz as {sample_id, cam, mirror_cam} (float32 maps), or None when absent."""
+    path = Path(run_dir) / "cams.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return {"sample_id": data["sample_id"], "cam": data["cam"].astype(np.float32),
+                "mirror_cam": data["mirror_cam"].astype(np.float32)}  # fmt: skip
+
+
+def read_near_duplicates(run_dir: Path) -> pd.DataFrame | None:
+    """near_duplicates.csv, or None when absent."""
+    path = Path(run_dir) / "near_duplicates.csv"
+    return pd.read_csv(path, dtype={"sample_id_a": str, "sample_id_b": str}, keep_default_na=False) if path.is_file() else None  # fmt: skip

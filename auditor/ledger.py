@@ -1,0 +1,150 @@
+"""The review ledger: every decision annotators made on a dataset, across rounds of review, so
+that round two costs only what is new.
+
+One CSV per dataset beside its runs, `<out>/<dataset>/review-ledger.csv` (a run folder is
+`<out>/<dataset>/<run id>/`), with one row per decision recorded:
+
+    sample_id, decision (relabel|keep|drop), label (the class the sample ends with: the
+    correction, the given class for keep, empty for drop), given (the class it had when
+    decided), run_id (the run reviewed), source (fiftyone:<dataset> or the CSV applied),
+    reviewer ($AUDIT_REVIEWER, else the login name), time (ISO 8601)
+
+`audit export --from-fiftyone` and `audit apply` append to it (a row equal in decision and
+label to the sample's latest is not repeated); rows are never rewritten. The latest row of a
+sample is its decision. `audit run`, `review` and `export` read it against a run:
+
+    reviewed      the latest decision holds in this run: the sample's given label is the
+                  ledger's `label` (keep: unchanged; relabel: the correction was applied)
+    not applied   the sample was decided but the run trains on another label (the corrected
+                  file was not used) or a dropped sample is back: it is reviewed again
+    disagreement  reviewed, relabelled, and flagged again by this run's ensemble: the model
+                  disputes the annotator's class; surfaced for a second look
+
+Reviewed samples are left out of the suspects (the FiftyOne `suspects` view, `audit export`)
+by default; the `reviewed` and `disagreements` views hold them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import getpass
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from auditor.csv_cells import neutralise_cell, restore_cell
+from auditor.errors import UserError
+from auditor.fsutil import atomic_path
+
+LEDGER_NAME = "review-ledger.csv"
+COLUMNS = ["sample_id", "decision", "label", "given", "run_id", "source", "reviewer", "time"]
+
+
+def ledger_path(run_dir: Path) -> Path:
+    """The ledger of the dataset whose run folder is `run_dir` (`<out>/<dataset>/<run id>`)."""
+    return Path(run_dir).resolve().parent / LEDGER_NAME
+
+
+def read_ledger(path: Path) -> pd.DataFrame:
+    """Every row of the ledger at `path` (no rows when it does not exist yet)."""
+    if not path.is_file():
+        return pd.DataFrame(columns=COLUMNS, dtype=str)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise UserError(f"review ledger {path} cannot be read ({err}); restore it or move it away") from err  # fmt: skip
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"review ledger {path} lacks the columns {missing}; restore it or move it away")  # fmt: skip
+    return frame[COLUMNS].map(restore_cell)
+
+
+def latest(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The latest row of each sample, indexed by sample_id."""
+    return ledger.drop_duplicates("sample_id", keep="last").set_index("sample_id")
+
+
+def append(path: Path, rows: pd.DataFrame, run_id: str) -> int:
+    """Append decisions (`rows` with sample_id, decision, label, given, source) to the ledger at
+    `path`, stamped with the reviewer, the run and the time; a row whose decision and label
+    equal the sample's latest is not repeated. The file is rewritten whole through a temporary
+    name, so a reader never sees half of it. Returns the number of rows added."""
+    with exclusive(path):
+        return append_locked(path, rows, run_id)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `<ledger>.lock` (waiting for it): two exports appending at
+    once both land."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def append_locked(path: Path, rows: pd.DataFrame, run_id: str) -> int:
+    ledger = read_ledger(path)
+    before = latest(ledger)
+    new = rows[["sample_id", "decision", "label", "given", "source"]].astype(str)
+    same = [
+        sid in before.index and (before.at[sid, "decision"], before.at[sid, "label"]) == (d, lab)
+        for sid, d, lab in zip(new["sample_id"], new["decision"], new["label"], strict=True)
+    ]
+    new = new[~pd.Series(same, index=new.index, dtype=bool)].assign(
+        run_id=run_id,
+        reviewer=os.environ.get("AUDIT_REVIEWER") or getpass.getuser(),
+        time=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    )
+    if len(new):
+        with atomic_path(path) as tmp:
+            pd.concat([ledger, new[COLUMNS]]).map(neutralise_cell).to_csv(tmp, index=False)
+    return len(new)
+
+
+def review_state(samples: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """Per sample of a run (rows of `samples`: sample_id, given_name, flag_suspicion), from the
+    ledger: `review_decision` and `review_label` (the latest, "" when never decided),
+    `reviewed`, `not_applied` and `disagreement` as defined in the module docstring."""
+    last = latest(ledger)
+    decision = samples["sample_id"].map(last["decision"]).fillna("")
+    label = samples["sample_id"].map(last["label"]).fillna("")
+    holds = (decision != "drop") & (decision != "") & (label == samples["given_name"])
+    return pd.DataFrame(
+        {
+            "review_decision": decision.to_numpy(),
+            "review_label": label.to_numpy(),
+            "reviewed": holds.to_numpy(),
+            "not_applied": ((decision != "") & ~holds).to_numpy(),
+            "disagreement": (
+                holds & (decision == "relabel") & samples["flag_suspicion"].astype(bool)
+            ).to_numpy(),
+        },
+        index=samples.index,
+    )
+
+
+def state_sentence(state: pd.DataFrame, path: Path) -> str | None:
+    """One line for the user about the ledger's hold on a run; None without decisions."""
+    decided = int((state["review_decision"] != "").sum())
+    if not decided:
+        return None
+    return (
+        f"review ledger {path}: {int(state['reviewed'].sum())} samples already reviewed (left "
+        f"out of the suspects), {int(state['disagreement'].sum())} of them relabelled and "
+        f"flagged again (disagreements), {int(state['not_applied'].sum())} decided but not "
+        "applied in this run's labels (reviewed again)"
+    )
+
+
+def run_sentence(run_dir: Path, samples: pd.DataFrame) -> str | None:
+    """`state_sentence` for the run folder `run_dir` with its `samples` table, when its
+    dataset has a ledger."""
+    path = ledger_path(run_dir)
+    if not path.is_file():
+        return None
+    return state_sentence(review_state(samples, read_ledger(path)), path)
