@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from auditor.cli import early_problems, main
-from auditor.compare import epoch_std, seed_stds, spread_lines, spread_sentence
+from auditor.compare import mean_se, seed_stds, spread_lines, spread_sentence
 from auditor.evidence import Gallery
 from auditor.memorisation import curves
 from auditor.outputs import report
@@ -28,22 +28,23 @@ BETTER = accuracy([0.5, 0.6, 0.71, 0.72, 0.71, 0.73, 0.72])  # +0.010
 MUCH_BETTER = accuracy([0.5, 0.6, 0.76, 0.77, 0.76, 0.78, 0.77])  # +0.060
 
 
-def test_epoch_std_reads_the_last_five_epochs():
-    assert epoch_std(STEADY["per_epoch"]) == pytest.approx(statistics.stdev([0.70, 0.71, 0.70, 0.72, 0.71]))  # fmt: skip
-    assert epoch_std([0.4, float("nan"), 0.5]) == pytest.approx(statistics.stdev([0.4, 0.5]))
-    assert epoch_std([0.4]) is None
+def test_mean_se_reads_the_last_five_epochs():
+    last5 = [0.70, 0.71, 0.70, 0.72, 0.71]
+    assert mean_se(STEADY["per_epoch"]) == pytest.approx(statistics.stdev(last5) / 5**0.5)
+    assert mean_se([0.4, float("nan"), 0.5]) == pytest.approx(statistics.stdev([0.4, 0.5]) / 2**0.5)  # fmt: skip
+    assert mean_se([0.4]) is None
 
 
 def test_spread_sentence_within_and_beyond():
     within = spread_sentence("eac", ("run1", "run2"), STEADY, BETTER, None)
-    assert within == "eac: run2 - run1 = +0.010, within the spread (epoch-to-epoch std 0.008; 2x = 0.017)"  # fmt: skip
+    assert within == "eac: run2 - run1 = +0.010, within the spread (standard error from the last epochs 0.005; 2x = 0.011)"  # fmt: skip
     beyond = spread_sentence("eac", ("run1", "run3"), STEADY, MUCH_BETTER, None)
     assert beyond.startswith("eac: run3 - run1 = +0.060, beyond the spread (")
     # an across-seed spread larger than the epochs' decides, and is named
     seeds = spread_sentence("ce", ("run1", "run2"), STEADY, MUCH_BETTER, 0.04)
     assert seeds == (
-        "ce: run2 - run1 = +0.060, within the spread (epoch-to-epoch std 0.008, "
-        "across-seed std 0.040; 2x the larger = 0.080)"
+        "ce: run2 - run1 = +0.060, within the spread (standard error from the last epochs 0.005, "
+        "across seeds, sqrt(2) x std 0.057; 2x the larger = 0.113)"
     )
     one_epoch = spread_sentence("ce", ("run1", "run2"), accuracy([0.7]), accuracy([0.8]), None)
     assert one_epoch == "ce: run2 - run1 = +0.100, spread unknown (under two epochs per run, one seed)"  # fmt: skip
@@ -68,8 +69,8 @@ def test_seed_spread_pools_runs_that_differ_only_in_seed():
     assert lines[0].startswith("test accuracy (last-5 mean), each run against the first")
     assert "2x the spread" in lines[0] and len(lines) == 4
     assert lines[3] == (
-        "ce: run4 - run1 = +0.060, within the spread (epoch-to-epoch std 0.008, "
-        "across-seed std 0.032; 2x the larger = 0.064)"
+        "ce: run4 - run1 = +0.060, within the spread (standard error from the last epochs 0.005, "
+        "across seeds, sqrt(2) x std 0.045; 2x the larger = 0.091)"
     )
 
 
@@ -221,6 +222,8 @@ def test_report_explains_suspicion_scores_the_flags_and_ends_with_the_next_comma
     assert "<code>audit review reports/demo/20250101-000000-ce</code>" in last
     assert "audit export reports/demo/20250101-000000-ce --from-fiftyone" in last
     assert last.index("audit review") < last.index("audit export") < last.index("audit apply")
+    for chip in ("given", "prediction", "suggested", "corrected", "cam, cam_mirror"):
+        assert f"<td><code>{chip}</code></td>" in last  # the legend of the App's label chips
 
 
 def test_report_without_truth_says_the_flags_cannot_be_scored(no_umap):

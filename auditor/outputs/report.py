@@ -164,7 +164,27 @@ def next_steps(manifest: dict) -> str:
         f"<li><code>{html.escape(command)}</code>: {html.escape(what)}</li>"
         for command, what in steps
     )
-    return f"<p>From the folder where this run was started:</p><ol>{items}</ol>"
+    legend = "".join(
+        f"<tr><td><code>{html.escape(chip)}</code></td><td>{html.escape(what)}</td></tr>"
+        for chip, what in CHIP_LEGEND
+    )
+    return (
+        f"<p>From the folder where this run was started:</p><ol>{items}</ol>"
+        f"<p>What a tile of the FiftyOne App shows:</p><table>{legend}</table>"
+    )
+
+
+CHIP_LEGEND = (
+    ("given", "the label the run trained on: the one under suspicion"),
+    ("prediction", "the model's class (argmax of the probabilities), with confidence and logits"),
+    ("suggested", "the proposed correction, where a bare relabel goes (today the same argmax)"),
+    ("truth", "the true label, only when the run knows it (injected noise, a noise file)"),
+    ("corrected", "empty until an annotator sets it: the class a relabel goes to"),
+    ("cam, cam_mirror", "heatmaps on the suspects: the suggested class's CAM on the image and "
+     "on its mirror"),
+    ("reviewed, review_decision", "decided in an earlier round (the dataset's review ledger)"),
+    ("duplicate_of", "the other sample of a near-duplicate pair with a different label"),
+)  # fmt: skip
 
 
 def build_report(
