@@ -230,7 +230,8 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue an interrupted or failed run in its folder, with its own settings",
+        help="continue an interrupted or failed run in its folder, with its own settings "
+        "(default: a new run)",
     )
     if run_flags:
         from auditor.config import add_run_flags
@@ -251,7 +252,9 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
         "--pred-probs", required=True, help=".npy [N, K] out-of-sample class probabilities"
     )
     p.add_argument("--labels", required=True, help=".npy [N] given labels (0..K-1)")
-    p.add_argument("--true-labels", help=".npy [N] true labels, for detection metrics")
+    p.add_argument(
+        "--true-labels", help=".npy [N] true labels, for detection metrics (default: none)"
+    )
     p.add_argument("--out", default="reports", help="output root: writes OUT/score/<time>-probs/")
     p.set_defaults(func=cmd_score)
 
@@ -276,7 +279,8 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
         "--no-launch",
         dest="launch",
         action="store_false",
-        help="only create or update the FiftyOne dataset and its saved views",
+        help="only create or update the FiftyOne dataset and its saved views (default: also "
+        "open the App)",
     )
     p.set_defaults(func=cmd_review)
 
@@ -285,13 +289,18 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--from-fiftyone",
         action="store_true",
-        help="the decisions tagged in FiftyOne (relabel / keep / drop) instead of the suspects",
+        help="the decisions marked in FiftyOne (relabel / keep / drop, label:<class>, corrected) "
+        "instead of the suspects (default: the suspects)",
     )
-    p.add_argument("--top", type=positive_int, help="export the N most suspect samples")
+    p.add_argument(
+        "--top",
+        type=positive_int,
+        help="export the N most suspect samples, flagged or not (default: the flagged ones)",
+    )
     p.add_argument(
         "--include-reviewed",
         action="store_true",
-        help="export samples the review ledger says were reviewed too (left out by default)",
+        help="export samples the review ledger says were reviewed too (default: left out)",
     )
     p.add_argument(
         "--out",
@@ -314,7 +323,8 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--test", type=int, default=210, help="test images")
     p.add_argument("--seed", type=int, default=0, help="seed of the faces and the noise files")
     p.add_argument(
-        "--noise-files", help="comma-separated rates, e.g. 0.1,0.2,0.3 -> noise01.txt ..."
+        "--noise-files",
+        help="comma-separated rates, e.g. 0.1,0.2,0.3 -> noise01.txt ... (default: none)",
     )
     p.set_defaults(func=cmd_synth_faces)
     return parser

@@ -106,7 +106,7 @@ class RunConfig:
     )
     strict: bool = option(
         False,
-        "an image that cannot be decoded is an error (default: skip it and list it in the manifest)",
+        "an image that cannot be decoded is an error (off: it is skipped and listed in the manifest)",
     )
     report: bool = option(True, "write report.html (its UMAP map and CAM gallery)")
     balanced_sampling: bool = option(
@@ -228,7 +228,8 @@ def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> 
     elif kind is list:
         parser.add_argument(flag, dest=key, action="append", help=f"{text} (default {','.join(default)})")  # fmt: skip
     else:
-        shown = "" if default is None else f" (default {default})"
+        shown = " (default: not set)" if default is None else f" (default {default})"
+        shown = "" if "(default" in text else shown  # the help states it already
         parser.add_argument(flag, dest=key, type=kind, help=text + shown)
 
 

@@ -1,7 +1,9 @@
 """report.html's explanations, `audit compare`'s spread sentence and --out, and --help's
 defaults: fast, from inputs built by hand (no training)."""
 
+import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -136,6 +138,20 @@ def test_help_shows_every_default_once(capsys):
     run = help_text("run", capsys)  # the generated flags state their own defaults
     assert "training epochs (default 10)" in run and "(default 1)" in run
     assert "default None" not in run and "default: None" not in run
+
+
+def test_every_optional_flag_of_every_command_states_its_default():
+    from auditor.cli import build_parser
+
+    parser = build_parser(run_flags=True)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        blocks = re.split(r"\n  (?=-)", sub.format_help().split("options:", 1)[1])
+        for action in sub._actions:
+            if not action.option_strings or action.required or action.dest == "help":
+                continue
+            block = next(b for b in blocks if b.lstrip().startswith(action.option_strings[0]))
+            assert block.count("(default") == 1, (name, " ".join(block.split()))
 
 
 def hand_report_inputs(n: int = 60, k: int = 3) -> dict:
