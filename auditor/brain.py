@@ -103,13 +103,18 @@ def visualized_rows(flagged: np.ndarray, seed: int) -> np.ndarray:
 
 def set_cams(dataset: fo.Dataset, cams: dict[str, np.ndarray]) -> None:
     """`cam` and `cam_mirror` heatmaps on the samples of `cams` (`read_cams`: sample_id, cam,
-    mirror_cam [n, h, w]); every other sample's are cleared."""
+    mirror_cam [n, h, w]); every other sample's are cleared. Tags an annotator put on a
+    heatmap (the App's label tags) are kept on the new one."""
     schema = dataset.get_field_schema()
-    dataset.clear_sample_fields([f for f in ("cam", "cam_mirror") if f in schema])
+    present = [f for f in ("cam", "cam_mirror") if f in schema]
+    kept = {f: dict(zip(*dataset.values(["audit_id", f"{f}.tags"]), strict=True)) for f in present}
+    dataset.clear_sample_fields(present)
     low = np.minimum(cams["cam"].min(axis=(1, 2)), cams["mirror_cam"].min(axis=(1, 2)))
     high = np.maximum(cams["cam"].max(axis=(1, 2)), cams["mirror_cam"].max(axis=(1, 2)))
     for field, maps in (("cam", cams["cam"]), ("cam_mirror", cams["mirror_cam"])):
-        heatmaps = [fo.Heatmap(map=m, range=[float(lo), float(hi)]) for m, lo, hi in zip(maps, low, high, strict=True)]  # fmt: skip
+        tags = kept.get(field, {})
+        heatmaps = [fo.Heatmap(map=m, range=[float(lo), float(hi)], tags=tags.get(sid) or [])
+                    for sid, m, lo, hi in zip(cams["sample_id"], maps, low, high, strict=True)]  # fmt: skip
         dataset.set_values(field, by_audit_id(cams["sample_id"], heatmaps), key_field="audit_id")
 
 

@@ -100,13 +100,19 @@ def decision_rows(
 
 
 def dataset_root(manifest: dict) -> Path | None:
-    """The root of the run's dataset (None for `audit score` runs and root-less datasets)."""
+    """The root of the run's dataset: as the registry resolves it, else (a registry that no
+    longer names the dataset) the run's `--root`; None for `audit score` runs and root-less
+    datasets."""
     if "dataset_kind" not in manifest:
         return None
     from auditor.datasets.registry import get_entry, load_registry
 
-    entry = get_entry(manifest["dataset"], load_registry())
-    return entry.resolve_root(manifest.get("config", {}).get("root"))
+    root = manifest.get("config", {}).get("root")
+    try:
+        entry = get_entry(manifest["dataset"], load_registry())
+    except UserError:
+        return Path(root) if root else None
+    return entry.resolve_root(root)
 
 
 def apply_relabels(run_dir: Path, relabels: Path, out: Path) -> dict:

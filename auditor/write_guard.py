@@ -46,8 +46,8 @@ def check_out(
         root = Path(dataset_root).expanduser().resolve()
         if target.is_relative_to(root):
             raise UserError(
-                f"{flag} {out} is inside the dataset's root {root}; the dataset is only ever "
-                "read (a new file there could be taken for data): write outside it"
+                f"{flag} {out} is inside the dataset's root {root}; the original labels are "
+                "never modified, and a new file there could be taken for data: write outside it"
             )
     run = run_folder_of(target)
     if run is not None and target.exists() and not (target.parent == run and target.name in own):

@@ -173,7 +173,7 @@ def fresh_ledger(run_dir):
         if fiftyone().dataset_exists(f"audit-demo-{run_dir.name}"):
             dataset = open_dataset(run_dir)
             dataset.untag_samples(dataset.distinct("tags"))
-            for field in ("given", "prediction", "suggested", "truth"):
+            for field in ("given", "prediction", "suggested", "truth", "cam", "cam_mirror"):
                 dataset.untag_labels(dataset.distinct(f"{field}.tags"), label_fields=field)
             dataset.set_values("corrected", [None] * len(dataset))
 
@@ -190,16 +190,17 @@ def test_every_annotator_mark_is_one_decision_or_one_refusal(fresh_ledger, tmp_p
     review(run_dir)
     fo = fiftyone()
     dataset = open_dataset(run_dir)
-    ids = dataset.load_saved_view("suspects").values("audit_id")[:9]
+    ids = dataset.load_saved_view("suspects").values("audit_id")[:10]
     by_id = {s.audit_id: s for s in dataset.match(F("audit_id").is_in(ids))}
     given = {sid: by_id[sid].given.label for sid in ids}
     other = {sid: next(c for c in ("Bag", "Trouser") if c != given[sid]) for sid in ids}
 
-    def mark(sid, tags=(), given_tags=(), suggested_tags=(), corrected=None):
+    def mark(sid, tags=(), given_tags=(), suggested_tags=(), cam_tags=(), corrected=None):
         sample = by_id[sid]
         sample.tags = list(tags)
         sample.given.tags = list(given_tags)
         sample.suggested.tags = list(suggested_tags)
+        sample.cam.tags = list(cam_tags)  # suspects carry their CAM heatmaps
         sample["corrected"] = fo.Classification(label=corrected) if corrected else None
         sample.save()
 
@@ -211,16 +212,18 @@ def test_every_annotator_mark_is_one_decision_or_one_refusal(fresh_ledger, tmp_p
     mark(ids[5], tags=["relabel", f"label:{other[ids[5]]}"])
     mark(ids[6], suggested_tags=["relabel"])  # "this suggestion is right"
     mark(ids[7], tags=["note: blurry, look again"])  # a remark: touched, undecided
+    mark(ids[9], cam_tags=["Drop"])  # a label tag on the heatmap
     samples = pd.read_parquet(run_dir / "samples.parquet").set_index("sample_id")
     run_csv = (run_dir / "relabel.csv").read_bytes()
 
     result = run_cli("export", str(run_dir), "--from-fiftyone")
     assert result.returncode == 0, result.stderr
-    assert "decisions: relabel 5, keep 1, drop 1, touched, undecided 1" in result.stderr
+    assert "decisions: relabel 5, keep 1, drop 2, touched, undecided 1" in result.stderr
     assert ids[7] in result.stderr  # named as touched but undecided
     rows = pd.read_csv(run_dir / "relabel-reviewed.csv", dtype=str, keep_default_na=False)
     rows = rows.set_index("sample_id")
-    assert sorted(rows.index) == sorted(ids[:7])  # exactly one row per decided sample
+    decided = [*ids[:7], ids[9]]
+    assert sorted(rows.index) == sorted(decided)  # exactly one row per decided sample
     suggested = {sid: samples.loc[sid, "suggested_label"] for sid in ids}
     expected = {
         ids[0]: ("relabel", str(suggested[ids[0]])),
@@ -230,18 +233,20 @@ def test_every_annotator_mark_is_one_decision_or_one_refusal(fresh_ledger, tmp_p
         ids[4]: ("drop", ""),
         ids[5]: ("relabel", other[ids[5]]),
         ids[6]: ("relabel", str(suggested[ids[6]])),
+        ids[9]: ("drop", ""),
     }
     for sid, (decision, new) in expected.items():
         assert rows.loc[sid, "decision"] == decision, sid
         assert new in (rows.loc[sid, "new_label"], rows.loc[sid, "new_name"]), sid
     ledger = pd.read_csv(run_dir.parent / "review-ledger.csv", dtype=str, keep_default_na=False)
-    assert sorted(ledger["sample_id"]) == sorted(ids[:7])
+    assert sorted(ledger["sample_id"]) == sorted(decided)
 
     # re-importing keeps the label tags (they were wiped) and the sample tags
     review(run_dir)
     dataset = open_dataset(run_dir)
     assert dataset.count_label_tags("given") == {"relabel": 1}
     assert dataset.count_label_tags("suggested") == {"relabel": 1}
+    assert dataset.count_label_tags("cam") == {"Drop": 1}
     assert dataset.count_sample_tags()["Relabel"] == 1
 
     # each conflict alone is refused, naming the sample and what is wrong; nothing written
