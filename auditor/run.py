@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -25,34 +24,22 @@ from auditor.datasets.corrected import with_labels
 from auditor.datasets.noise import NOISE_MODELS, inject_noise
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
-from auditor.duplicates import near_duplicates
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, evaluate_detectors
 from auditor.evidence import MethodEvidence
-from auditor.fsutil import write_text_atomic
-from auditor.outputs.report import GALLERY, build_report
-from auditor.outputs.run_folder import (
-    RunState,
-    write_cams,
-    write_embeddings,
-    write_near_duplicates,
-    write_run_files,
-)
+from auditor.model_outputs import best_trusted, write_report_for, write_review_files
+from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
-from auditor.scoring import score_all, trusted_methods
+from auditor.scoring import score_all
 from auditor.training import distributed
 from auditor.training.augment import Normalizer
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import check_folds, cross_fit
 from auditor.training.engine import resolve_amp, resolve_device, train
-from auditor.training.gallery import draw_gallery
 from methods import METHODS
 from methods.backbones import build_backbone
 from methods.base import Method
 from methods.weights import load_backbone_weights
-
-REVIEW_CAMS = 5_000  # cams.npz holds the CAMs of at most this many flagged samples
-CAM_BATCH = 256  # images per forward pass when drawing them
 
 
 @dataclass
@@ -344,82 +331,12 @@ def audit(
         ),
     )
     best = best_trusted(last5)
-    embeddings = next(ev for ev in evidence if ev.name == best).embeddings
-    write_review_files(samples, embeddings, models[best], both[0], normalize, device, state)
-    if config.report:
-        write_report_for(config, metrics, samples, evidence, models, last5, both[0], normalize,
-                         device, state)  # fmt: skip
-    return metrics
-
-
-def best_trusted(last5: dict[str, float | None]) -> str:
-    """The trusted method (`trusted_methods`) of the best last-5 test accuracy: the one whose
-    model and embeddings the report and the review show."""
-    return max(trusted_methods(last5), key=lambda m: last5[m] if last5[m] is not None else 0)
-
-
-def write_review_files(
-    samples: pd.DataFrame,
-    embeddings: np.ndarray,
-    model: Method,
-    pixels: torch.Tensor,
-    normalize: Normalizer,
-    device: str,
-    state: RunState,
-) -> None:
-    """What `audit review` shows beside the tables, from the best trusted method (`model`): its
-    embeddings (`embeddings.npy`, as the report's UMAP), the CAMs of its model for the suggested
-    class on the image and on its mirror for the REVIEW_CAMS most suspect flagged samples
-    (`cams.npz`; none for a method without CAMs), and the near-duplicate pairs with different
-    given labels (`near_duplicates.csv`, `auditor.duplicates`)."""
-    t = time.perf_counter()
-    write_embeddings(state.run_dir, embeddings)
-    flagged = samples[samples["flag_suspicion"]]
-    rows = flagged.sort_values("suspicion", ascending=False, kind="stable").index[:REVIEW_CAMS]
-    rows = rows.to_numpy().copy()  # writable: torch.from_numpy warns on pandas' read-only array
-    suggested = samples["suggested_label"].to_numpy()
-    batches = [draw_gallery(model, pixels, rows[s : s + CAM_BATCH],
-                            suggested[rows[s : s + CAM_BATCH]], normalize, device)
-               for s in range(0, len(rows), CAM_BATCH)]  # fmt: skip
-    if batches and batches[0] is not None:
-        write_cams(state.run_dir, samples["sample_id"].to_numpy()[rows],
-                   np.concatenate([g.cams for g in batches]),
-                   np.concatenate([g.mirror_cams for g in batches]))  # fmt: skip
-    pairs = near_duplicates(samples["sample_id"].to_numpy(), samples["given_label"].to_numpy(),
-                            state.manifest["class_names"], embeddings, pixels.numpy())  # fmt: skip
-    write_near_duplicates(state.run_dir, pairs)
-    state.timings["review_files"] = time.perf_counter() - t
-
-
-def write_report_for(
-    config: RunConfig,
-    metrics: dict,
-    samples: pd.DataFrame,
-    evidence: list[MethodEvidence],
-    models: dict[str, Method],
-    last5: dict[str, float | None],
-    pixels: torch.Tensor,
-    normalize: Normalizer,
-    device: str,
-    state: RunState,
-) -> None:
-    """report.html, drawn from the evidence of the best trusted method: its embeddings, and the
-    CAMs of its model on the top suspects (for their suggested class)."""
-    t = time.perf_counter()
-    best = best_trusted(last5)
     chosen = next(ev for ev in evidence if ev.name == best)
-    top = samples.sort_values("suspicion", ascending=False, kind="stable").index[:GALLERY]
-    rows = top.to_numpy().copy()  # writable: torch.from_numpy warns on pandas' read-only array
-    gallery = draw_gallery(models[best], pixels, rows, samples["suggested_label"].to_numpy()[rows],
-                           normalize, device)  # fmt: skip
-    report = build_report(
-        manifest=state.manifest, metrics=metrics, samples=samples,
-        last_loss={ev.name: ev.signals["loss"][-1] for ev in evidence},
-        embeddings=chosen.embeddings, gallery=gallery, class_names=state.manifest["class_names"],
-        seed=config.seed,
-    )  # fmt: skip
-    write_text_atomic(state.run_dir / "report.html", report)
-    state.timings["report"] = time.perf_counter() - t
+    write_review_files(samples, chosen.embeddings, models[best], both[0], normalize, device, state)
+    if config.report:
+        write_report_for(config, metrics, samples, evidence, chosen, models[best], both[0],
+                         normalize, device, state)  # fmt: skip
+    return metrics
 
 
 def backbone_weights(config: RunConfig, in_channels: int) -> tuple[dict | None, dict | None]:

@@ -34,7 +34,16 @@ def sources(*patterns: str) -> list[Path]:
 
 DRAWERS = sources("auditor/outputs/*.py", "auditor/review.py")
 # what the writers may be imported by: the commands that write or read a run folder
-WRITERS_USERS = {"cli", "run", "predictions", "compare", "corrections", "decisions", "review"}
+WRITERS_USERS = {
+    "cli",
+    "run",
+    "model_outputs",
+    "predictions",
+    "compare",
+    "corrections",
+    "decisions",
+    "review",
+}
 BELOW_WRITERS = [
     p
     for p in sources("auditor/**/*.py", "methods/*.py")
