@@ -104,6 +104,15 @@ class RunConfig:
     aum_threshold: bool = option(
         False, "two extra trainings per method with threshold samples, so AUM also flags"
     )
+    workers: int | None = option(
+        None, "processes that decode the images into the cache (not set: one per core)", at_least=1
+    )
+    image_cache: str = option(
+        "auto",
+        "where training reads the decoded images: memory, disk (read by batch from the cache "
+        "file) or auto (memory when the cache takes at most half of the free memory)",
+        choices=("auto", "memory", "disk"),
+    )
     strict: bool = option(
         False,
         "an image that cannot be decoded is an error (off: it is skipped and listed in the manifest)",

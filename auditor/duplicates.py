@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from auditor.datasets.pixel_map import Pixels, chunks
 from auditor.detectors.neighbours import approximate_neighbours, exact_neighbours
 
 K_NEIGHBOURS = 5  # neighbours of each sample examined for a near duplicate
@@ -39,11 +40,11 @@ EXACT_UP_TO = 20_000  # exact neighbours up to this many samples, an inverted fi
 COLUMNS = ["sample_id_a", "sample_id_b", "given_a", "given_b", "distance", "kind"]
 
 
-def exact_pairs(pixels: np.ndarray, labels: np.ndarray) -> set[tuple[int, int]]:
+def exact_pairs(pixels: Pixels | np.ndarray, labels: np.ndarray) -> set[tuple[int, int]]:
     """(a, b), a < b: rows of `pixels` (uint8 [N, ...]) with identical bytes and different
-    labels."""
+    labels. Read block by block: the images need not be in memory."""
     groups: dict[bytes, list[int]] = {}
-    for row, image in enumerate(pixels):
+    for row, image in enumerate(image for block in chunks(pixels) for image in block):
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
         groups.setdefault(digest, []).append(row)
     return {
@@ -81,7 +82,7 @@ def near_duplicates(
     labels: np.ndarray,
     class_names: list[str],
     embeddings: np.ndarray,
-    pixels: np.ndarray,
+    pixels: Pixels | np.ndarray,
 ) -> pd.DataFrame:
     """The pairs of the module docstring, one row each with COLUMNS: the two sample ids, their
     given class names, the cosine distance d of their embeddings and the kind (`exact` |

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 
 from auditor.config import RunConfig
+from auditor.datasets.pixel_map import Pixels
 from auditor.duplicates import near_duplicates
 from auditor.evidence import MethodEvidence
 from auditor.fsutil import write_text_atomic
@@ -34,7 +34,7 @@ def write_review_files(
     samples: pd.DataFrame,
     embeddings: np.ndarray,
     model: Method,
-    pixels: torch.Tensor,
+    pixels: Pixels,
     normalize: Normalizer,
     device: str,
     state: RunState,
@@ -58,7 +58,7 @@ def write_review_files(
                    np.concatenate([g.cams for g in batches]),
                    np.concatenate([g.mirror_cams for g in batches]))  # fmt: skip
     pairs = near_duplicates(samples["sample_id"].to_numpy(), samples["given_label"].to_numpy(),
-                            state.manifest["class_names"], embeddings, pixels.numpy())  # fmt: skip
+                            state.manifest["class_names"], embeddings, pixels)  # fmt: skip
     write_near_duplicates(state.run_dir, pairs)
     state.timings["review_files"] = time.perf_counter() - t
 
@@ -70,7 +70,7 @@ def write_report_for(
     evidence: list[MethodEvidence],
     chosen: MethodEvidence,
     model: Method,
-    pixels: torch.Tensor,
+    pixels: Pixels,
     normalize: Normalizer,
     device: str,
     state: RunState,

@@ -22,6 +22,7 @@ from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels
 from auditor.datasets.corrected import with_labels
 from auditor.datasets.noise import NOISE_MODELS, inject_noise
+from auditor.datasets.pixel_map import Pixels, in_memory, take
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import SampleTable, stratified_subset
 from auditor.errors import UserError
@@ -65,17 +66,17 @@ def split_and_limit(table: SampleTable, config: RunConfig) -> tuple[SampleTable,
 
 def decode(
     train: SampleTable, test: SampleTable, config: RunConfig
-) -> tuple[SampleTable, SampleTable, tuple[torch.Tensor, torch.Tensor], list[dict]]:
+) -> tuple[SampleTable, SampleTable, tuple[Pixels, Pixels], list[dict]]:
     """Decode both splits into the tensor cache. Images that cannot be decoded are dropped and
     listed (sample, file, reason) for the manifest; with `--strict` any of them is an error."""
     tables, pixels, skipped = [], [], []
     for table in (train, test):
-        px, failures = load_pixels(table, config.image_size)
+        px, failures = load_pixels(table, config.image_size, config.workers, config.image_cache)
         skipped += [{"sample_id": str(table.sample_ids[i]), "filepath": str(table.filepaths[i]),
                      "split": str(table.split[i]), "reason": reason} for i, reason in failures.items()]  # fmt: skip
         keep = np.setdiff1d(np.arange(len(table)), np.fromiter(failures, dtype=np.int64))
         tables.append(table.select(keep) if failures else table)
-        pixels.append(px[torch.from_numpy(keep)] if failures else px)
+        pixels.append(take(px, keep) if failures else px)
     if len(tables[0]) < 2:
         raise UserError(f"fewer than 2 training images could be decoded ({len(skipped)} failed)")
     if skipped:
@@ -87,7 +88,7 @@ def decode(
     return tables[0], tables[1], (pixels[0], pixels[1]), skipped
 
 
-def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> Labels:
+def labels_for(train: SampleTable, config: RunConfig, pixels: Pixels) -> Labels:
     """The given labels and, when known, the truth: from a noise file, from injected noise, or
     neither (the dataset's labels as they are, truth unknown). Instance-dependent noise reads
     the training images (`pixels`, uint8 [N, C, S, S]); the matrix models (human-fer, matrix)
@@ -116,7 +117,7 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: torch.Tensor) -> L
             kind=config.noise_type,
             rate=config.noise_rate,
             seed=config.seed,
-            features=pixels.flatten(1).numpy() if reads_features else None,
+            features=in_memory(pixels).flatten(1).numpy() if reads_features else None,
             class_names=train.class_names,
             **options,
         )
@@ -149,7 +150,8 @@ def train_method(
             backbone.load_state_dict(data["weights"])
         return METHODS[name](backbone, classes, config.methods[name])
 
-    checkpoints.mkdir(exist_ok=True)
+    if distributed.rank() == 0:  # the other nodes may not see the run folder
+        checkpoints.mkdir(exist_ok=True)
     train_config = replace(config.train_config(device), checkpoint=str(checkpoints / f"{name}.pt"))
     n = len(data["labels"])
     # K fold models each see (K - 1) / K of the data; AUM threshold runs are two more trainings
@@ -262,7 +264,7 @@ def audit(
     config: RunConfig,
     train_table: SampleTable,
     test_table: SampleTable,
-    both: tuple[torch.Tensor, torch.Tensor],
+    both: tuple[Pixels, Pixels],
     labels: Labels,
     device: str,
     weights: dict | None,
@@ -353,7 +355,7 @@ def backbone_weights(config: RunConfig, in_channels: int) -> tuple[dict | None, 
                      "expected": report.expected, "ignored": report.unused}  # fmt: skip
 
 
-def choose_normalizer(pixels: torch.Tensor, weights: str | None) -> tuple[Normalizer, dict]:
+def choose_normalizer(pixels: Pixels, weights: str | None) -> tuple[Normalizer, dict]:
     """(the normaliser of every model's input, its entry for the manifest): ImageNet's mean and
     std with --weights (the statistics a pre-trained backbone expects), else the per-channel
     mean and std of the training images `pixels` (uint8 [N, C, H, W])."""

@@ -19,14 +19,21 @@ from auditor.evidence import MethodEvidence
 from auditor.scoring import Scores, method_scores
 
 
-def synthetic_evidence(n: int, k: int, dim: int, epochs: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
+def synthetic_probabilities(n: int, k: int, rng: np.random.Generator):
+    """(true [n], given [n] with 20% flipped, noisy mask, logits [n, k], softmax probs [n, k]):
+    logits favour the true class by 3."""
     true = rng.integers(0, k, n)
     noisy = rng.random(n) < 0.2
     given = np.where(noisy, (true + rng.integers(1, k, n)) % k, true)
     logits = rng.normal(0, 1, (n, k)).astype(np.float32)
     logits[np.arange(n), true] += 3.0
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return true, given, noisy, logits, probs
+
+
+def synthetic_evidence(n: int, k: int, dim: int, epochs: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    true, given, noisy, logits, probs = synthetic_probabilities(n, k, rng)
     embeddings = (rng.normal(0, 1, (k, dim))[true] + rng.normal(0, 1.5, (n, dim))).astype(
         np.float32
     )

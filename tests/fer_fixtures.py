@@ -49,32 +49,53 @@ def _faces_for(emotion: np.ndarray, rng: np.random.Generator) -> list[np.ndarray
     return out
 
 
-def save_face(path: Path, label: int, seed: int, size: int = 64) -> None:
+def save_face(path: Path, label: int, seed: int, size: int = 64, drawn: int | None = None) -> None:
+    """A synthetic face of expression `label` saved as a size x size image; drawn at `drawn` px
+    (default: size) and resized, which makes large faces several times cheaper to draw."""
     from auditor.datasets.synth_faces import JITTER, PROTOTYPES, draw_face
 
     rng = np.random.default_rng(seed)
     expr = PROTOTYPES[label % len(CLASSES)] + rng.normal(0, JITTER, PROTOTYPES.shape[1])
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(draw_face(expr, rng, size)).save(path)
+    face = Image.fromarray(draw_face(expr, rng, drawn or size))
+    (face if face.size == (size, size) else face.resize((size, size), Image.BILINEAR)).save(path)
 
 
-def write_affectnet_official(root: Path, codes: dict[str, list[int]]) -> Path:
-    header = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"
+AFFECTNET_HEADER = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"
+AFFECTNET_LISTS = {"train": "training.csv", "test": "validation.csv"}
+
+
+def affectnet_official_faces(codes: dict[str, list[int]]) -> list[tuple[str, str, int, int]]:
+    """(split, path under Manually_Annotated_Images, expression code, face seed) of every image
+    of `write_affectnet_official`, train then test, in file-list order. The seeds are unique:
+    the test seeds start at 10,000 or after the last train seed, whichever is larger."""
+    first_seed = {"train": 0, "test": max(10_000, len(codes["train"]))}
+    return [
+        (split, f"{i % 3 + 1}/{split}_{i:04d}.jpg", code, first_seed[split] + i)
+        for split in AFFECTNET_LISTS
+        for i, code in enumerate(codes[split])
+    ]
+
+
+def write_affectnet_lists(root: Path, codes: dict[str, list[int]], size: int = 80) -> Path:
+    """AffectNet's two file lists of the faces of `affectnet_official_faces`, each face box the
+    middle 80% of its size x size image (8,8,64,64 at 80 px)."""
     lists = root / "Manually_Annotated_file_lists"
     lists.mkdir(parents=True, exist_ok=True)
-    for split, name in (("train", "training.csv"), ("test", "validation.csv")):
-        lines = [header]
-        for i, code in enumerate(codes[split]):
-            rel = f"{i % 3 + 1}/{split}_{i:04d}.jpg"
-            save_face(
-                root / "Manually_Annotated_Images" / rel,
-                code,
-                seed=i + (0 if split == "train" else 10_000),
-                size=80,
-            )
-            lines.append(f'{rel},8,8,64,64,"1;2;3;4",{code},0.1,-0.2')
+    m = size // 10
+    box = f"{m},{m},{size - 2 * m},{size - 2 * m}"
+    faces = affectnet_official_faces(codes)
+    for split, name in AFFECTNET_LISTS.items():
+        lines = [AFFECTNET_HEADER] + [f'{rel},{box},"1;2;3;4",{code},0.1,-0.2'
+                                      for s, rel, code, _ in faces if s == split]  # fmt: skip
         (lists / name).write_text("\n".join(lines) + "\n")
     return root
+
+
+def write_affectnet_official(root: Path, codes: dict[str, list[int]], size: int = 80) -> Path:
+    for _split, rel, code, seed in affectnet_official_faces(codes):
+        save_face(root / "Manually_Annotated_Images" / rel, code, seed=seed, size=size)
+    return write_affectnet_lists(root, codes, size)
 
 
 def write_affectnet_variant(root: Path, codes: dict[str, list[int]]) -> Path:

@@ -28,18 +28,24 @@ def straight(tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_two_processes_record_every_sample_once_and_write_once(straight):
-    manifest = json.loads((straight / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["processes"] == 2
-    dynamics = pd.read_parquet(straight / "dynamics.parquet")
-    samples = pd.read_parquet(straight / "samples.parquet")
-    assert len(samples) == 300
+def assert_every_sample_recorded_once(run_dir: Path, processes: int = 2, n: int = 300) -> None:
+    """A complete run of `processes` training processes over `n` samples recorded every sample's
+    signals exactly once in every epoch of every method (tests/test_multinode.py uses it too)."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["processes"] == processes
+    dynamics = pd.read_parquet(run_dir / "dynamics.parquet")
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert len(samples) == n
     for (_method, _epoch), rows in dynamics.groupby(["method", "epoch"]):
         assert sorted(rows["sample_id"]) == sorted(samples["sample_id"])
         # a sample recorded by no process would read 0, by both a sum: p > 1 or correct = 2
         assert (rows["p_given"] > 0).all() and (rows["p_given"] <= 1).all()
         assert set(np.unique(rows["correct"])) <= {0.0, 1.0}
         assert np.allclose(rows["loss"], -np.log(rows["p_given"]), atol=1e-4)
+
+
+def test_two_processes_record_every_sample_once_and_write_once(straight):
+    assert_every_sample_recorded_once(straight)
     assert json.loads((straight / "metrics.json").read_text())["accuracy"]["ce"]["last"] > 0.1
 
 

@@ -14,12 +14,11 @@ from auditor.training.engine import (
     Step,
     TrainConfig,
     batch_bounds,
-    cache_on_device,
-    place_pixels,
     predict,
     resolve_amp,
     train,
 )
+from auditor.training.feed import batches, cache_on_device, place_pixels
 from methods import build_method
 from methods.backbones import build_backbone
 from tests.conftest import run_cli
@@ -123,13 +122,13 @@ def test_a_cuda_step_never_synchronises(name, cache):
         given, given.clone(), {s: torch.zeros(1, 65, device="cuda") for s in names}, True,
     )  # fmt: skip
     idx = torch.arange(16)
-    step.run(0, idx, idx.cuda(), idx.cuda())  # warm-up
+    step.run(0, next(batches(cached, [idx], [idx.cuda()])), idx.cuda(), idx.cuda())  # warm-up
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for start in range(16, 64, 16):
             idx = torch.arange(start, start + 16)
-            step.run(0, idx, idx.cuda(), idx.cuda())
+            step.run(0, next(batches(cached, [idx], [idx.cuda()])), idx.cuda(), idx.cuda())
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(step.record["loss"][0, :64]).all()

@@ -76,12 +76,12 @@ def make_step(name: str, n: int = 24, amp: bool = False) -> Step:
 @pytest.mark.parametrize("name", list(METHODS))
 def test_a_training_step_reads_nothing_back_from_the_device(name, amp):
     step = make_step(name, amp=amp)
-    step.run(0, torch.arange(8), torch.arange(8), torch.arange(8))  # warm-up: lazy state made
+    step.run(0, step.pixels[:8], torch.arange(8), torch.arange(8))  # warm-up: lazy state made
     idx = torch.tensor([3, 9, 11, 4, 20, 7, 1, 15])
     slots = torch.where(torch.arange(8) < 6, idx, 24)  # two unrecorded (balanced) draws
     adam_steps = [state["step"] for state in step.optimizer.state.values()]
     with SyncRecorder(adam_steps) as recorder:
-        step.run(0, idx, idx, slots)
+        step.run(0, step.pixels[idx], idx, slots)
     assert recorder.found == [], f"{name}: host syncs in the step: {recorder.found}"
     recorded = step.record["loss"][0]
     assert (recorded[idx[:6]] > 0).all() and recorded[24] > 0  # written where told

@@ -1,23 +1,45 @@
-"""The tensor cache: every image decoded once into uint8 [N, C, S, S] at the working size.
+"""The image cache: every image decoded once into uint8 [N, C, S, S] at the working size.
 
-File datasets are decoded with PIL once and stored as `.npy` under the cache folder
-(`$AUDIT_CACHE_DIR`, default `~/.cache/audit`), keyed by the dataset fingerprint and the size;
-later runs memory-map it. In-memory datasets are only resized.
+File datasets are decoded with PIL by `--workers` processes straight into a `.npy` file under
+the cache folder (`$AUDIT_CACHE_DIR`, default `~/.cache/audit`), keyed by the dataset's image
+files (paths, sizes, modification times, face boxes) and the size. The whole array is never in
+memory while it is built: each worker decodes a chunk of rows and writes it at its place in the
+file. A build records each finished chunk in a progress file, so an interrupted build continues
+where it stopped; the finished file gets its final name and then a marker (written last) with
+its shape and the images that could not be decoded. Only a file with a marker that matches its
+shape and size is used; anything else is rebuilt.
+
+A later run reads the cache into memory when it fits (half of the memory this process may still
+take: `memory_budget`), otherwise trains from it as a `PixelMap`, which reads each batch's rows
+from the file (`auditor.datasets.pixel_map`). In-memory datasets are only resized.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import multiprocessing
 import os
+import resource
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.nn import functional as F
 
+from auditor.datasets.decode import decode_rows
+from auditor.datasets.pixel_map import PixelMap, Pixels, pread_into, read_header, write_header
 from auditor.datasets.table import ArrayImages, SampleTable
-from auditor.fsutil import atomic_path, write_text_atomic
+from auditor.errors import UserError
+from auditor.fsutil import write_text_atomic
+
+CHUNK = 256  # rows decoded and written together by one worker
+CACHE_MODES = ("auto", "memory", "disk")
 
 
 def cache_dir() -> Path:
@@ -40,63 +62,208 @@ def resize_array(pixels: np.ndarray, size: int, chunk: int = 4096) -> torch.Tens
     return out
 
 
-class UndecodableImage(Exception):
-    """An image file that cannot become pixels; the message is the reason."""
+def cache_stem(table: SampleTable, size: int) -> Path:
+    """The cache files' common path: dataset name, image-file fingerprint and size."""
+    return cache_dir() / f"{table.name}-{table.images.fingerprint()}-{size}"
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB. 16-bit and float greyscale are rescaled to 0..255 first (a plain
-    convert would clip them); palette and alpha images are converted (alpha dropped)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
-        img = Image.fromarray(arr.round().astype(np.uint8))
-    return img.convert("RGB")
+def part(stem: Path, ext: str) -> Path:
+    """One of the cache's files: `<stem><ext>` (.npy, .done.json, .partial.npy, .progress, .lock)."""
+    return stem.parent / (stem.name + ext)
 
 
-def decode_file(path: Path, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """One image file -> uint8 [3, size, size] RGB, cropped to `box` (x, y, w, h) when given.
-    Raises UndecodableImage with the reason (missing, empty, truncated, not an image, too
-    large: over PIL's decompression-bomb limit)."""
+def check_room(folder: Path, needed: int) -> None:
+    """Refuse a build the free disk space cannot hold (the file is written sparse, so a full
+    disk would only show halfway through)."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise UserError(
+            f"the image cache needs {needed / 1e9:.1f} GB more in {folder}, which has "
+            f"{free / 1e9:.1f} GB free: free some space, point AUDIT_CACHE_DIR at a larger disk, "
+            "or choose a smaller --image-size"
+        )
+
+
+def read_marker(stem: Path) -> dict | None:
+    """The finished cache's marker when the marker, the file and its header agree; else None."""
     try:
-        if Path(path).stat().st_size == 0:
-            raise UndecodableImage("empty file")
-        with Image.open(path) as img:
-            img.load()
-            img = to_rgb(img)
-            if box is not None:
-                x, y, w, h = box
-                img = img.crop((x, y, x + w, y + h))
-            img = img.resize((size, size), Image.BILINEAR)
-            return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
-    except FileNotFoundError:
-        raise UndecodableImage("missing file") from None
-    except Image.DecompressionBombError as err:
-        raise UndecodableImage(f"too large ({err})") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise UndecodableImage(f"{type(err).__name__}: {err}") from None
+        marker = json.loads(part(stem, ".done.json").read_text())
+        shape, offset = read_header(part(stem, ".npy"))
+        size = part(stem, ".npy").stat().st_size
+        if list(shape) != marker["shape"] or size != offset + int(np.prod(shape)):
+            return None
+        return marker
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
-def load_pixels(table: SampleTable, size: int) -> tuple[torch.Tensor, dict[int, str]]:
-    """(uint8 [N, C, size, size] for every row of `table` in row order, {row: reason} for the
-    rows whose image could not be decoded: their pixels are zeros)."""
+def build_cache(table: SampleTable, size: int, workers: int | None = None) -> Path:
+    """Decode every image of `table` (FileImages) into the cache file at `size` with `workers`
+    processes (default: one per core), unless a finished cache exists; its stem (`cache_stem`).
+    Resumable: chunks recorded in `<stem>.progress` are not decoded again. One build per cache at
+    a time: other processes wait on `<stem>.lock`, then use the finished file."""
+    stem = cache_stem(table, size)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(part(stem, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if read_marker(stem) is not None:
+            return stem
+        n, shape = len(table), [len(table), 3, size, size]
+        partial, progress = part(stem, ".partial.npy"), part(stem, ".progress")
+        done, failures = read_progress(progress, shape, partial)
+        if not done:
+            offset = write_header(partial, tuple(shape))
+            progress.write_text(json.dumps({"shape": shape, "chunk": CHUNK}) + "\n")
+        else:
+            offset = read_header(partial)[1]
+            resumed = min(n, len(done) * CHUNK)
+            print(f"audit: resuming the image cache of {table.name!r}: {resumed:,} of {n:,} "
+                  "images were decoded before", file=sys.stderr)  # fmt: skip
+        todo = [c for c in range(-(-n // CHUNK)) if c not in done]
+        check_room(stem.parent, len(todo) * CHUNK * 3 * size * size)
+        images = table.images
+        jobs = [(str(partial), offset, c * CHUNK, size,
+                 [str(p) for p in images.paths[c * CHUNK : (c + 1) * CHUNK]],
+                 images.boxes[c * CHUNK : (c + 1) * CHUNK] if images.boxes else None)
+                for c in todo]  # fmt: skip
+        record_chunks(jobs, workers or os.cpu_count() or 1, partial, progress, failures, n)
+        os.replace(partial, part(stem, ".npy"))
+        marker = {"shape": shape, "failures": {str(k): v for k, v in sorted(failures.items())}}
+        write_text_atomic(part(stem, ".done.json"), json.dumps(marker))  # last
+        progress.unlink()
+    return stem
+
+
+def read_progress(
+    progress: Path, shape: list[int], partial: Path
+) -> tuple[set[int], dict[int, str]]:
+    """(chunks done, their failures) of an interrupted build of the same shape; nothing (a
+    fresh start) when there is none or it does not match."""
+    try:
+        lines = progress.read_text().splitlines()
+        head = json.loads(lines[0])
+        if head != {"shape": shape, "chunk": CHUNK} or read_header(partial)[0] != tuple(shape):
+            return set(), {}
+        done, failures = set(), {}
+        for line in lines[1:]:
+            entry = json.loads(line)  # a torn last line (killed mid-write) ends the reading
+            done.add(int(entry["chunk"]))
+            failures |= {int(k): v for k, v in entry["failures"].items()}
+        return done, failures
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return set(), {}
+
+
+def record_chunks(
+    jobs: list[tuple], workers: int, partial: Path, progress: Path, failures: dict, n: int
+) -> None:
+    """Run the `decode_rows` jobs (in this process, or in `workers` spawned processes) and append
+    each finished chunk to `progress` once its rows are on disk (fdatasync before the append).
+    A decoding process that dies is an error that says the build resumes; never a hang."""
+    start = last_note = time.monotonic()
+    pending: list[tuple[int, dict[int, str]]] = []
+    with open(progress, "a") as log, open(partial, "rb+") as data:
+
+        def flush() -> None:
+            os.fdatasync(data.fileno())
+            for chunk, fails in pending:
+                log.write(json.dumps({"chunk": chunk, "failures": fails}) + "\n")
+            log.flush()
+            pending.clear()
+
+        def finished(job: tuple, fails: dict[int, str], k: int) -> None:
+            nonlocal last_note
+            failures.update(fails)
+            pending.append((job[2] // CHUNK, {str(r): v for r, v in fails.items()}))
+            if len(pending) >= 8:
+                flush()
+            if time.monotonic() - last_note > 30:
+                last_note, rate = time.monotonic(), k * CHUNK / (time.monotonic() - start)
+                print(f"audit: decoding images into the cache: {min(n, k * CHUNK):,} of "
+                      f"{len(jobs) * CHUNK:,} ({rate:,.0f}/s)", file=sys.stderr)  # fmt: skip
+
+        if workers <= 1 or len(jobs) <= 1:
+            for k, job in enumerate(jobs, 1):
+                finished(job, decode_rows(*job), k)
+        else:
+            context = multiprocessing.get_context("spawn")  # no inherited threads or locks
+            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+                futures = {pool.submit(decode_rows, *job): job for job in jobs}
+                try:
+                    for k, done in enumerate(as_completed(futures), 1):
+                        finished(futures[done], done.result(), k)
+                except BrokenProcessPool:
+                    flush()
+                    raise UserError(
+                        "a process decoding images into the cache died (out of memory?); "
+                        "run again: the cache build resumes where it stopped, or use --workers 1"
+                    ) from None
+                finally:
+                    for future in futures:
+                        future.cancel()
+        flush()
+
+
+def memory_budget() -> int:
+    """Bytes this process may still take: the least of the memory the kernel reports available
+    (MemAvailable), the room left under RLIMIT_AS, and the room left under a cgroup (v2 or v1)
+    memory limit."""
+    room = []
+    try:
+        meminfo = dict(
+            line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines()
+        )
+        room.append(int(meminfo["MemAvailable"].split()[0]) * 1024)
+        status = dict(
+            line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines()
+        )
+        used_address_space = int(status["VmSize"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        room.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))  # free memory
+        used_address_space = 0
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        room.append(soft - used_address_space)
+    for limit, usage in (("memory.max", "memory.current"),
+                         ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):  # fmt: skip
+        try:
+            cap = Path("/sys/fs/cgroup", limit).read_text().strip()
+            if cap != "max" and int(cap) < 2**60:
+                room.append(int(cap) - int(Path("/sys/fs/cgroup", usage).read_text()))
+        except (OSError, ValueError):
+            continue
+    return max(0, min(room))
+
+
+def read_whole(stem: Path) -> torch.Tensor:
+    """The finished cache file read into one in-memory tensor."""
+    shape, offset = read_header(part(stem, ".npy"))
+    pixels = np.empty(shape, dtype=np.uint8)
+    fd = os.open(part(stem, ".npy"), os.O_RDONLY)
+    try:
+        pread_into(fd, pixels, offset)
+    finally:
+        os.close(fd)
+    return torch.from_numpy(pixels)
+
+
+def load_pixels(
+    table: SampleTable, size: int, workers: int | None = None, mode: str = "auto"
+) -> tuple[Pixels, dict[int, str]]:
+    """(uint8 [N, C, size, size] images of every row of `table` in row order, {row: reason} for
+    the rows whose image could not be decoded: their pixels are zeros). File images come from
+    the cache (`build_cache` makes it when needed): in memory with `mode` "memory", or when
+    "auto" and the file takes at most half of `memory_budget()`; else a `PixelMap` on it."""
     if isinstance(table.images, ArrayImages):
         return resize_array(table.images.pixels, size), {}
-    target = cache_dir() / f"{table.name}-{table.fingerprint()}-{size}.npy"
-    failures_file = target.with_suffix(".failures.json")
-    if target.is_file() and failures_file.is_file():
-        failures = {int(k): v for k, v in json.loads(failures_file.read_text()).items()}
-        return torch.from_numpy(np.load(target, mmap_mode="r").copy()), failures
-    pixels = np.zeros((len(table), 3, size, size), dtype=np.uint8)
-    failures: dict[int, str] = {}
-    boxes = table.images.boxes or [None] * len(table)
-    for i, (path, box) in enumerate(zip(table.images.paths, boxes, strict=True)):
-        try:
-            pixels[i] = decode_file(path, size, box)
-        except UndecodableImage as err:
-            failures[i] = str(err)
-    with atomic_path(target) as tmp, open(tmp, "wb") as f:
-        np.save(f, pixels)
-    write_text_atomic(failures_file, json.dumps(failures))
-    return torch.from_numpy(pixels), failures
+    if len(table) == 0:
+        return torch.zeros((0, 3, size, size), dtype=torch.uint8), {}
+    stem = build_cache(table, size, workers)
+    marker = read_marker(stem)
+    if marker is None:
+        raise OSError(f"the image cache {stem}.npy changed while it was being opened")
+    failures = {int(k): v for k, v in marker["failures"].items()}
+    nbytes = int(np.prod(marker["shape"]))
+    if mode == "memory" or (mode == "auto" and nbytes <= memory_budget() // 2):
+        return read_whole(stem), failures
+    return PixelMap(part(stem, ".npy")), failures

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from auditor.datasets.pixel_map import Pixels
 from auditor.training.augment import Normalizer
 from methods.base import Method
 from methods.cam import autocast_off
@@ -32,7 +33,7 @@ from methods.cam import autocast_off
 @torch.no_grad()
 def flip_attention(
     method: Method,
-    pixels: torch.Tensor,
+    pixels: Pixels,
     labels: torch.Tensor,
     normalize: Normalizer,
     device: str,

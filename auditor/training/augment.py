@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from auditor.datasets.pixel_map import Pixels, chunks
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -24,12 +26,19 @@ class Normalizer:
     _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
-    def fit(cls, pixels: torch.Tensor) -> Normalizer:
-        """Channel mean and std of a uint8 image tensor [N, C, H, W] (the training split)."""
-        x = pixels.float().div_(255)
-        mean = x.mean(dim=(0, 2, 3))
-        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-        return cls(tuple(mean.tolist()), tuple(std.tolist()))
+    def fit(cls, pixels: Pixels) -> Normalizer:
+        """Channel mean and std (unbiased) of uint8 images [N, C, H, W] (the training split),
+        in [0, 1] units, from float64 sums over blocks of rows: memory bounded for any N."""
+        total = torch.zeros(pixels.shape[1], dtype=torch.float64)
+        squares = torch.zeros_like(total)
+        for block in chunks(pixels):
+            x = block.double().div_(255)
+            total += x.sum(dim=(0, 2, 3))
+            squares += x.square().sum(dim=(0, 2, 3))
+        count = len(pixels) * pixels.shape[2] * pixels.shape[3]
+        mean = total / count
+        std = ((squares - count * mean.square()) / max(count - 1, 1)).clamp_min(0).sqrt()
+        return cls(tuple(mean.tolist()), tuple(std.clamp_min(1e-3).tolist()))
 
     @classmethod
     def imagenet(cls, channels: int) -> Normalizer:

@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from auditor.datasets.pixel_map import Pixels
 from auditor.training.augment import Normalizer
 from auditor.training.engine import TrainConfig, checkpoint_for, train
 from methods.base import Method
@@ -32,7 +33,7 @@ def threshold_subsets(n: int, num_classes: int, seed: int) -> tuple[np.ndarray, 
 
 def aum_threshold_run(
     make_method: Callable[[int, int], Method],
-    pixels: torch.Tensor,
+    pixels: Pixels,
     labels: np.ndarray,
     num_classes: int,
     normalize: Normalizer,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
+from auditor.datasets.pixel_map import Pixels, take
 from auditor.errors import UserError
 from auditor.training.augment import Normalizer
 from auditor.training.engine import TrainConfig, checkpoint_for, predict, train
@@ -36,7 +37,7 @@ def fold_indices(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.nda
 
 def cross_fit(
     make_method: Callable[[int], Method],
-    pixels: torch.Tensor,
+    pixels: Pixels,
     labels: np.ndarray,
     normalize: Normalizer,
     config: TrainConfig,
@@ -52,7 +53,7 @@ def cross_fit(
         method = make_method(fold_config.seed)
         train(
             method,
-            pixels[fit],
+            take(pixels, fit),
             torch.from_numpy(labels[fit]),
             None,
             None,
@@ -61,7 +62,9 @@ def cross_fit(
             progress=progress,
             final_pass=False,
         )
-        logits, _ = predict(method, pixels[held_out], normalize, config.device, amp=config.amp)
+        logits, _ = predict(
+            method, take(pixels, held_out), normalize, config.device, amp=config.amp
+        )
         fold_probs = torch.softmax(logits, dim=1).numpy()
         if probs is None:
             probs = np.zeros((len(labels), fold_probs.shape[1]), dtype=np.float32)

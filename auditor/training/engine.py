@@ -1,8 +1,9 @@
 """The training loop: one readable loop for every method, in the spirit of torchvision's
 `references/classification/train.py`.
 
-Images come from a uint8 tensor already in memory (`place_pixels` puts it on the GPU when it
-fits, else in pinned host memory); each step gathers a batch by index, normalises it on the
+Images come from a uint8 tensor in memory or from the image cache's file
+(`auditor.training.feed`: on the GPU when they fit, else gathered on the host, or read by
+batch from the file with the next batch read ahead); each step normalises its batch on the
 device and lets the method build its augmented views there. Every training sample's signals are
 written each epoch into a preallocated [epochs, N] tensor by sample index. Nothing in the step
 reads a device value on the host (`Step.run`; tests/test_host_sync.py checks every method), so
@@ -20,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from auditor.datasets.pixel_map import Pixels
 from auditor.training import distributed
 from auditor.training.attention import flip_attention
 from auditor.training.augment import Augmenter, Normalizer
+from auditor.training.feed import batches, place_pixels
 from auditor.training.signals import COMMON_SIGNALS, common_signals
 from methods.base import Batch, Method, StepOutput
 
@@ -83,24 +86,6 @@ def resolve_amp(name: str, device: str) -> bool:
     return name == "bf16"
 
 
-def cache_on_device(nbytes: int, free_bytes: int) -> bool:
-    """Keep the uint8 image cache on the GPU when it takes at most half its free memory; the
-    rest is left to the model, its activations and the optimiser."""
-    return nbytes <= free_bytes // 2
-
-
-def place_pixels(pixels: torch.Tensor, device: str) -> torch.Tensor:
-    """The uint8 training images where the step gathers its batches from: on the CPU as they
-    are; on CUDA on the device when they fit (`cache_on_device`), otherwise in pinned host
-    memory, from which each gathered batch is copied asynchronously."""
-    if torch.device(device).type != "cuda":
-        return pixels
-    free, _total = torch.cuda.mem_get_info(torch.device(device))
-    if cache_on_device(pixels.numel() * pixels.element_size(), free):
-        return pixels.to(device)
-    return pixels.pin_memory()
-
-
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """[start, stop) of ceil(n / batch_size) near-equal batches over n positions: every sample
     is seen every epoch and no batch is smaller than another by more than one (BatchNorm needs
@@ -148,7 +133,7 @@ def epoch_length(labels: torch.Tensor, balanced: bool) -> int:
 @torch.no_grad()
 def predict(
     method: Method,
-    pixels: torch.Tensor,
+    pixels: Pixels,
     normalize: Normalizer,
     device: str,
     batch_size: int = 512,
@@ -202,22 +187,17 @@ class Step:
     trainable: list[torch.nn.Parameter]
     augment: Augmenter
     normalize: Normalizer
-    pixels: torch.Tensor  # uint8 [N, C, H, W], see `place_pixels`
+    pixels: Pixels  # uint8 [N, C, H, W], see `auditor.training.feed.place_pixels`
     given: torch.Tensor  # [N] on the device: signals are read against the given label
     current: torch.Tensor  # [N] on the device: what the method trains on (SCN relabels it)
     record: dict[str, torch.Tensor]
     amp: bool
     relabels: list[torch.Tensor] = field(default_factory=list)  # this epoch's [5, B] per step
 
-    def run(
-        self, epoch: int, idx_host: torch.Tensor, idx: torch.Tensor, slots: torch.Tensor
-    ) -> None:
-        """Train on the samples `idx` (on the device; `idx_host` the same on the CPU) and write
-        their signals of `epoch` to columns `slots` (= idx, or N for an unrecorded draw)."""
-        if self.pixels.device == idx.device:
-            raw = self.pixels[idx]
-        else:  # pinned host cache: gather on the host, copy without waiting
-            raw = self.pixels[idx_host].pin_memory().to(idx.device, non_blocking=True)
+    def run(self, epoch: int, raw: torch.Tensor, idx: torch.Tensor, slots: torch.Tensor) -> None:
+        """Train on the samples `idx` (on the device), whose uint8 images are `raw` (there too,
+        `auditor.training.feed.batches`), and write their signals of `epoch` to columns `slots`
+        (= idx, or N for an unrecorded draw)."""
         x = self.normalize(raw).contiguous(memory_format=torch.channels_last)
         batch = Batch(x, self.current[idx], idx, epoch)
         out = optimisation_step(
@@ -246,9 +226,9 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def train(
     method: Method,
-    train_pixels: torch.Tensor,
+    train_pixels: Pixels,
     train_labels: torch.Tensor,
-    test_pixels: torch.Tensor | None,
+    test_pixels: Pixels | None,
     test_labels: torch.Tensor | None,
     normalize: Normalizer,
     config: TrainConfig,
@@ -305,9 +285,11 @@ def train(
         order_dev = order.to(device)
         slots_dev = torch.where(recorded, order, n).to(device)
         labels_before = step.current.clone()
-        for first, stop in batch_bounds(len(order), config.batch_size):
-            share = slice(first + rank, stop, world)  # this process's part of the global batch
-            step.run(epoch, order[share], order_dev[share], slots_dev[share])
+        bounds = batch_bounds(len(order), config.batch_size)
+        shares = [slice(first + rank, stop, world) for first, stop in bounds]  # this process's
+        images = batches(step.pixels, [order[s] for s in shares], [order_dev[s] for s in shares])
+        for (first, stop), share, raw in zip(bounds, shares, images, strict=True):
+            step.run(epoch, raw, order_dev[share], slots_dev[share])
             if progress is not None:
                 progress(stop - first, config.epochs * len(order))
         scheduler.step()
@@ -362,7 +344,7 @@ def best_epoch_outputs(
     method: Method,
     best_state: dict[str, torch.Tensor] | None,
     test_accuracy: list[float],
-    pixels: torch.Tensor,
+    pixels: Pixels,
     normalize: Normalizer,
     device: str,
     amp: bool,

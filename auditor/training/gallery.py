@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from auditor.datasets.pixel_map import Pixels
 from auditor.evidence import Gallery
 from auditor.training.augment import Normalizer
 from methods.base import Method
@@ -14,7 +15,7 @@ from methods.base import Method
 @torch.no_grad()
 def draw_gallery(
     method: Method,
-    pixels: torch.Tensor,
+    pixels: Pixels,
     rows: np.ndarray,
     classes: np.ndarray,
     normalize: Normalizer,

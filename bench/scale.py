@@ -1,0 +1,725 @@
+"""AffectNet scale, measured (a script, not a test): every stage of the tool on a generated
+AffectNet-layout dataset (the official layout: Manually_Annotated_file_lists/*.csv with face
+boxes, Manually_Annotated_Images/) of synthetic faces written as JPEG files. Each stage runs in
+its own process; its wall time and peak resident memory are measured from outside.
+
+Stages (`--stages`, default all, in this order):
+  generate  N training + min(3,500, max(70, N/80)) test faces at --size px as JPEGs (drawn at
+            half the size and resized up, 3.5x cheaper than drawing at full size) with
+            --workers processes (tests/fer_fixtures.py's AffectNet writer, its faces split into
+            chunks; codes 0..6 balanced, shuffled, face boxes the middle 80%); skipped when
+            the folder for this N and size is complete (it is kept: reruns are cheap), and the
+            earlier measurement is shown. images/s: faces written / seconds of the writing.
+  build     the image cache at --cache-size px of the first --n-224 training images,
+            `build_cache(table, size, workers)` from an empty cache folder, with --workers
+            processes and again with one process on the first --single-n images (that cache is
+            deleted after). images/s: images / seconds inside `build_cache`.
+  read      one pass over the first K rows (each K of --read-sizes, each its own process) of
+            that cache opened as a map (`load_pixels(..., mode="disk")`), in random batches of
+            256 read as training reads them (`auditor.training.feed.batches`, the next batch
+            read ahead). images/s: K / seconds of the pass. The 224 px cache is deleted after
+            this stage unless --keep-cache.
+  train     one epoch (`auditor.training.engine.train`, final pass off) of --method with
+            --backbone at --train-size px on the first --train-n training images, the images
+            in memory (`mode="memory"`) and from the map (`mode="disk"`), --train-repeats
+            times each in the order memory, map, map, memory, ... (the mean is shown); the
+            cache is built beforehand in a process of its own, so both are timed alike.
+            images/s: images / seconds inside `train`, ImageNet normalisation for both.
+  run       `audit run affectnet --root DATA --method ce --epochs 1 --image-size --run-size
+            --workers W` on all N (from an empty cache folder: decoding is included; the report
+            included, its UMAP map on at most MAP_POINTS samples)
+  review    `audit review RUN --no-launch` (the FiftyOne import; its own database folder)
+  export    `audit export RUN` (the flagged suspects)
+  apply     `audit apply RUN --relabels` the exported suspects, each relabelled to the tool's
+            suggestion (written by this script, untimed)
+  score     `audit score` on N x 7 synthetic out-of-sample probabilities
+For the CLI stages images/s is N / the process's wall time.
+
+Memory: every 0.2 s the stage's process tree (the process, its descendants, and everything in
+its session, e.g. decoding workers, torchrun ranks, FiftyOne's MongoDB) is read from
+/proc/<pid>/status and /proc/<pid>/smaps_rollup. "peak RSS" is the largest sum over the tree of
+VmRSS at one poll (shared pages, e.g. of forked workers, counted once per process: an upper
+bound), or the largest single process's ru_maxrss from wait4 if that is larger (a peak shorter
+than a poll); the notes add the peak sum of PSS (shared pages divided among their processes)
+and of RssAnon. GB = 10^9 bytes.
+
+Disk: a uint8 224 px cache takes 3 x 224 x 224 = 150,528 bytes per image (300,000 images:
+45 GB), hence --n-224 apart from --n. Free space is checked before anything is written and
+before each cache build; a build that would not fit is refused.
+
+    .venv/bin/python bench/scale.py --quick
+    .venv/bin/python bench/scale.py [--n 300000] [--n-224 100000] [--read-sizes 25000,50000,100000]
+                                    [--stages build,read] [--readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.fer_fixtures: the AffectNet layout writer
+
+from readme_block import write_block  # noqa: E402  (bench/, beside this script)
+
+AUDIT = Path(sys.executable).parent / "audit"
+MARKERS = ("<!-- scale-benchmark -->", "<!-- /scale-benchmark -->")
+STAGES = ("generate", "build", "read", "train", "run", "review", "export", "apply", "score")
+GB = 1e9
+RSS_TARGET = 6 * GB
+BUILD_TARGET = 1.7  # all workers vs one process, images/s
+MAP_TARGET = 0.9  # training from the map vs in memory, images/s
+POLL_S = 0.2
+FACE_CHUNK = 500  # faces written by one task of the generator; a finished chunk is not redone
+DONE = "bench-generated.json"  # written last into a complete generated folder
+
+
+# ---- pure helpers -------------------------------------------------------------------------
+
+
+def test_count(n_train: int) -> int:
+    """Test (validation) faces beside n_train training faces: AffectNet's 3,500 at full size."""
+    return min(3500, max(70, n_train // 80))
+
+
+def affectnet_codes(n_train: int, n_test: int, seed: int = 0) -> dict[str, list[int]]:
+    """Expression codes 0..6 (the 7 classes the `affectnet` entry keeps), balanced, shuffled
+    (so any prefix of the training rows is balanced too)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return {
+        "train": rng.permutation(np.arange(n_train) % 7).tolist(),
+        "test": (np.arange(n_test) % 7).tolist(),
+    }
+
+
+def cache_bytes(n: int, size: int, channels: int = 3) -> int:
+    return n * channels * size * size
+
+
+def jpeg_bytes(size: int) -> int:
+    """Disk taken by one synthetic face JPEG (about 5.7 KB at 224 px, quality 75), rounded up
+    to 4 KiB blocks, with room to spare."""
+    return 4096 * -(-int(7000 * (size / 224) ** 2) // 4096)
+
+
+def check_disk(folder: Path, needed: int, what: str) -> None:
+    """Refuse (exit) when `folder`'s disk has less than `needed` bytes + 1 GB free."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if needed + GB > free:
+        raise SystemExit(
+            f"not enough disk for {what}: {needed / GB:.1f} GB needed (+1 GB to spare), "
+            f"{free / GB:.1f} GB free in {folder}. Lower --n-224 (each 10,000 images is "
+            f"{cache_bytes(10_000, 224) / GB:.1f} GB at 224 px) or --n, or use --work on a larger disk."
+        )
+
+
+def parse_stat(text: str) -> tuple[int, int]:
+    """(parent pid, session id) from the text of /proc/<pid>/stat."""
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
+    return int(fields[1]), int(fields[3])
+
+
+def parse_kb(text: str, keys: tuple[str, ...]) -> dict[str, int]:
+    """Bytes of the `keys` lines ('VmRSS:   1234 kB') of /proc/<pid>/status or smaps_rollup."""
+    out = dict.fromkeys(keys, 0)
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name in out:
+            out[name] = int(value.split()[0]) * 1024
+    return out
+
+
+def tree(root: int, procs: dict[int, tuple[int, int]]) -> set[int]:
+    """`root`, every process of its session (`root` leads one) and every descendant of those
+    (`procs`: pid -> (parent pid, session id))."""
+    children = defaultdict(list)
+    for pid, (ppid, _sid) in procs.items():
+        children[ppid].append(pid)
+    members = {root} | {pid for pid, (_ppid, sid) in procs.items() if sid == root}
+    todo = list(members)
+    while todo:
+        for child in children[todo.pop()]:
+            if child not in members:
+                members.add(child)
+                todo.append(child)
+    return members
+
+
+@dataclass
+class Row:
+    """One line of the table. `checks`: (target, met or None when not measured)."""
+
+    stage: str
+    n: int | None
+    size: int | None
+    wall_s: float | None = None
+    per_s: float | None = None
+    rss: float | None = None  # bytes
+    checks: list[tuple[str, bool | None]] = field(default_factory=list)
+    failed: str = ""
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| stage | N | size | wall s | images/s | peak RSS GB | target | met? |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]  # fmt: skip
+    for r in rows:
+        known = [met for _, met in r.checks if met is not None]
+        met = "failed" if r.failed else ("-" if not known else "yes" if all(known) else "no")
+        lines.append(
+            f"| {r.stage} | {fmt(r.n, ',')} | {fmt(r.size, 'd')} | {fmt(r.wall_s, '.1f')} | "
+            f"{fmt(r.per_s, ',.0f')} | {fmt(None if r.rss is None else r.rss / GB, '.2f')} | "
+            f"{'; '.join(t for t, _ in r.checks) or '-'} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def rss_check(row: Row) -> Row:
+    if row.rss is not None:
+        row.checks.insert(0, (f"RSS < {RSS_TARGET / GB:.0f} GB", row.rss < RSS_TARGET))
+    return row
+
+
+def ratio_check(row: Row, base: Row, target: float, what: str) -> None:
+    ratio = row.per_s / base.per_s if row.per_s and base.per_s else None
+    row.checks.append((f">= {target}x {what} ({fmt(ratio, '.2f')}x)", None if ratio is None else ratio >= target))  # fmt: skip
+
+
+# ---- measuring a stage from outside ---------------------------------------------------------
+
+
+def processes() -> dict[int, tuple[int, int]]:
+    out = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    out[int(entry.name)] = parse_stat(f.read())
+            except (OSError, ValueError, IndexError):
+                continue  # gone since the listing
+    return out
+
+
+def tree_memory(root: int) -> dict[str, int]:
+    """Summed VmRSS, RssAnon and Pss (bytes) of `root`'s tree now."""
+    total = {"VmRSS": 0, "RssAnon": 0, "Pss": 0}
+    for pid in tree(root, processes()):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = parse_kb(f.read(), ("VmRSS", "RssAnon"))
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                pss = parse_kb(f.read(), ("Pss",))
+        except (OSError, ValueError):
+            continue
+        for key, value in (status | pss).items():
+            total[key] += value
+    return total
+
+
+@dataclass
+class Measured:
+    ok: bool
+    wall_s: float
+    rss: int  # max(peak of the tree's summed VmRSS, the largest process's ru_maxrss)
+    pss: int
+    anon: int
+    maxrss: int  # ru_maxrss of wait4: the largest single process of the tree (waited for)
+    stdout: str
+    log: Path
+    load: float  # the 1-minute load average when the stage started
+
+
+def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
+    """Run `cmd` in a new session; its wall time and the peaks of its process tree's memory."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    peak = {"VmRSS": 0, "RssAnon": 0, "Pss": 0}
+    load = os.getloadavg()[0]
+    with open(log, "w") as out, open(log.with_suffix(".stdout"), "w") as stdout:
+        print("$", " ".join(cmd), file=out, flush=True)
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=stdout, stderr=out, stdin=subprocess.DEVNULL,
+                                 env=env, start_new_session=True, cwd=REPO)  # fmt: skip
+        try:
+            while True:
+                pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+                if pid:
+                    break
+                for key, value in tree_memory(child.pid).items():
+                    peak[key] = max(peak[key], value)
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:  # Ctrl-C reaches only this process: pass it on to the stage's
+            os.killpg(child.pid, signal.SIGINT)
+            child.wait()
+            raise
+        wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    maxrss = usage.ru_maxrss * 1024
+    text = log.with_suffix(".stdout").read_text()
+    return Measured(child.returncode == 0, wall, max(peak["VmRSS"], maxrss), peak["Pss"],
+                    peak["RssAnon"], maxrss, text, log, load)  # fmt: skip
+
+
+def result_of(m: Measured) -> dict:
+    """The JSON a Python stage prints last."""
+    lines = [line for line in m.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT ") :]) if lines else {}
+
+
+# ---- the stages, each run in its own process (`scale.py _stage NAME JSON`) ------------------
+
+
+def train_table(root: str, n: int):
+    """The first `n` training rows of the generated AffectNet folder, as `audit run` reads it."""
+    import numpy as np
+
+    from auditor.datasets import load_dataset
+    from auditor.datasets.registry import get_entry, load_registry
+
+    table = load_dataset(get_entry("affectnet", load_registry()), root=root)
+    return table.select(np.flatnonzero(table.split == "train")[:n])
+
+
+def _write_faces(job: tuple[str, int, list[tuple[str, str, int, int]], int]) -> int:
+    from tests.fer_fixtures import save_face
+
+    root, size, faces, chunk = job
+    for _split, rel, code, seed in faces:
+        save_face(
+            Path(root) / "Manually_Annotated_Images" / rel,
+            code,
+            seed=seed,
+            size=size,
+            drawn=size // 2,
+        )  # drawn at half size: 3.5x cheaper
+    (Path(root) / ".chunks" / f"{chunk}.done").touch()
+    return len(faces)
+
+
+def stage_generate(root: str, n: int, size: int, workers: int) -> dict:
+    import multiprocessing
+
+    from tests.fer_fixtures import affectnet_official_faces, write_affectnet_lists
+
+    codes = affectnet_codes(n, test_count(n))
+    faces = affectnet_official_faces(codes)
+    (Path(root) / ".chunks").mkdir(parents=True, exist_ok=True)
+    jobs = [(root, size, faces[s : s + FACE_CHUNK], k)
+            for k, s in enumerate(range(0, len(faces), FACE_CHUNK))
+            if not (Path(root) / ".chunks" / f"{k}.done").exists()]  # fmt: skip
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        written = sum(pool.imap_unordered(_write_faces, jobs))
+    write_affectnet_lists(Path(root), codes, size)
+    return {"images": written, "seconds": time.perf_counter() - start, "total": len(faces)}
+
+
+def stage_build(root: str, n: int, size: int, workers: int) -> dict:
+    from auditor.datasets.cache import build_cache
+
+    table = train_table(root, n)
+    start = time.perf_counter()
+    build_cache(table, size, workers)
+    return {"images": len(table), "seconds": time.perf_counter() - start}
+
+
+def stage_read(root: str, n: int, rows: int, size: int, batch: int) -> dict:
+    import torch
+
+    from auditor.datasets.cache import load_pixels
+    from auditor.datasets.pixel_map import PixelMap
+    from auditor.training.feed import batches
+
+    pixels, _ = load_pixels(train_table(root, n), size, mode="disk")  # the cache exists
+    assert isinstance(pixels, PixelMap), type(pixels)
+    order = list(torch.randperm(rows, generator=torch.Generator().manual_seed(0)).split(batch))
+    start, read = time.perf_counter(), 0
+    for raw in batches(pixels, order, order):
+        read += len(raw)
+    return {"images": read, "seconds": time.perf_counter() - start}
+
+
+def stage_train(root: str, n: int, size: int, mode: str, backbone: str, method: str,
+                batch: int, workers: int, prepare: bool = False) -> dict:  # fmt: skip
+    import torch
+
+    from auditor.datasets.cache import build_cache, load_pixels
+    from auditor.training.augment import Normalizer
+    from auditor.training.engine import TrainConfig, train
+    from methods import build_method
+    from methods.backbones import build_backbone
+
+    table = train_table(root, n)
+    if prepare:
+        build_cache(table, size, workers)
+        return {}
+    pixels, _ = load_pixels(table, size, workers, mode=mode)
+    torch.manual_seed(0)
+    model = build_method(method, build_backbone(backbone, 3), table.num_classes)
+    config = TrainConfig(epochs=1, batch_size=batch, device="cpu", seed=0)
+    labels = torch.from_numpy(table.labels)
+    start = time.perf_counter()
+    train(model, pixels, labels, None, None, Normalizer.imagenet(3), config, final_pass=False)
+    return {"images": len(table), "seconds": time.perf_counter() - start,
+            "pixels": type(pixels).__name__}  # fmt: skip
+
+
+STAGE_FUNCTIONS = {"generate": stage_generate, "build": stage_build, "read": stage_read,
+                   "train": stage_train}  # fmt: skip
+
+
+# ---- the driver ----------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(args.work).resolve()
+        self.data = self.work / "data" / f"affectnet-{args.n_all}-{args.size}px"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.logs = self.work / "logs" / stamp
+        self.fiftyone = self.work / "fiftyone-db" / stamp  # a fresh database per invocation
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.load_start = os.getloadavg()[0]
+        self.cache_built = False
+
+    def env(self, cache: str) -> dict[str, str]:
+        return os.environ | {
+            "AUDIT_CACHE_DIR": str(self.work / "cache" / cache),
+            "FIFTYONE_DATABASE_DIR": str(self.fiftyone),
+            "FIFTYONE_DO_NOT_TRACK": "true",
+            "FIFTYONE_DATABASE_VALIDATION": "false",
+            "MPLBACKEND": "Agg",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def python(self, name: str, log: str, cache: str, **kwargs) -> Measured:
+        cmd = [sys.executable, __file__, "_stage", name, json.dumps(kwargs)]
+        return self.note(measure(cmd, self.env(cache), self.logs / f"{log}.log"), log)
+
+    def cli(self, log: str, *args: str, cache: str = "run") -> Measured:
+        return self.note(measure([str(AUDIT), *args], self.env(cache), self.logs / f"{log}.log"), log)  # fmt: skip
+
+    def note(self, m: Measured, name: str) -> Measured:
+        state = "ok" if m.ok else f"FAILED, see {m.log}"
+        self.notes.append(f"{name}: peak PSS {m.pss / GB:.2f} GB, peak anonymous RSS "
+                          f"{m.anon / GB:.2f} GB, largest process {m.maxrss / GB:.2f} GB; "
+                          f"load average {m.load:.1f} at its start")  # fmt: skip
+        print(f"  {name}: {m.wall_s:.1f} s, peak RSS {m.rss / GB:.2f} GB ({state})", flush=True)
+        if not m.ok:
+            print(m.log.read_text()[-3000:], file=sys.stderr)
+        return m
+
+    def row(self, stage: str, n: int | None, size: int | None, m: Measured,
+            per_s: float | None = None) -> Row:  # fmt: skip
+        """A measured row; `per_s` None: N / the wall time (the CLI stages)."""
+        if per_s is None and m.ok and n:
+            per_s = n / m.wall_s
+        row = Row(stage, n, size, m.wall_s, per_s, m.rss, failed="" if m.ok else str(m.log))
+        self.rows.append(rss_check(row))
+        return row
+
+    @staticmethod
+    def rate(m: Measured) -> float | None:
+        r = result_of(m)
+        return r["images"] / r["seconds"] if m.ok and r.get("seconds") else None
+
+    # -- disk ------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Refuse before writing anything when this invocation's peak disk use would not fit:
+        the images (unless generated before), then the larger of the cache stages' caches (the
+        one-process cache and the 224 px cache are deleted after use, unless --keep-cache) and
+        the later stages' (the training subset's cache, the run's cache and outputs)."""
+        a, stages = self.args, set(self.args.stages)
+        images = (a.n_all + test_count(a.n_all)) * jpeg_bytes(a.size)
+        first = cache_bytes(a.n_224 + a.single_n, a.cache_size) if {"build", "read"} & stages else 0
+        later = cache_bytes(a.train_n, a.train_size) if "train" in stages else 0
+        if {"run", "review", "export", "apply"} & stages:
+            later += cache_bytes(a.n + test_count(a.n_all), a.run_size) + a.n * 4000
+        caches = first + later if a.keep_cache else max(first, later)
+        generated = (self.data / DONE).exists()
+        check_disk(self.work, caches + (0 if generated else images),
+                   f"this benchmark's {'caches' if generated else 'images and caches'}")  # fmt: skip
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def generate(self) -> None:
+        a = self.args
+        done = self.data / DONE
+        if done.exists():
+            earlier = json.loads(done.read_text())
+            print(f"generate: {self.data} is complete (measured {earlier['when']})", flush=True)
+            row = Row(f"generate (earlier, {earlier['when']})", earlier["n"], a.size,
+                      earlier["wall_s"], earlier["per_s"], earlier["rss"])  # fmt: skip
+            self.rows.append(rss_check(row))
+            return
+        print(f"generate: {a.n_all:,} + {test_count(a.n_all):,} faces at {a.size} px into {self.data}", flush=True)  # fmt: skip
+        m = self.python("generate", "generate", "none", root=str(self.data), n=a.n_all,
+                        size=a.size, workers=a.workers)  # fmt: skip
+        r = result_of(m)
+        row = self.row(f"generate ({a.workers} processes)", r.get("total"), a.size, m, self.rate(m))
+        if not m.ok:
+            raise SystemExit(f"generating the dataset failed: see {m.log}")
+        if r["images"] == r["total"]:  # a resumed generation is not a measurement to keep
+            done.write_text(json.dumps({"n": r["total"], "wall_s": row.wall_s, "per_s": row.per_s,
+                                        "rss": row.rss, "when": time.strftime("%Y-%m-%d")}))  # fmt: skip
+        else:
+            done.write_text(json.dumps({"n": r["total"], "wall_s": None, "per_s": None,
+                                        "rss": None, "when": "resumed"}))  # fmt: skip
+
+    def build(self) -> None:
+        a = self.args
+        shutil.rmtree(self.work / "cache" / "224", ignore_errors=True)
+        check_disk(self.work, cache_bytes(a.n_224, a.cache_size), f"the {a.cache_size} px cache of {a.n_224:,} images")  # fmt: skip
+        print(f"build: {a.n_224:,} images at {a.cache_size} px, {a.workers} workers", flush=True)
+        self.warm_files(a.n_224)
+        m = self.python("build", "build-all", "224", root=str(self.data), n=a.n_224,
+                        size=a.cache_size, workers=a.workers)  # fmt: skip
+        every = self.row(f"cache build ({a.workers} workers)", a.n_224, a.cache_size, m, self.rate(m))  # fmt: skip
+        one_dir = self.work / "cache" / "224-one"
+        shutil.rmtree(one_dir, ignore_errors=True)
+        check_disk(self.work, cache_bytes(a.single_n, a.cache_size), f"the one-process cache of {a.single_n:,} images")  # fmt: skip
+        print(f"build: {a.single_n:,} images at {a.cache_size} px, 1 worker", flush=True)
+        m = self.python("build", "build-one", "224-one", root=str(self.data), n=a.single_n,
+                        size=a.cache_size, workers=1)  # fmt: skip
+        one = self.row("cache build (1 process)", a.single_n, a.cache_size, m, self.rate(m))
+        shutil.rmtree(one_dir, ignore_errors=True)
+        ratio_check(every, one, BUILD_TARGET, "1 process")
+        self.cache_built = every.failed == ""
+
+    def warm_files(self, n: int) -> None:
+        """Read the JPEG files of the first `n` training images once (untimed), so that both
+        builds find them in the page cache, as they are right after generating."""
+        lists = self.data / "Manually_Annotated_file_lists" / "training.csv"
+        with open(lists) as f:
+            next(f)
+            for _, line in zip(range(n), f, strict=False):
+                path = self.data / "Manually_Annotated_Images" / line.split(",", 1)[0]
+                with open(path, "rb") as image:
+                    image.read()
+
+    def read(self) -> None:
+        a = self.args
+        if not self.cache_built:
+            print("read: skipped, the cache was not built in this invocation", flush=True)
+            return
+        for k in a.read_sizes:
+            print(f"read: {k:,} of {a.n_224:,} rows, batches of 256", flush=True)
+            m = self.python("read", f"read-{k}", "224", root=str(self.data), n=a.n_224, rows=k,
+                            size=a.cache_size, batch=256)  # fmt: skip
+            self.row(f"read the {a.n_224:,}-row map, batches of 256", k, a.cache_size, m, self.rate(m))  # fmt: skip
+        if not a.keep_cache:
+            shutil.rmtree(self.work / "cache" / "224", ignore_errors=True)
+
+    def train(self) -> None:
+        a = self.args
+        spec = dict(root=str(self.data), n=a.train_n, size=a.train_size, backbone=a.backbone,
+                    method=a.method, batch=256, workers=a.workers)  # fmt: skip
+        print(f"train: {a.train_n:,} images at {a.train_size} px, {a.backbone}, {a.method}", flush=True)  # fmt: skip
+        self.python("train", "train-prepare", "train", mode="disk", prepare=True, **spec)
+        order = (["memory", "disk", "disk", "memory"] * a.train_repeats)[: 2 * a.train_repeats]
+        runs: dict[str, list[Measured]] = {"memory": [], "disk": []}
+        for k, mode in enumerate(order):
+            runs[mode].append(self.python("train", f"train-{mode}-{k}", "train", mode=mode, **spec))
+        rows = {}
+        for mode, label in (("memory", "in memory"), ("disk", "from the map")):
+            ms = runs[mode]
+            rates = [self.rate(m) for m in ms]
+            ok = all(m.ok for m in ms) and all(rates)
+            row = Row(f"train 1 epoch, {label}", a.train_n, a.train_size,
+                      sum(m.wall_s for m in ms) / len(ms), sum(rates) / len(rates) if ok else None,
+                      max(m.rss for m in ms), failed="" if ok else "failed")  # fmt: skip
+            self.rows.append(rss_check(row))
+            rows[mode] = row
+            kinds = {result_of(m).get("pixels") for m in ms}
+            self.notes.append(f"train {label}: pixels given to train() as {', '.join(map(str, kinds))}; "
+                              f"images/s per repeat {', '.join(fmt(r, ',.0f') for r in rates)}")  # fmt: skip
+        ratio_check(rows["disk"], rows["memory"], MAP_TARGET, "in memory")
+
+    def run(self) -> Path | None:
+        a = self.args
+        shutil.rmtree(self.work / "cache" / "run", ignore_errors=True)
+        check_disk(self.work, cache_bytes(a.n + test_count(a.n_all), a.run_size), f"the {a.run_size} px cache of the run")  # fmt: skip
+        root = self.data
+        print(f"run: audit run affectnet on {a.n:,} images at {a.run_size} px", flush=True)
+        m = self.cli("run", "run", "affectnet", "--root", str(root), "--method", "ce", "--epochs", "1",
+                     "--image-size", str(a.run_size), "--backbone", a.backbone, "--workers", str(a.workers),
+                     "--out", str(self.work / "runs"), *a.run_args)  # fmt: skip
+        self.row(f"audit run (ce, 1 epoch, {a.backbone})", a.n, a.run_size, m)
+        if not m.ok:
+            return None
+        run_dir = Path(m.stdout.strip().splitlines()[-1])
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        phases = ", ".join(f"{k} {v:.0f} s" for k, v in manifest.get("timings_s", {}).items())
+        from auditor.outputs.report import MAP_POINTS
+
+        self.notes.append(f"audit run phases: {phases}; the report's UMAP map drew "
+                          f"{min(a.n, MAP_POINTS):,} of {a.n:,} samples (MAP_POINTS = {MAP_POINTS:,})")  # fmt: skip
+        return run_dir
+
+    def review(self, run_dir: Path) -> None:
+        for earlier in self.fiftyone.parent.glob("*"):  # earlier invocations' databases
+            shutil.rmtree(earlier, ignore_errors=True)
+        print("review: audit review --no-launch", flush=True)
+        m = self.cli("review", "review", str(run_dir), "--no-launch")
+        self.row("audit review --no-launch (FiftyOne import)", self.args.n, None, m)
+        os.environ |= {"FIFTYONE_DATABASE_DIR": str(self.fiftyone), "FIFTYONE_DO_NOT_TRACK": "true"}
+        from auditor.brain import VIS_POINTS  # imports fiftyone, which connects to nothing yet
+
+        self.notes.append(f"review: the FiftyOne `umap` brain run on {min(self.args.n, VIS_POINTS):,} "
+                          f"of {self.args.n:,} samples (VIS_POINTS = {VIS_POINTS:,})")  # fmt: skip
+
+    def export(self, run_dir: Path) -> Path | None:
+        print("export: audit export", flush=True)
+        out = self.logs / "suspects.csv"
+        m = self.cli("export", "export", str(run_dir), "--out", str(out))
+        self.row("audit export (suspects)", self.args.n, None, m)
+        return out if m.ok else None
+
+    def apply(self, run_dir: Path, suspects: Path) -> None:
+        import pandas as pd
+
+        decisions = pd.read_csv(suspects, dtype=str, keep_default_na=False)
+        decisions["decision"], decisions["new_name"] = "relabel", ""  # to the tool's suggestion
+        relabels = self.logs / "decisions.csv"
+        decisions.to_csv(relabels, index=False)
+        self.notes.append(f"apply: {len(decisions):,} suspects relabelled to the suggestion")
+        print(f"apply: audit apply ({len(decisions):,} decisions)", flush=True)
+        m = self.cli("apply", "apply", str(run_dir), "--relabels", str(relabels),
+                     "--out", str(self.logs / "corrected.csv"))  # fmt: skip
+        self.row("audit apply", self.args.n, None, m)
+
+    def score(self) -> None:
+        import numpy as np
+        from scoring_scale import synthetic_probabilities
+
+        n, k = self.args.n, 7
+        true, given, _noisy, _logits, probs = synthetic_probabilities(
+            n, k, np.random.default_rng(0)
+        )
+        files = {}
+        for name, array in (("probs", probs), ("labels", given), ("true", true)):
+            files[name] = self.logs / f"score-{name}.npy"
+            np.save(files[name], array)
+        print(f"score: audit score on {n:,} x {k} probabilities", flush=True)
+        m = self.cli("score", "score", "--pred-probs", str(files["probs"]), "--labels",
+                     str(files["labels"]), "--true-labels", str(files["true"]),
+                     "--out", str(self.work / "runs"))  # fmt: skip
+        self.row("audit score (probabilities)", n, None, m)
+
+    def all(self) -> str:
+        stages = self.args.stages
+        self.preflight()
+        self.generate()  # every other stage reads the generated folder
+        if "build" in stages or "read" in stages:
+            self.build()
+        if "read" in stages:
+            self.read()
+        if "train" in stages:
+            self.train()
+        run_dir = self.run() if {"run", "review", "export", "apply"} & set(stages) else None
+        if run_dir is not None:
+            if "review" in stages:
+                self.review(run_dir)
+            suspects = self.export(run_dir) if {"export", "apply"} & set(stages) else None
+            if suspects is not None and "apply" in stages:
+                self.apply(run_dir, suspects)
+        if "score" in stages:
+            self.score()
+        return self.text()
+
+    def text(self) -> str:
+        import torch
+
+        a = self.args
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+        head = (f"N = {a.n:,} faces for the run stages ({a.run_size} px), {a.n_224:,} for the "
+                f"{a.cache_size} px cache stages (one process: {a.single_n:,}); JPEGs of "
+                f"{a.size} px; {os.cpu_count()} cores, {ram:.0f} GB RAM, torch {torch.__version__}"
+                f" on the CPU; load average {self.load_start:.1f} at the start, "
+                f"{os.getloadavg()[0]:.1f} at the end; {time.strftime('%Y-%m-%d')}.")  # fmt: skip
+        notes = [
+            "wall s: the stage's process from start to exit (imports and loading the table "
+            "included); images/s: generate, build, read, train: images / seconds of the stage's "
+            "own work inside it; the `audit` commands: N / wall s.",
+            "peak RSS: the largest sum of VmRSS over the stage's process tree (workers, "
+            "torchrun ranks, MongoDB included) in polls every 0.2 s, or the largest single "
+            "process's ru_maxrss if larger; an upper bound (pages shared by processes counted "
+            "in each). Per stage below: peak PSS (shared pages divided), peak anonymous RSS.",
+            *self.notes,
+        ]
+        return "\n".join([head, "", markdown(self.rows), "", *(f"- {n}" for n in notes)])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: N = 2,000 and small subsets")  # fmt: skip
+    parser.add_argument("--n", type=int, help="training faces of the run stages (default 300,000)")
+    parser.add_argument("--n-224", type=int, help="images of the --cache-size cache stages (default 100,000)")  # fmt: skip
+    parser.add_argument("--single-n", type=int, help="images of the one-process build (default 15,000)")  # fmt: skip
+    parser.add_argument("--read-sizes", help="rows read, comma-separated (default 25000,50000,100000; at most --n-224)")  # fmt: skip
+    parser.add_argument("--train-n", type=int, help="images of the training epochs (default 20,000)")  # fmt: skip
+    parser.add_argument("--train-size", type=int, help="image size of the training epochs (default 48)")  # fmt: skip
+    parser.add_argument("--train-repeats", type=int, default=2, help="epochs of each kind (default 2)")  # fmt: skip
+    parser.add_argument("--size", type=int, default=224, help="side of the generated JPEGs (default 224)")  # fmt: skip
+    parser.add_argument("--cache-size", type=int, default=224, help="image size of the build and read stages (default 224)")  # fmt: skip
+    parser.add_argument("--run-size", type=int, default=32, help="--image-size of `audit run` (default 32)")  # fmt: skip
+    parser.add_argument("--backbone", default="resnet-small")
+    parser.add_argument("--method", default="ce", help="method of the training epochs (default ce)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes of the generator, the cache build and `audit run --workers` (default: the cores)")  # fmt: skip
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {','.join(STAGES)} (default all; generate is always done when needed)")  # fmt: skip
+    parser.add_argument("--work", default=str(REPO / "reports" / "scale"), help="images, caches, runs, FiftyOne database, logs (default reports/scale)")  # fmt: skip
+    parser.add_argument("--keep-cache", action="store_true", help="keep the --cache-size cache after the read stage")  # fmt: skip
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("run_args", nargs="*", help="extra `audit run` options, after --")
+    a = parser.parse_args(argv)
+    quick = a.quick
+    a.n = a.n or (2000 if quick else 300_000)
+    a.n_224 = a.n_224 or (2000 if quick else 100_000)
+    a.single_n = min(a.single_n or (1000 if quick else 15_000), a.n_224)
+    a.read_sizes = sorted({min(int(k), a.n_224) for k in (a.read_sizes or ("500,1000,2000" if quick else "25000,50000,100000")).split(",")})  # fmt: skip
+    a.train_n = a.train_n or (1000 if quick else 20_000)
+    a.train_size = a.train_size or (32 if quick else 48)
+    a.stages = [s for s in a.stages.split(",") if s]
+    unknown = set(a.stages) - set(STAGES)
+    if unknown:
+        parser.error(f"unknown stages {sorted(unknown)}; they are {', '.join(STAGES)}")
+    a.n_all = max(a.n, a.n_224, a.train_n)  # one generated folder serves every stage
+    if a.n_all != a.n and {"run", "review", "export", "apply"} & set(a.stages):
+        parser.error(f"--n ({a.n:,}) must be at least --n-224 and --train-n: the run stages use the whole folder")  # fmt: skip
+    return a
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "_stage":
+        result = STAGE_FUNCTIONS[sys.argv[2]](**json.loads(sys.argv[3]))
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    args = parse_args()
+    bench = Bench(args)
+    print(f"work folder {bench.work}; logs in {bench.logs}", flush=True)
+    t = time.perf_counter()
+    text = bench.all()
+    print(f"\nall stages in {time.perf_counter() - t:.0f} s\n\n{text}")
+    if args.readme:
+        write_block(MARKERS, text)
+
+
+if __name__ == "__main__":
+    main()

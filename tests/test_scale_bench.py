@@ -1,0 +1,83 @@
+"""bench/scale.py's pure helpers and its process-tree memory measurement (fast)."""
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def scale():
+    sys.path.insert(0, str(BENCH))  # its `readme_block` import
+    try:
+        spec = importlib.util.spec_from_file_location("scale_bench", BENCH / "scale.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["scale_bench"] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("scale_bench", None)
+        sys.path.remove(str(BENCH))
+
+
+def test_stat_with_spaces_and_parentheses_in_the_name(scale):
+    assert scale.parse_stat("42 (a (b) c) S 7 42 99 0 -1") == (7, 99)
+
+
+def test_status_fields_in_bytes(scale):
+    text = "Name:\tx\nVmRSS:\t  2048 kB\nRssAnon:\t 1024 kB\n"
+    assert scale.parse_kb(text, ("VmRSS", "RssAnon", "Pss")) == {
+        "VmRSS": 2048 * 1024, "RssAnon": 1024 * 1024, "Pss": 0}  # fmt: skip
+
+
+def test_tree_holds_descendants_and_the_session(scale):
+    procs = {10: (1, 10), 11: (10, 10), 12: (11, 12), 13: (1, 10), 14: (13, 14), 20: (1, 20)}
+    # 12 left the session (setsid) but descends from 10; 13 was re-parented to init
+    assert scale.tree(10, procs) == {10, 11, 12, 13, 14}
+
+
+def test_codes_balanced_and_prefixes_balanced(scale):
+    codes = scale.affectnet_codes(7000, scale.test_count(7000))
+    train = np.array(codes["train"])
+    assert np.bincount(train).tolist() == [1000] * 7
+    assert np.bincount(train[:700], minlength=7).min() > 60
+    assert len(codes["test"]) == 87 and scale.test_count(300_000) == 3500
+
+
+def test_sizes_and_disk_refusal(scale, tmp_path):
+    assert scale.cache_bytes(300_000, 224) == 45_158_400_000
+    assert scale.jpeg_bytes(224) == 8192 and scale.jpeg_bytes(32) == 4096
+    with pytest.raises(SystemExit, match="not enough disk for the cache"):
+        scale.check_disk(tmp_path, 10**18, "the cache")
+    scale.check_disk(tmp_path, 1, "a byte")
+
+
+def test_table_marks_each_target(scale):
+    rows = [
+        scale.rss_check(scale.Row("a", 1000, 224, 2.0, 500.0, 7e9)),
+        scale.rss_check(scale.Row("b", 500, 224, 1.0, 250.0, 1e9)),
+        scale.Row("c", 10, None, failed="log"),
+    ]
+    scale.ratio_check(rows[0], rows[1], 1.7, "b")
+    lines = scale.markdown(rows).splitlines()
+    assert lines[2] == "| a | 1,000 | 224 | 2.0 | 500 | 7.00 | RSS < 6 GB; >= 1.7x b (2.00x) | no |"
+    assert lines[3].endswith("| RSS < 6 GB | yes |") and lines[4].endswith("| failed |")
+
+
+def test_measure_sums_the_tree(scale, tmp_path):
+    """Two grandchildren holding 200 MB each at once: the tree's sum of anonymous memory sees
+    both. (ru_maxrss is not checked here: a child forked from this large pytest process starts
+    with its parent's peak, which the bench's own small process does not have.)"""
+    hold = "b = bytearray(200_000_000); import time; time.sleep(1.5)"
+    code = (f"import subprocess, sys; ps = [subprocess.Popen([sys.executable, '-c', {hold!r}]) "
+            "for _ in range(2)]; [p.wait() for p in ps]; print('RESULT {\"images\": 1}')")  # fmt: skip
+    m = scale.measure([sys.executable, "-c", code], dict(os.environ), tmp_path / "t.log")
+    assert m.ok and scale.result_of(m) == {"images": 1}
+    assert m.anon > 400e6 and m.rss >= m.anon
+    failed = scale.measure([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), tmp_path / "f.log")  # fmt: skip
+    assert not failed.ok and failed.wall_s < 30
