@@ -36,7 +36,9 @@ opens on the `suspects` view.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,14 +114,20 @@ def detector_votes(samples: pd.DataFrame) -> tuple[np.ndarray, int]:
 
 
 def fiftyone_samples(
-    samples: pd.DataFrame, class_names: list[str], paths: list[str], run_id: str
-) -> list[fo.Sample]:
+    samples: pd.DataFrame,
+    class_names: list[str],
+    paths: list[str],
+    run_id: str,
+    state: pd.DataFrame,
+) -> Iterator[fo.Sample]:
+    """One FiftyOne sample per row of `samples` (the run's fields, and the review `state` of
+    `ledger.review_state`), made one at a time: the import adds them in batches."""
     names = np.array(class_names, dtype=object)
     votes, _ = detector_votes(samples)
     has_truth = samples["true_label"].notna().any()
     score_columns = [c for c in samples.columns if c.startswith(("score_", "flag_"))]
-    out = []
-    for i, row in enumerate(samples.itertuples(index=False)):
+    reviews = state.itertuples(index=False)
+    for i, (row, review) in enumerate(zip(samples.itertuples(index=False), reviews, strict=True)):
         probs = np.asarray(row.probs, dtype=np.float64)
         fields = {
             "audit_id": row.sample_id,
@@ -137,6 +145,10 @@ def fiftyone_samples(
             ),
             "suspicion": float(row.suspicion),
             "detector_votes": int(votes[i]),
+            "reviewed": bool(review.reviewed),
+            "review_decision": review.review_decision or None,
+            "review_label": review.review_label or None,
+            "review_disagreement": bool(review.disagreement),
         }
         if has_truth:
             fields["truth"] = fo.Classification(label=names[int(row.true_label)])
@@ -144,8 +156,32 @@ def fiftyone_samples(
         for column in score_columns:
             value = getattr(row, column)
             fields[column] = None if pd.isna(value) else (bool(value) if column.startswith("flag_") else float(value))  # fmt: skip
-        out.append(fo.Sample(filepath=paths[i], **fields))
-    return out
+        yield fo.Sample(filepath=paths[i], **fields)
+
+
+IMPORT_BATCH = 10_000  # samples made and added at a time: memory bounded for any run size
+
+
+def in_batches(items: Iterator[fo.Sample]) -> Iterator[list[fo.Sample]]:
+    while batch := list(itertools.islice(items, IMPORT_BATCH)):
+        yield batch
+
+
+def import_samples(
+    dataset: fo.Dataset, new: Iterator[fo.Sample], tags: dict[str, dict[str, list[str]]] | None
+) -> None:
+    """Add `new` to `dataset` in batches (`IMPORT_BATCH`); with `tags` (a re-import: the
+    existing samples' label tags), merge them by `audit_id` instead, keeping those tags. The
+    unique `audit_id` index comes first, so an import stopped halfway is merged next time."""
+    dataset.create_index("audit_id", unique=True)
+    for batch in in_batches(new):
+        if tags is None:
+            dataset.add_samples(batch, progress=False)
+            continue
+        carry_label_tags(tags, batch)
+        dataset.merge_samples(
+            batch, key_field="audit_id", merge_lists=True, overwrite=True, progress=False
+        )
 
 
 def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
@@ -158,30 +194,21 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     class_names = manifest["class_names"]
     paths = image_paths(run_dir, manifest, samples)
     name = dataset_name(manifest)
-    new = fiftyone_samples(samples, class_names, paths, manifest["run_id"])
     state = ledger.review_state(samples, ledger.read_ledger(ledger.ledger_path(run_dir)))
-    for sample, row in zip(new, state.itertuples(index=False), strict=True):
-        sample["reviewed"] = bool(row.reviewed)
-        sample["review_decision"] = row.review_decision or None
-        sample["review_label"] = row.review_label or None
-        sample["review_disagreement"] = bool(row.disagreement)
+    new = fiftyone_samples(samples, class_names, paths, manifest["run_id"], state)
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
-        carry_label_tags(dataset, new)
-        dataset.merge_samples(
-            new, key_field="audit_id", merge_lists=True, overwrite=True, progress=False
-        )
+        import_samples(dataset, new, label_tags(dataset))
     else:
         dataset = fo.Dataset(name, persistent=True)
+        dataset.add_sample_field("audit_id", fo.StringField)
         dataset.add_sample_field("corrected", fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification)  # fmt: skip
-        dataset.add_samples(new, progress=False)
-        dataset.create_index("audit_id", unique=True)
+        import_samples(dataset, new, None)
     dataset.info = {"run_dir": str(run_dir.resolve()), "run_id": manifest["run_id"],
                     "class_names": class_names, "decisions": list(DECISIONS)}  # fmt: skip
     dataset.default_classes = list(class_names)
     dataset.save()
     save_views(dataset, samples, top)
-    del new  # FiftyOne reloads every in-memory sample on each later write: release them
     add_run_evidence(dataset, run_dir, samples, manifest.get("seed") or 0)
     return dataset
 
@@ -205,16 +232,21 @@ def add_run_evidence(dataset: fo.Dataset, run_dir: Path, samples: pd.DataFrame, 
         brain.set_duplicates(dataset, pairs)
 
 
-def carry_label_tags(dataset: fo.Dataset, new: list[fo.Sample]) -> None:
-    """Put the tags annotators set on each label of the existing samples (the App's label tags)
-    onto the same label of the re-imported samples, which would otherwise replace them."""
+def label_tags(dataset: fo.Dataset) -> dict[str, dict[str, list[str]]]:
+    """{audit_id: {label field: tags}} of the tags annotators set on the labels of the existing
+    samples (the App's label tags); samples and labels without tags are left out."""
     fields = [f for f in dataset.get_field_schema(embedded_doc_type=fo.Label) if f != "corrected"]
     paths = ["audit_id", *[f"{f}.tags" for f in fields]]
     columns = dict(zip(paths, dataset.values(paths), strict=True))
-    tags = {
+    return {
         sid: {f: columns[f"{f}.tags"][i] for f in fields if columns[f"{f}.tags"][i]}
         for i, sid in enumerate(columns["audit_id"])
     }
+
+
+def carry_label_tags(tags: dict[str, dict[str, list[str]]], new: Iterable[fo.Sample]) -> None:
+    """Put the existing samples' label tags (`label_tags`) onto the same label of the
+    re-imported samples, which would otherwise replace them."""
     for sample in new:
         for field, field_tags in tags.get(sample["audit_id"], {}).items():
             if sample.has_field(field) and sample[field] is not None:

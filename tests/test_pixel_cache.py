@@ -22,8 +22,9 @@ from PIL import Image
 from auditor.datasets import cache
 from auditor.datasets.cache import CHUNK, build_cache, load_pixels, part
 from auditor.datasets.decode import UndecodableImage, decode_file
-from auditor.datasets.pixel_map import PixelMap
+from auditor.datasets.pixel_map import PixelMap, write_header
 from auditor.datasets.table import FileImages, SampleTable
+from auditor.resources import cgroup_room
 from auditor.training.augment import Normalizer
 from auditor.training.engine import TrainConfig, train
 from auditor.training.feed import batches
@@ -229,3 +230,50 @@ def test_a_cache_larger_than_the_memory_limit_is_built_and_read(tmp_path, cache_
     assert result.returncode == 0, result.stderr[-2000:]
     kind, checksum = result.stdout.split()
     assert kind == "PixelMap" and int(checksum) == zlib.crc32(want.tobytes())
+
+
+def test_a_torn_progress_record_keeps_the_chunks_before_it(tmp_path, cache_dir):
+    write_images(tmp_path / "img", 3 * CHUNK)
+    table = folder_table(tmp_path / "img")
+    stem = cache.cache_stem(table, 16)
+    cache_dir.mkdir()
+    shape = [3 * CHUNK, 3, 16, 16]
+    write_header(part(stem, ".partial.npy"), tuple(shape))
+    head = json.dumps({"shape": shape, "chunk": CHUNK})
+    record = json.dumps({"chunk": 1, "failures": {}})
+    part(stem, ".progress").write_text(f'{head}\n{record}\n{{"chunk": 2, "fai')
+    done, failures = cache.read_progress(part(stem, ".progress"), shape, part(stem, ".partial.npy"))
+    assert done == {1} and failures == {}
+    assert part(stem, ".progress").read_text() == f"{head}\n{record}\n"  # the torn line is gone
+
+
+def test_progress_without_its_partial_file_is_not_trusted(tmp_path, cache_dir):
+    """A progress file whose partial file was deleted (say, to free space) describes no bytes:
+    the build starts afresh instead of trusting its records over a new, blank file."""
+    write_images(tmp_path / "img", 2 * CHUNK)
+    table = folder_table(tmp_path / "img")
+    stem = cache.cache_stem(table, 16)
+    cache_dir.mkdir()
+    shape = [2 * CHUNK, 3, 16, 16]
+    head = json.dumps({"shape": shape, "chunk": CHUNK})
+    part(stem, ".progress").write_text(
+        f"{head}\n" + json.dumps({"chunk": 0, "failures": {}}) + "\n"
+    )
+    pixels, _ = load_pixels(table, 16, mode="memory")
+    assert np.array_equal(pixels.numpy(), decoded(table, 16))
+
+
+def test_an_empty_selection_reads_nothing(tmp_path, cache_dir):
+    write_images(tmp_path / "img", 10)
+    disk, _ = load_pixels(folder_table(tmp_path / "img"), 16, mode="disk")
+    assert disk[[]].shape == (0, 3, 16, 16) and disk.take([])[:].shape == (0, 3, 16, 16)
+
+
+def test_cgroup_room_is_the_limit_less_what_cannot_be_reclaimed(tmp_path):
+    (tmp_path / "memory.max").write_text("1000000000\n")
+    (tmp_path / "memory.current").write_text("600000000\n")
+    (tmp_path / "memory.stat").write_text("anon 400000000\ninactive_file 100000000\n")
+    unlimited = tmp_path / "parent"
+    unlimited.mkdir()
+    (unlimited / "memory.max").write_text("max\n")
+    assert cgroup_room([tmp_path, unlimited]) == [500_000_000]

@@ -20,7 +20,6 @@ import fcntl
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import sys
 import time
@@ -37,6 +36,7 @@ from auditor.datasets.pixel_map import PixelMap, Pixels, pread_into, read_header
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.errors import UserError
 from auditor.fsutil import write_text_atomic
+from auditor.resources import cores, memory_budget
 
 CHUNK = 256  # rows decoded and written together by one worker
 CACHE_MODES = ("auto", "memory", "disk")
@@ -99,7 +99,7 @@ def read_marker(stem: Path) -> dict | None:
 
 def build_cache(table: SampleTable, size: int, workers: int | None = None) -> Path:
     """Decode every image of `table` (FileImages) into the cache file at `size` with `workers`
-    processes (default: one per core), unless a finished cache exists; its stem (`cache_stem`).
+    processes (default: one per core this process may use), unless a finished cache exists; its stem (`cache_stem`).
     Resumable: chunks recorded in `<stem>.progress` are not decoded again. One build per cache at
     a time: other processes wait on `<stem>.lock`, then use the finished file."""
     stem = cache_stem(table, size)
@@ -110,8 +110,10 @@ def build_cache(table: SampleTable, size: int, workers: int | None = None) -> Pa
             return stem
         n, shape = len(table), [len(table), 3, size, size]
         partial, progress = part(stem, ".partial.npy"), part(stem, ".progress")
+        part(stem, ".done.json").unlink(missing_ok=True)  # a stale marker never meets the new file
         done, failures = read_progress(progress, shape, partial)
         if not done:
+            progress.unlink(missing_ok=True)  # no record may outlive the file it describes
             offset = write_header(partial, tuple(shape))
             progress.write_text(json.dumps({"shape": shape, "chunk": CHUNK}) + "\n")
         else:
@@ -126,7 +128,7 @@ def build_cache(table: SampleTable, size: int, workers: int | None = None) -> Pa
                  [str(p) for p in images.paths[c * CHUNK : (c + 1) * CHUNK]],
                  images.boxes[c * CHUNK : (c + 1) * CHUNK] if images.boxes else None)
                 for c in todo]  # fmt: skip
-        record_chunks(jobs, workers or os.cpu_count() or 1, partial, progress, failures, n)
+        record_chunks(jobs, workers or cores(), partial, progress, failures, n)
         os.replace(partial, part(stem, ".npy"))
         marker = {"shape": shape, "failures": {str(k): v for k, v in sorted(failures.items())}}
         write_text_atomic(part(stem, ".done.json"), json.dumps(marker))  # last
@@ -138,20 +140,28 @@ def read_progress(
     progress: Path, shape: list[int], partial: Path
 ) -> tuple[set[int], dict[int, str]]:
     """(chunks done, their failures) of an interrupted build of the same shape; nothing (a
-    fresh start) when there is none or it does not match."""
+    fresh start) when there is none or it does not match. A torn record (a build killed while
+    appending one) ends the reading, and the file is rewritten without it."""
     try:
         lines = progress.read_text().splitlines()
         head = json.loads(lines[0])
         if head != {"shape": shape, "chunk": CHUNK} or read_header(partial)[0] != tuple(shape):
             return set(), {}
-        done, failures = set(), {}
-        for line in lines[1:]:
-            entry = json.loads(line)  # a torn last line (killed mid-write) ends the reading
-            done.add(int(entry["chunk"]))
-            failures |= {int(k): v for k, v in entry["failures"].items()}
-        return done, failures
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return set(), {}
+    done, failures, kept = set(), {}, lines[:1]
+    for line in lines[1:]:
+        try:
+            entry = json.loads(line)
+            chunk, fails = int(entry["chunk"]), {int(k): v for k, v in entry["failures"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            break
+        done.add(chunk)
+        failures |= fails
+        kept.append(line)
+    if len(kept) < len(lines):
+        write_text_atomic(progress, "\n".join(kept) + "\n")
+    return done, failures
 
 
 def record_chunks(
@@ -204,37 +214,6 @@ def record_chunks(
         flush()
 
 
-def memory_budget() -> int:
-    """Bytes this process may still take: the least of the memory the kernel reports available
-    (MemAvailable), the room left under RLIMIT_AS, and the room left under a cgroup (v2 or v1)
-    memory limit."""
-    room = []
-    try:
-        meminfo = dict(
-            line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines()
-        )
-        room.append(int(meminfo["MemAvailable"].split()[0]) * 1024)
-        status = dict(
-            line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines()
-        )
-        used_address_space = int(status["VmSize"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        room.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))  # free memory
-        used_address_space = 0
-    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
-        room.append(soft - used_address_space)
-    for limit, usage in (("memory.max", "memory.current"),
-                         ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):  # fmt: skip
-        try:
-            cap = Path("/sys/fs/cgroup", limit).read_text().strip()
-            if cap != "max" and int(cap) < 2**60:
-                room.append(int(cap) - int(Path("/sys/fs/cgroup", usage).read_text()))
-        except (OSError, ValueError):
-            continue
-    return max(0, min(room))
-
-
 def read_whole(stem: Path) -> torch.Tensor:
     """The finished cache file read into one in-memory tensor."""
     shape, offset = read_header(part(stem, ".npy"))
@@ -264,6 +243,11 @@ def load_pixels(
         raise OSError(f"the image cache {stem}.npy changed while it was being opened")
     failures = {int(k): v for k, v in marker["failures"].items()}
     nbytes = int(np.prod(marker["shape"]))
-    if mode == "memory" or (mode == "auto" and nbytes <= memory_budget() // 2):
+    budget = memory_budget() if mode == "auto" else 0
+    if mode == "memory" or (mode == "auto" and nbytes <= budget // 2):
         return read_whole(stem), failures
+    if mode == "auto":
+        print(f"audit: the image cache ({nbytes / 1e9:.1f} GB) is more than half of the memory "
+              f"this process may take ({budget / 1e9:.1f} GB): training reads it by batch from "
+              f"{part(stem, '.npy')}", file=sys.stderr)  # fmt: skip
     return PixelMap(part(stem, ".npy")), failures

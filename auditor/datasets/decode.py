@@ -1,6 +1,7 @@
 """Image files -> uint8 RGB pixels, and the cache builder's unit of work (a chunk of rows decoded
-and written at its place in the cache file). Imports neither torch nor the dataset loaders, so
-the decoding processes (`auditor.datasets.cache.build_cache`, started with `spawn`) start fast.
+and written at its place in the cache file). Imports no torch, so the decoding processes
+(`auditor.datasets.cache.build_cache`, started with `spawn`) start in about a second (the
+`auditor.datasets` package, pandas included, is what they import).
 """
 
 from __future__ import annotations

@@ -104,6 +104,8 @@ class PixelMap:
     def __getitem__(self, key) -> torch.Tensor:
         """uint8 [len(key), C, S, S] of the rows `key` names, read from the file now."""
         wanted = self._rows[self.positions(key)]
+        if len(wanted) == 0:
+            return torch.empty((0, *self._row_shape), dtype=torch.uint8)
         order = np.argsort(wanted, kind="stable")
         ordered = wanted[order]
         out = np.empty((len(wanted), self._row_bytes), dtype=np.uint8)

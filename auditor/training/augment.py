@@ -31,10 +31,11 @@ class Normalizer:
         in [0, 1] units, from float64 sums over blocks of rows: memory bounded for any N."""
         total = torch.zeros(pixels.shape[1], dtype=torch.float64)
         squares = torch.zeros_like(total)
-        for block in chunks(pixels):
+        rows = max(1, 2**23 // pixels.shape[1:].numel())  # 64 MB of float64 at a time
+        for block in chunks(pixels, rows):
             x = block.double().div_(255)
             total += x.sum(dim=(0, 2, 3))
-            squares += x.square().sum(dim=(0, 2, 3))
+            squares += x.square_().sum(dim=(0, 2, 3))
         count = len(pixels) * pixels.shape[2] * pixels.shape[3]
         mean = total / count
         std = ((squares - count * mean.square()) / max(count - 1, 1)).clamp_min(0).sqrt()
