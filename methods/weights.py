@@ -14,6 +14,7 @@ SCN's official loader keep reporting); `allow_partial` accepts fewer.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from auditor.errors import UserError
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
 PREFIXES = ("module.", "features.", "feat_net.", "backbone.", "base.")
+MAX_WRAPPERS = 8  # {'state_dict': {'model': ...}} nesting followed at most this deep
 
 
 @dataclass
@@ -42,10 +44,48 @@ class WeightsReport:
         return line
 
 
+def check_declared_size(path: Path) -> None:
+    """Refuse, before anything is read into memory, a zip checkpoint whose entries declare far
+    more bytes than the file holds: `torch.save` stores tensors uncompressed, so a file that
+    inflates (a zip bomb: 8 MB asking for 8 GiB) was not written by it."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as err:
+        raise UserError(f"--weights {path}: not a PyTorch checkpoint ({err})") from None
+    held = Path(path).stat().st_size
+    if declared > 2 * held + 2**20:
+        raise UserError(
+            f"--weights {path}: refused, its {held / 1e6:.1f} MB declare {declared / 1e9:.2f} GB "
+            "of compressed data; torch.save never compresses, so this is not a checkpoint it wrote"
+        )
+
+
+def unwrap(obj: object, path: Path) -> object:
+    """The state dict inside `obj`: follow the wrapper keys (`WRAPPER_KEYS`) at most
+    `MAX_WRAPPERS` deep, refusing a mapping that contains itself."""
+    seen = set()
+    for _ in range(MAX_WRAPPERS + 1):
+        if not isinstance(obj, dict):
+            return obj
+        if id(obj) in seen:
+            raise UserError(f"--weights {path}: refused, its mapping contains itself")
+        seen.add(id(obj))
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            return obj
+        obj = inner
+    raise UserError(f"--weights {path}: refused, wrapped more than {MAX_WRAPPERS} levels deep")
+
+
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The flat name -> tensor dict inside a checkpoint file (weights_only)."""
+    """The flat name -> tensor dict inside a checkpoint file (weights_only), after
+    `check_declared_size`; the wrappers are followed by `unwrap`."""
     if not Path(path).is_file():
         raise UserError(f"--weights {path}: no such file")
+    check_declared_size(Path(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -55,11 +95,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise UserError(f"--weights {path}: not a PyTorch checkpoint ({err})") from None
-    while isinstance(obj, dict):
-        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
-        if inner is None:
-            break
-        obj = inner
+    obj = unwrap(obj, path)
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"--weights {path}: found no state dict (a mapping of names to tensors)")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}

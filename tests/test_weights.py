@@ -1,6 +1,7 @@
 """--weights: common checkpoint layouts load strictly; mismatches and code-running pickles are refused."""
 
 import os
+import zipfile
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torchvision
 
 from auditor.errors import UserError
 from methods.backbones import build_backbone
-from methods.weights import load_backbone_weights
+from methods.weights import MAX_WRAPPERS, load_backbone_weights, read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +91,32 @@ def test_not_a_checkpoint(tmp_path):
         load_backbone_weights(str(path), build_backbone("resnet18", 3), "resnet18")
     with pytest.raises(UserError, match="no such file"):
         load_backbone_weights(str(tmp_path / "nope.pth"), build_backbone("resnet18", 3), "resnet18")
+
+
+def test_a_mapping_that_contains_itself_is_refused_not_followed_forever(tmp_path):
+    loop = {"conv1.weight": torch.zeros(1)}
+    loop["state_dict"] = loop
+    torch.save(loop, tmp_path / "loop.pth")
+    with pytest.raises(UserError, match="contains itself"):
+        read_checkpoint(tmp_path / "loop.pth")
+    deep = {"conv1.weight": torch.zeros(1)}
+    for _ in range(MAX_WRAPPERS + 1):
+        deep = {"state_dict": deep}
+    torch.save(deep, tmp_path / "deep.pth")
+    with pytest.raises(UserError, match="levels deep"):
+        read_checkpoint(tmp_path / "deep.pth")
+
+
+def test_a_zip_bomb_checkpoint_is_refused_before_it_is_inflated(tmp_path):
+    """A real checkpoint of 64 MB of zeros, recompressed: 64 KB asking for 64 MB. torch.load
+    would inflate it; it is refused from the zip directory alone."""
+    plain = tmp_path / "plain.pth"
+    torch.save({"conv1.weight": torch.zeros(16 * 2**20)}, plain)
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(UserError, match="declare 0.07 GB"):
+        read_checkpoint(bomb)
+    assert set(read_checkpoint(plain)) == {"conv1.weight"}  # stored, as torch.save writes it
