@@ -39,7 +39,6 @@ from auditor.fsutil import write_text_atomic
 from auditor.resources import cores, memory_budget
 
 CHUNK = 256  # rows decoded and written together by one worker
-CACHE_MODES = ("auto", "memory", "disk")
 
 
 def cache_dir() -> Path:

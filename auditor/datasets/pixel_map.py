@@ -78,13 +78,6 @@ class PixelMap:
     def shape(self) -> torch.Size:
         return torch.Size((len(self._rows), *self._row_shape))
 
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    def nbytes(self) -> int:
-        return len(self._rows) * self._row_bytes
-
     def positions(self, key) -> np.ndarray:
         """Positions (0..len-1) named by a slice, or an int / bool array or tensor."""
         if isinstance(key, slice):
