@@ -7,16 +7,14 @@ import pickle
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from tests.conftest import run_cli
+from tests.hostile import QUICK, images, refused
 from tests.test_cli_e2e import last_line_dir
 
 pytestmark = pytest.mark.slow
-QUICK = ["--method", "ce", "--epochs", "1", "--image-size", "16", "--no-report"]
 
 
 class RunsCode:
@@ -29,14 +27,6 @@ class RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-def images(root: Path, n: int = 8) -> None:
-    (root / "imgs").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(np.full((16, 16, 3), 20 * i % 256, np.uint8)).save(
-            root / "imgs" / f"{i}.png"
-        )
-
-
 @pytest.fixture
 def csv_root(tmp_path) -> tuple[Path, dict]:
     """A csv dataset folder, a registry whose `mine` entry fixes the classes, and its env."""
@@ -45,15 +35,6 @@ def csv_root(tmp_path) -> tuple[Path, dict]:
     registry = tmp_path / "datasets.yaml"
     registry.write_text(f"mine:\n  kind: csv\n  root: {root}\n  classes: [cat, dog]\n")
     return root, {"AUDIT_DATASETS": str(registry)}
-
-
-def refused(result, *needles: str, out: Path | None = None) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr[-1500:])
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in result.stderr, (needle, result.stderr)
-    if out is not None:
-        assert not out.exists() or not any(out.rglob("manifest.json"))  # no run folder
 
 
 GOOD = "imgs/0.png,cat\nimgs/1.png,dog\nimgs/2.png,cat\nimgs/3.png,dog\n"

@@ -1,0 +1,47 @@
+"""Shared by the hostile-input tests: what a refusal must look like, and a digest of every file
+under a folder so a test can assert that nothing outside the intended output changed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+QUICK = ["--method", "ce", "--epochs", "1", "--image-size", "16", "--no-report"]
+
+
+def refused(result, *needles: str, out: Path | None = None) -> None:
+    """`result` (a finished `audit` subprocess) exited 2, printed no Python traceback, its stderr
+    names every needle, and no run folder was left under `out`."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-1500:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for needle in needles:
+        assert needle in result.stderr, (needle, result.stderr)
+    if out is not None:
+        assert not out.exists() or not any(out.rglob("manifest.json"))  # no run folder
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256 of its bytes, or 'dir' / 'link -> target'} for everything under
+    `folder`: equal digests before and after a command mean it changed nothing there."""
+    found: dict[str, str] = {}
+    for path in sorted(Path(folder).rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            found[key] = f"link -> {path.readlink()}"
+        elif path.is_dir():
+            found[key] = "dir"
+        else:
+            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def images(root: Path, n: int = 8) -> None:
+    """`n` distinct 16x16 PNGs under root/imgs/0.png ..."""
+    (root / "imgs").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((16, 16, 3), 20 * i % 256, np.uint8)).save(
+            root / "imgs" / f"{i}.png"
+        )
