@@ -70,7 +70,7 @@ def register_embeddings(
 ) -> None:
     """Store `embeddings` [N, D] (rows of `sample_ids`) as the field `embedding` and compute the
     `similarity` and `umap` brain runs from it, replacing earlier ones."""
-    from auditor.datasets.cache import cache_dir
+    from auditor.fsutil import cache_dir
 
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))  # UMAP's JIT, once
     if "embedding" not in dataset.get_field_schema():

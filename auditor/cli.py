@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import signal
 import sys
 from pathlib import Path
 
+from auditor.crash import crash_lines, debugging
 from auditor.errors import UserError
 from auditor.label_sources import label_source_problems
 from auditor.plugins import load_plugins
@@ -54,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("audit run needs a DATASET (see `audit datasets`) or --resume RUN_DIR")
     entry = get_entry(args.dataset, load_registry())
     if resume is None:
-        config = resolve(entry.name, cli, entry.defaults)
+        config = resolve(entry.name, cli, entry.defaults, where=entry.where())
         argv = ["audit", *args.argv]
     else:
         config = from_dict(entry.name, resume[1]["config"])
@@ -118,6 +120,11 @@ def term_with_parent() -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """`--out` is checked first (`auditor.write_guard.check_out_root`), before the detectors'
+    imports."""
+    from auditor.write_guard import check_out_root
+
+    check_out_root(args.out)
     from auditor.predictions import score_predictions
     from auditor.summary import summary_lines
 
@@ -133,7 +140,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from auditor.compare import compare_runs
 
-    for line in compare_runs([Path(p) for p in args.run_dirs], args.out):
+    for line in compare_runs([Path(p) for p in args.run_dirs], args.out, force=args.force):
         print(line)
     return 0
 
@@ -141,9 +148,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_synth_faces(args: argparse.Namespace) -> int:
     from auditor.datasets.synth_faces import write_rafdb_layout
 
-    rates = tuple(float(r) for r in args.noise_files.split(",") if r) if args.noise_files else ()
     out = write_rafdb_layout(
-        Path(args.out), n_train=args.train, n_test=args.test, seed=args.seed, noise_rates=rates
+        args.out,
+        n_train=args.train,
+        n_test=args.test,
+        seed=args.seed,
+        noise_rates=args.noise_files,
     )
     print(out)
     return 0
@@ -167,9 +177,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     out, rows, lines = export_relabels(
         Path(args.run_dir),
         from_fiftyone=args.from_fiftyone,
-        out=Path(args.out) if args.out is not None else None,
+        out=args.out,
         top=args.top,
         include_reviewed=args.include_reviewed,
+        force=args.force,
     )
     for line in [f"{rows} rows", *lines]:
         print(line, file=sys.stderr)
@@ -180,7 +191,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from auditor.corrections import apply_relabels
 
-    counts = apply_relabels(Path(args.run_dir), Path(args.relabels), Path(args.out))
+    counts = apply_relabels(Path(args.run_dir), Path(args.relabels), args.out, force=args.force)
     print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
     print(args.out)
     return 0
@@ -200,11 +211,45 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{text} (default %(default)s)"
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+def int_at_least(text: str, minimum: int) -> int:
+    """`text` as a whole number no smaller than `minimum`; argparse says why not (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return int_at_least(text, 1)
+
+
+def count(text: str) -> int:
+    return int_at_least(text, 0)
+
+
+def noise_rates(text: str) -> tuple[float, ...]:
+    """`--noise-files`: comma-separated noise rates, each a number in [0, 1)."""
+    rates = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            rate = float(item)
+        except ValueError:
+            rate = math.nan
+        if not 0 <= rate < 1:  # NaN too
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a noise rate: give numbers in [0, 1)"
+            )
+        rates.append(rate)
+    return tuple(rates)
+
+
+FORCE_HELP = (
+    "overwrite an existing output file, never a dataset's file nor a run folder's "
+    "(default: refused)"
+)
 
 
 def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
@@ -266,6 +311,7 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
         "compare-accuracy.csv and compare-pr.png in; any other OUT is a file prefix: OUT.csv, "
         "OUT.parquet, OUT-accuracy.csv, OUT-pr.png (default: the prefix reports/compare/<time>)",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("review", help="load a run into FiftyOne and open the App for annotators")
@@ -305,8 +351,10 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         help="CSV to write (default <run>/suspects.csv, suspects-top<N>.csv with --top, "
-        "relabel-reviewed.csv with --from-fiftyone); never a file the run wrote",
+        "relabel-reviewed.csv with --from-fiftyone, rewritten by each export); never a file "
+        "the run wrote, nor one in a dataset's root",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -314,17 +362,24 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir")
     p.add_argument("--relabels", required=True, help="relabel CSV with decisions")
-    p.add_argument("--out", required=True, help="new label file (never the dataset's own)")
+    p.add_argument(
+        "--out", required=True, help="new label file (never the dataset's own, nor in its root)"
+    )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("synth-faces", help="write procedural faces in the RAF-DB layout")
-    p.add_argument("out", help="folder to write")
-    p.add_argument("--train", type=int, default=700, help="training images")
-    p.add_argument("--test", type=int, default=210, help="test images")
-    p.add_argument("--seed", type=int, default=0, help="seed of the faces and the noise files")
+    p.add_argument(
+        "out", help="folder to write: a new or empty one, or an earlier synth-faces output"
+    )
+    p.add_argument("--train", type=positive_int, default=700, help="training images")
+    p.add_argument("--test", type=count, default=210, help="test images")
+    p.add_argument("--seed", type=count, default=0, help="seed of the faces and the noise files")
     p.add_argument(
         "--noise-files",
-        help="comma-separated rates, e.g. 0.1,0.2,0.3 -> noise01.txt ... (default: none)",
+        type=noise_rates,
+        default=(),
+        help="comma-separated rates in [0, 1), e.g. 0.1,0.2,0.3 -> noise01.txt ... (default: none)",
     )
     p.set_defaults(func=cmd_synth_faces)
     return parser
@@ -381,3 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("audit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `audit datasets | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 128 + signal.SIGPIPE
+    except Exception as err:  # a bug or the machine, not the user's input: auditor.crash
+        if debugging():
+            raise
+        for line in crash_lines(err):
+            print(line, file=sys.stderr)
+        return 1

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from auditor.errors import UserError
 from auditor.fsutil import atomic_path
 from auditor.outputs.files import write_csv, write_parquet
-from auditor.outputs.run_folder import read_run
+from auditor.outputs.run_folder import read_run, read_samples
+from auditor.write_guard import check_out, named_path, run_dataset_root
 
 METRIC_COLUMNS = ["auroc", "ap", "precision_at_k", "precision", "recall", "f1", "flagged"]
 
@@ -79,11 +80,13 @@ def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> 
     panels = []
     for run_dir, manifest, metrics in runs:
         detectors = metrics.get("detectors")
-        if not detectors:
-            continue
-        samples = pq.read_table(run_dir / "samples.parquet").to_pandas()
-        scored = [n for n in detectors if f"score_{n}" in samples]  # not the flag-only ones
-        ranked = sorted(scored, key=lambda n: -(detectors[n]["ap"] or 0))
+        if not detectors or detectors.get("suspicion", {}).get("ap") is None:
+            continue  # no truth, or no noisy sample to find (every AP undefined)
+        samples = read_samples(run_dir)
+        scored = [
+            n for n in detectors if f"score_{n}" in samples and detectors[n]["ap"] is not None
+        ]
+        ranked = sorted(scored, key=lambda n: -detectors[n]["ap"])
         names = ["suspicion", *ranked[:top]]
         scores = {
             n: samples["suspicion" if n == "suspicion" else f"score_{n}"].to_numpy() for n in names
@@ -104,7 +107,11 @@ def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) 
     cells = detectors.assign(
         run=detectors["run_id"].map(keys),
         cell=[
-            f"{a:.3f} / {p:.3f}" if a == a and p == p else f"as {r}" if isinstance(r, str) else "-"
+            f"{a:.3f} / {p:.3f}"
+            if pd.notna(a) and pd.notna(p)
+            else f"as {r}"
+            if isinstance(r, str)
+            else "-"
             for a, p, r in zip(
                 detectors["auroc"], detectors["ap"], detectors["ranked_as"], strict=True
             )
@@ -239,25 +246,52 @@ def output_stem(out: str | None) -> Path:
     """Where `compare_runs` writes: `--out` an existing folder, or ending in `/`, holds
     compare.csv, compare.parquet, compare-accuracy.csv, compare-pr.png; any other `--out` is a
     file prefix (OUT.csv, ...; a trailing .csv or .parquet is dropped); none: the prefix
-    reports/compare/<YYYYmmdd-HHMMSS>."""
+    reports/compare/<YYYYmmdd-HHMMSS>. An empty `--out` is refused (it would be the current
+    folder)."""
     if out is None:
         return Path("reports") / "compare" / time.strftime("%Y%m%d-%H%M%S")
-    if out.endswith(("/", os.sep)) or Path(out).is_dir():
-        return Path(out) / "compare"
-    stem = Path(out)
+    stem = named_path(out, "--out")
+    if out.endswith(("/", os.sep)) or stem.is_dir():
+        return stem / "compare"
     return stem.with_suffix("") if stem.suffix in (".csv", ".parquet") else stem
 
 
-def compare_runs(run_dirs: list[Path], out: str | None) -> list[str]:
+def output_files(runs: list[tuple[Path, dict, dict]], out: str | None, force: bool) -> list[Path]:
+    """The table (.csv), frame (.parquet), accuracy table and figure `compare_runs` writes,
+    each checked by `auditor.write_guard.check_out` before any is written (an existing one is
+    overwritten only with `force`)."""
+    stem = output_stem(out)
+    roots = [run_dataset_root(manifest) for _, manifest, _ in runs]
+    return [
+        check_out(stem.parent / f"{stem.name}{suffix}", dataset_roots=roots, force=force)
+        for suffix in (".csv", ".parquet", "-accuracy.csv", "-pr.png")
+    ]
+
+
+def refuse_repeated_runs(runs: list[tuple[Path, dict, dict]]) -> None:
+    """Refuse a run given twice: one folder however spelt (`a`, `./a/`, a symlink to it), or a
+    copy of it (the same `run_id`), which the tables, keyed by run id, cannot tell apart."""
+    seen: dict[str, Path] = {}
+    for run_dir, manifest, _ in runs:
+        run_id = manifest["run_id"]
+        if run_id in seen:
+            copy = "" if Path(run_dir).resolve() == seen[run_id].resolve() else ", a copy"
+            raise UserError(
+                f"run {run_id} is given twice ({seen[run_id]} and {run_dir}{copy}): "
+                "name each run once"
+            )
+        seen[run_id] = Path(run_dir)
+
+
+def compare_runs(run_dirs: list[Path], out: str | None, *, force: bool = False) -> list[str]:
     """Write the tables and the figure; return the lines to print."""
     runs = [(d, *read_run(d)) for d in run_dirs]
+    refuse_repeated_runs(runs)
+    table, frame, accuracy_file, figure = output_files(runs, out, force)
     detectors, accuracy = detector_table(runs), accuracy_table(runs)
-    stem = output_stem(out)
-    table, frame = stem.parent / f"{stem.name}.csv", stem.parent / f"{stem.name}.parquet"
     write_csv(table, detectors)
     write_parquet(frame, pa.Table.from_pandas(detectors, preserve_index=False))
-    write_csv(stem.parent / f"{stem.name}-accuracy.csv", accuracy)
-    figure = stem.parent / f"{stem.name}-pr.png"
+    write_csv(accuracy_file, accuracy)
     drew = pr_figure(runs, figure)
     lines = [*legend_lines(runs), ""]
     if len(accuracy):
@@ -273,5 +307,5 @@ def compare_runs(run_dirs: list[Path], out: str | None) -> list[str]:
     else:
         lines += ["no run knows the truth: no detector metrics to compare", ""]
     lines += rank_identical_lines(runs) + [""]
-    lines += [f"wrote {table}, {frame.name}, {stem.name}-accuracy.csv" + (f", {figure.name}" if drew else "")]  # fmt: skip
+    lines += [f"wrote {table}, {frame.name}, {accuracy_file.name}" + (f", {figure.name}" if drew else "")]  # fmt: skip
     return lines

@@ -31,6 +31,7 @@ from auditor.options import (
 from auditor.training.engine import TrainConfig, resolve_amp
 from methods import METHODS
 from methods.backbones import BACKBONES
+from methods.base import MAX_LR
 
 # The papers' training settings (EAC paper, Sec. 4.1; docs/methods.md), for users with a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -79,7 +80,9 @@ class RunConfig:
         "train on this label file (from `audit apply`, in the dataset's format) instead of "
         "the dataset's labels; training samples it does not list are left out",
     )
-    epochs: int = option(10, "training epochs", at_least=1)
+    # every sample's signals are kept for every epoch (epochs x N floats each): 10**9 epochs
+    # asked for terabytes at the first step; the papers train 40-60
+    epochs: int = option(10, "training epochs", at_least=1, at_most=1000)
     folds: int = option(
         1, "K >= 2: cross-fit K models for out-of-sample probabilities (1: none)", at_least=1
     )
@@ -91,10 +94,16 @@ class RunConfig:
     allow_partial_weights: bool = option(
         False, "load a checkpoint even when some backbone tensors do not match"
     )
-    image_size: int = option(64, "side of the square training images, in pixels", at_least=8)
+    # the decoded cache holds N x 3 x side^2 bytes and the backbones' memory grows with the
+    # square of the side: at 1024 px one image is 3 MB (the papers train at 112-224 px)
+    image_size: int = option(
+        64, "side of the square training images, in pixels", at_least=8, at_most=1024
+    )
     batch_size: int = option(256, "images per optimisation step", at_least=2)
-    lr: float = option(1e-3, "Adam learning rate", above=0)
-    weight_decay: float = option(1e-4, "Adam weight decay", at_least=0)
+    lr: float = option(1e-3, "Adam learning rate", above=0, at_most=MAX_LR)
+    # Adam's (coupled) weight decay adds decay x weight to every gradient: at 1 it already
+    # outweighs any loss's gradient, and beyond float32's range it turns the steps into NaN
+    weight_decay: float = option(1e-4, "Adam weight decay", at_least=0, at_most=1)
     lr_gamma: float = option(
         0.9, "learning rate multiplied by this after every epoch", above=0, at_most=1
     )
@@ -104,8 +113,13 @@ class RunConfig:
     aum_threshold: bool = option(
         False, "two extra trainings per method with threshold samples, so AUM also flags"
     )
+    # each worker is a spawned Python process holding PIL and NumPy; beyond the cores they only
+    # queue, and a huge count would fork until the machine runs out of processes
     workers: int | None = option(
-        None, "processes that decode the images into the cache (not set: one per core)", at_least=1
+        None,
+        "processes that decode the images into the cache (not set: one per core)",
+        at_least=1,
+        at_most=512,
     )
     image_cache: str = option(
         "auto",
@@ -122,7 +136,14 @@ class RunConfig:
         False,
         "oversample every class up to the largest each epoch (AffectNet's usual training)",
     )
-    seed: int = option(0, "seed of the noise, the initial weights and the augmentation", at_least=0)
+    # NumPy's legacy seeding (the asymmetric noise model's, scikit-learn's random_state of the
+    # fold split and UMAP) takes 0 to 2**32 - 1; torch's seeds are derived from it below 2**63
+    seed: int = option(
+        0,
+        "seed of the noise, the initial weights and the augmentation",
+        at_least=0,
+        at_most=2**32 - 1,
+    )
     device: str = option("auto", "auto: cuda when visible, else cpu", choices=("auto", "cpu", "cuda"))  # fmt: skip
     amp: str = option(
         "auto",
@@ -249,17 +270,23 @@ def split_methods(value: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def resolve(dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any]) -> RunConfig:
-    """The configuration of a new run; refuses unknown keys and bad values, naming them."""
+def resolve(
+    dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any], where: str = ""
+) -> RunConfig:
+    """The configuration of a new run; refuses unknown keys and bad values, naming them
+    (`where`: the registry entry the defaults come from, for the message)."""
     given = {k: v for k, v in cli.items() if v is not None}
     preset = given.get("preset")
     defaults = declared_defaults()
     unknown = sorted(set(dataset_defaults) - set(defaults))
     if unknown:
         raise UserError(
-            f"the registry's defaults for {dataset} name unknown options: {', '.join(unknown)}"
+            f"{where or f'the registry entry {dataset!r}'}: `defaults` name unknown options: "
+            f"{', '.join(unknown)}"
         )
-    merged = defaults | dataset_defaults | PRESETS.get(preset, {}) | given
+    # a preset that is not a name (not a str) is left to from_dict to refuse, naming --preset
+    chosen = PRESETS.get(preset, {}) if isinstance(preset, str) else {}
+    merged = defaults | dataset_defaults | chosen | given
     if given.get("labels") and "noise_rate" not in given:
         merged["noise_rate"] = 0.0  # a corrected label file is trained on as it is
     merged["method"] = split_methods(merged["method"])

@@ -23,30 +23,36 @@ from auditor.decisions import (
 from auditor.errors import UserError
 from auditor.outputs.files import write_csv
 from auditor.outputs.run_folder import read_run, read_samples
-from auditor.write_guard import check_out
+from auditor.write_guard import check_out, run_dataset_root
 
 
 def export_relabels(
     run_dir: Path,
     *,
     from_fiftyone: bool,
-    out: Path | None,
+    out: str | Path | None,
     top: int | None,
     include_reviewed: bool = False,
+    force: bool = False,
 ) -> tuple[Path, int, list[str]]:
     """Write a relabel CSV; returns (its path, rows, lines for the user).
 
     From the scores: the suspects (or the `top` most suspect), less the samples the review
     ledger says were already reviewed unless `include_reviewed`; default `<run>/suspects.csv`
     (`suspects-top<N>.csv` with `top`). From FiftyOne: every decided sample with its decision
-    and new label, default `<run>/relabel-reviewed.csv`, appended to the ledger."""
+    and new label, default `<run>/relabel-reviewed.csv`, appended to the ledger. The default
+    file is the command's own: re-exporting rewrites it; any other existing file needs `force`
+    (`auditor.write_guard.check_out`)."""
     run_dir = Path(run_dir)
     manifest, _ = read_run(run_dir)
     samples = read_samples(run_dir)
     class_names = manifest["class_names"]
     default = "relabel-reviewed.csv" if from_fiftyone else f"suspects{f'-top{top}' if top else ''}.csv"  # fmt: skip
     target = check_out(
-        out or run_dir / default, dataset_root=dataset_root(manifest), own=(default,)
+        run_dir / default if out is None else out,
+        dataset_roots=[run_dataset_root(manifest)],
+        own=(default,),
+        force=force,
     )
     path = ledger.ledger_path(run_dir)
     if from_fiftyone:
@@ -99,28 +105,17 @@ def decision_rows(
     return frame.assign(given=frame["sample_id"].map(given), source=str(Path(source).resolve()))
 
 
-def dataset_root(manifest: dict) -> Path | None:
-    """The root of the run's dataset: as the registry resolves it, else (a registry that no
-    longer names the dataset) the run's `--root`; None for `audit score` runs and root-less
-    datasets."""
-    if "dataset_kind" not in manifest:
-        return None
-    from auditor.datasets.registry import get_entry, load_registry
-
-    root = manifest.get("config", {}).get("root")
-    try:
-        entry = get_entry(manifest["dataset"], load_registry())
-    except UserError:
-        return Path(root) if root else None
-    return entry.resolve_root(root)
-
-
-def apply_relabels(run_dir: Path, relabels: Path, out: Path) -> dict:
+def apply_relabels(run_dir: Path, relabels: Path, out: str | Path, *, force: bool = False) -> dict:
     """Write the corrected label file for the run's dataset: every sample of the dataset with
     its given label (as the run trained on it), the decisions applied, dropped samples left out;
-    the decisions are appended to the review ledger. Returns counts."""
+    the decisions are appended to the review ledger. `out` must pass
+    `auditor.write_guard.check_out` (an existing file only with `force`). Returns counts."""
     run_dir = Path(run_dir)
     manifest, _ = read_run(run_dir)
+    labels_file = manifest.get("config", {}).get("labels")
+    target = check_out(
+        out, dataset_roots=[run_dataset_root(manifest)], labels_file=labels_file, force=force
+    )
     samples = read_samples(run_dir)
     class_names = manifest["class_names"]
     decisions = read_decisions(relabels, samples["sample_id"].tolist(), class_names)
@@ -128,8 +123,6 @@ def apply_relabels(run_dir: Path, relabels: Path, out: Path) -> dict:
     from auditor.datasets import load_for_run
 
     entry, table = load_for_run(manifest)
-    config = manifest["config"]
-    check_out(out, dataset_root=entry.resolve_root(config.get("root")), labels_file=config.get("labels"))  # fmt: skip
     row_of = {sid: i for i, sid in enumerate(table.sample_ids.tolist())}
     absent = [sid for sid in samples["sample_id"] if sid not in row_of]
     if absent:
@@ -143,7 +136,7 @@ def apply_relabels(run_dir: Path, relabels: Path, out: Path) -> dict:
     rows = np.array([row_of[sid] for sid in given.index])
     labels[rows] = NOT_LISTED
     labels[[row_of[sid] for sid in corrected.index]] = corrected.to_numpy()
-    written = write_label_file(Path(out), table, labels, entry.kind)
+    written = write_label_file(target, table, labels, entry.kind)
     changed = int(sum(given[sid] != label for sid, label in decisions.relabel.items()))
     added = ledger.append(ledger.ledger_path(run_dir), decision_rows(decisions, samples, class_names, relabels), manifest["run_id"])  # fmt: skip
     return decisions.counts() | {"changed": changed, "rows_written": written, "ledger_added": added}

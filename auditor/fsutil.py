@@ -11,6 +11,12 @@ from pathlib import Path
 from auditor.errors import UserError
 
 
+def cache_dir() -> Path:
+    """The tool's own folder for derived files (image caches, crash reports, numba's JIT):
+    `$AUDIT_CACHE_DIR`, default `~/.cache/audit`."""
+    return Path(os.environ.get("AUDIT_CACHE_DIR", Path.home() / ".cache" / "audit"))
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.

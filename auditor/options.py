@@ -14,6 +14,7 @@ A method's options dataclass is its `options_class` (`methods.base.Method`); its
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import types
@@ -22,6 +23,12 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
 from auditor.errors import UserError
+
+
+class SettingError(UserError):
+    """Values that passed their declarations and still cannot train, which only training shows
+    (a loss that overflows to NaN at this learning rate): `audit run --resume` keeps the run's
+    settings, so it would fail the same way; a new run with other values is the fix."""
 
 
 @dataclass(frozen=True)
@@ -79,14 +86,25 @@ def default_of(f: Field) -> Any:
     return None if f.default is MISSING else f.default
 
 
+@functools.cache
+def hints(owner: type) -> dict[str, Any]:
+    """The resolved annotations of a dataclass (read at every validation: resolved once)."""
+    return typing.get_type_hints(owner)
+
+
 def value_type(owner: type, f: Field) -> type:
     """The plain type of a field (`int`, `float`, `str`, `bool`, `list`) from its annotation;
     `X | None` gives X."""
-    hint = typing.get_type_hints(owner)[f.name]
+    hint = hints(owner)[f.name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
         hint = args[0]
     return typing.get_origin(hint) or hint
+
+
+def optional(owner: type, f: Field) -> bool:
+    """Whether the annotation of field `f` admits None (`X | None`: the option may be unset)."""
+    return type(None) in typing.get_args(hints(owner)[f.name])
 
 
 def of_type(value: Any, kind: type) -> bool:
@@ -98,22 +116,35 @@ def of_type(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+def shown(value: Any) -> str:
+    """`value` as a message shows it: its repr, but an integer of more than 20 digits by its
+    order of magnitude (Python refuses to print one of over 4300 digits at all)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"{'-' if value < 0 else ''}10^{math.log10(abs(value)):.1f}"
+    return repr(value)
+
+
 def problems_with(owner: type, values: dict[str, Any], prefix: str | None = "") -> list[str]:
     """What is wrong with `values` (field name -> value) for the declared fields of `owner`,
     each naming its flag (`--<prefix><name>`; with `prefix=None` its plain name): values of the
-    wrong type, non-finite numbers, values out of bounds or not among the choices. Values of
-    fields without a Spec, and None, are not checked."""
+    wrong type (None where the option cannot be unset), non-finite numbers, values out of
+    bounds or not among the choices. Fields without a Spec, and those absent, are not checked."""
     out = []
     for f in fields(owner):
-        spec, value = spec_of(f), values.get(f.name)
-        if spec is None or value is None:
+        spec = spec_of(f)
+        if spec is None or f.name not in values:
             continue
+        value = values[f.name]
         flag = (
             public_name(f) if prefix is None else "--" + (prefix + public_name(f)).replace("_", "-")
         )
         kind = value_type(owner, f)
+        if value is None:
+            if not optional(owner, f):
+                out.append(f"{flag} None: must be {kind.__name__}, it cannot be unset")
+            continue
         if not of_type(value, kind):
-            out.append(f"{flag} {value!r}: must be {kind.__name__}")
+            out.append(f"{flag} {shown(value)}: must be {kind.__name__}")
             continue
         allowed = spec.allowed()
         if allowed is not None:
@@ -125,11 +156,11 @@ def problems_with(owner: type, values: dict[str, Any], prefix: str | None = "") 
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # an int is always finite
             out.append(f"{flag} {value}: must be a finite number")
             continue
         broken = [
-            f"{words} {bound:g}"
+            f"{words} {bound:g}" if isinstance(bound, float) else f"{words} {bound}"
             for bound, ok, words in (
                 (spec.at_least, operator.ge, "at least"),
                 (spec.at_most, operator.le, "at most"),
@@ -139,7 +170,7 @@ def problems_with(owner: type, values: dict[str, Any], prefix: str | None = "") 
             if bound is not None and not ok(value, bound)
         ]
         if broken:
-            out.append(f"{flag} {value}: must be {' and '.join(broken)}")
+            out.append(f"{flag} {shown(value)}: must be {' and '.join(broken)}")
     return out
 
 

@@ -23,16 +23,41 @@ EMPTY_DYNAMICS = pa.table({"epoch": pa.array([], pa.int64()), "sample_id": pa.ar
                            "method": pa.array([], pa.string())})  # fmt: skip
 
 
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
+NUMERIC = "biuf"  # the dtype kinds of a plain numeric array: bool, integers, floats
+
+
 def load_array(path: str | Path, what: str) -> np.ndarray:
+    """The plain numeric array in the .npy file `path`, or a UserError naming the flag `what`
+    and the file: not a regular file (a folder; a FIFO would block the read), not a .npy file
+    (an .npz archive, a pickle), a header declaring more data than the file holds (memory-mapped
+    first, so a few bytes cannot ask for terabytes), or a dtype that is not bool, integer or
+    float (objects, which are never unpickled, structured records, strings, complex numbers,
+    dates)."""
+    file = Path(path)
+    if not file.is_file():
+        kind = "a folder" if file.is_dir() else "not a regular file"
+        raise UserError(f"{what} {path}: {kind}, not a .npy file" if file.exists() else f"{what} {path}: no such file")  # fmt: skip
     try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserError(f"{what} {path}: no such file") from None
-    except ValueError as err:
-        raise UserError(f"{what} {path}: not a plain .npy array ({err})") from None
+        with file.open("rb") as handle:
+            npy = handle.read(len(NPY_MAGIC)) == NPY_MAGIC
+        mapped = np.load(file, mmap_mode="r", allow_pickle=False) if npy else None
+    except OSError as err:
+        raise UserError(f"{what} {path}: cannot be read ({err.strerror or err})") from None
+    except (ValueError, EOFError) as err:
+        raise UserError(f"{what} {path}: not a plain numeric array ({err})") from None
+    if mapped is None:
+        raise UserError(f"{what} {path}: not a .npy file (write one array with numpy.save)")
+    if mapped.dtype.kind not in NUMERIC:
+        raise UserError(
+            f"{what} {path}: not a plain numeric array (dtype {mapped.dtype}; bool, integer or "
+            "float needed)"
+        )
+    return np.array(mapped)
 
 
 def load_labels(path: str | Path, what: str, n: int, k: int) -> np.ndarray:
+    """Class ids [N] in 0..k-1 from `path`, for the flag `what`; N must be --pred-probs's."""
     labels = load_array(path, what)
     if labels.ndim != 1 or len(labels) != n:
         raise UserError(
@@ -47,16 +72,29 @@ def load_labels(path: str | Path, what: str, n: int, k: int) -> np.ndarray:
 
 
 def load_probs(path: str | Path) -> np.ndarray:
+    """--pred-probs [N, K], N >= 1 and K >= 2, every row renormalised to sum to 1 in float64:
+    values must be finite and non-negative, and no row may sum to zero or overflow."""
     probs = load_array(path, "--pred-probs").astype(np.float64)
-    if probs.ndim != 2 or probs.shape[1] < 2:
+    if probs.ndim != 2 or probs.shape[0] < 1 or probs.shape[1] < 2:
         raise UserError(
-            f"--pred-probs {path}: expected shape (N, K) with K >= 2, got {probs.shape}"
+            f"--pred-probs {path}: expected shape (N, K) with N >= 1 rows and K >= 2 classes, "
+            f"got {probs.shape}"
         )
-    if not np.isfinite(probs).all() or (probs < 0).any():
-        raise UserError(f"--pred-probs {path}: probabilities must be finite and non-negative")
-    total = probs.sum(axis=1, keepdims=True)
-    if (total <= 0).any():
-        raise UserError(f"--pred-probs {path}: row {int(np.argmin(total))} sums to zero")
+    bad = np.argwhere(~np.isfinite(probs) | (probs < 0))
+    if len(bad):
+        row, column = bad[0]
+        raise UserError(
+            f"--pred-probs {path}: row {row}, class {column} holds {probs[row, column]}; "
+            "probabilities must be finite and non-negative"
+        )
+    with np.errstate(over="ignore"):  # a row that overflows is refused below
+        total = probs.sum(axis=1, keepdims=True)
+    wrong = np.flatnonzero((total[:, 0] <= 0) | ~np.isfinite(total[:, 0]))
+    if len(wrong):
+        row = wrong[0]
+        raise UserError(
+            f"--pred-probs {path}: row {row} sums to {total[row, 0]}; give probabilities"
+        )
     return probs / total
 
 
@@ -67,6 +105,11 @@ def score_predictions(
     probs = load_probs(pred_probs)
     n, k = probs.shape
     given = load_labels(labels, "--labels", n, k)
+    if np.unique(given).size < 2:
+        raise UserError(
+            f"--labels {labels}: every label is class {given[0]}; the detectors weigh a sample's "
+            "class against the others', so at least 2 classes must occur"
+        )
     true = load_labels(true_labels, "--true-labels", n, k) if true_labels else None
     noise = (
         {"type": "unknown"}

@@ -39,6 +39,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,7 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     run_dir = Path(run_dir)
     manifest, _ = read_run(run_dir)
     samples = read_samples(run_dir)
+    evidence = run_evidence(run_dir, samples)  # every file read and checked before FiftyOne
     class_names = manifest["class_names"]
     paths = image_paths(run_dir, manifest, samples)
     name = dataset_name(manifest)
@@ -209,27 +211,42 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     dataset.default_classes = list(class_names)
     dataset.save()
     save_views(dataset, samples, top)
-    add_run_evidence(dataset, run_dir, samples, manifest.get("seed") or 0)
+    add_run_evidence(dataset, samples, evidence, manifest.get("seed") or 0)
     return dataset
 
 
-def add_run_evidence(dataset: fo.Dataset, run_dir: Path, samples: pd.DataFrame, seed: int) -> None:
-    """Image metadata, and what the run folder holds for FiftyOne's own tools (`auditor.brain`):
-    the embedding brain runs, the suspects' CAM heatmaps and the near-duplicate pairs, each when
-    its file exists (`audit score` and older runs have none)."""
+@dataclass(frozen=True)
+class RunEvidence:
+    """What the run folder holds for FiftyOne's own tools, each None when its file does not
+    exist (`audit score` and older runs have none)."""
+
+    embeddings: np.ndarray | None  # [N, D], rows of samples.parquet
+    cams: dict[str, np.ndarray] | None  # `read_cams`
+    pairs: pd.DataFrame | None  # near_duplicates.csv
+
+
+def run_evidence(run_dir: Path, samples: pd.DataFrame) -> RunEvidence:
+    """embeddings.npy, cams.npz and near_duplicates.csv of the run, read and checked against its
+    `samples`."""
     from auditor.outputs.run_folder import read_cams, read_embeddings, read_near_duplicates
 
+    ids = samples["sample_id"]
+    return RunEvidence(read_embeddings(run_dir, len(samples)), read_cams(run_dir, ids),
+                       read_near_duplicates(run_dir, ids))  # fmt: skip
+
+
+def add_run_evidence(dataset: fo.Dataset, samples: pd.DataFrame, evidence: RunEvidence, seed: int) -> None:  # fmt: skip
+    """Image metadata, and the run's `evidence` for FiftyOne's own tools (`auditor.brain`): the
+    embedding brain runs, the suspects' CAM heatmaps and the near-duplicate pairs, each when the
+    run has it."""
     dataset.compute_metadata(progress=False)
-    embeddings = read_embeddings(run_dir)
-    if embeddings is not None:
-        brain.register_embeddings(dataset, samples["sample_id"].to_numpy(), embeddings,
+    if evidence.embeddings is not None:
+        brain.register_embeddings(dataset, samples["sample_id"].to_numpy(), evidence.embeddings,
                                   samples["flag_suspicion"].to_numpy(), seed)  # fmt: skip
-    cams = read_cams(run_dir)
-    if cams is not None:
-        brain.set_cams(dataset, cams)
-    pairs = read_near_duplicates(run_dir)
-    if pairs is not None:
-        brain.set_duplicates(dataset, pairs)
+    if evidence.cams is not None:
+        brain.set_cams(dataset, evidence.cams)
+    if evidence.pairs is not None:
+        brain.set_duplicates(dataset, evidence.pairs)
 
 
 def label_tags(dataset: fo.Dataset) -> dict[str, dict[str, list[str]]]:

@@ -17,18 +17,19 @@ import torch
 from tqdm import tqdm
 
 from auditor import memorisation
-from auditor.config import RunConfig
+from auditor.config import RunConfig, part_keys
 from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels
 from auditor.datasets.corrected import with_labels
 from auditor.datasets.noise import NOISE_MODELS, inject_noise
 from auditor.datasets.pixel_map import Pixels, in_memory, take
 from auditor.datasets.registry import DatasetEntry
-from auditor.datasets.table import SampleTable, stratified_subset
+from auditor.datasets.table import SampleTable, refuse_unusable, stratified_subset
 from auditor.errors import UserError
 from auditor.evaluation import accuracy_protocols, evaluate_detectors
 from auditor.evidence import MethodEvidence
 from auditor.model_outputs import best_trusted, write_report_for, write_review_files
+from auditor.options import SettingError
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
 from auditor.scoring import score_all
@@ -203,7 +204,29 @@ def train_method(
         best_probs=result.best_probs,
         best_epoch=result.best_epoch,
     )
+    check_converged(evidence, config)
     return evidence, result.test_accuracy, time.perf_counter() - start, model
+
+
+def check_converged(evidence: MethodEvidence, config: RunConfig) -> None:
+    """Refuse a training whose model diverged: NaN or infinite probabilities or embeddings
+    (from values within their declared bounds that still overflow the loss: a high rate, a
+    heavy loss weight, a checkpoint of huge weights) would be scored as if they meant
+    something. The message names the rate, the method's numeric options and the weights."""
+    outputs = {"probabilities": evidence.final_probs, "cross-fitted probabilities":
+               evidence.oos_probs, "embeddings": evidence.embeddings}  # fmt: skip
+    for what, values in outputs.items():
+        if values is not None and not np.isfinite(values).all():
+            own = [f"--{key.replace('_', '-')} {value:g}"
+                   for key, (group, part, _, value) in part_keys(config).items()
+                   if (group, part) == ("methods", evidence.name) and isinstance(value, float)]  # fmt: skip
+            weights = [f"--weights {config.weights}"] if config.weights else []
+            raise SettingError(
+                f"{evidence.name}: training diverged, its {what} are NaN or infinite. Its "
+                f"settings: {', '.join([f'--lr {config.lr:g}', *own, *weights])}: lower the "
+                "rate or the loss weights (or give other weights) and start a new run; --resume "
+                "keeps a run's settings and would diverge again"
+            )
 
 
 def execute(
@@ -223,6 +246,7 @@ def execute(
         table, labels_info = with_labels(table, Path(config.labels), entry.kind)
     train_table, test_table = split_and_limit(table, config)
     train_table, test_table, pixels, skipped = decode(train_table, test_table, config)
+    refuse_unusable(train_table, f"dataset {entry.name!r} after --limit and undecodable images")
     labels = labels_for(train_table, config, pixels[0])
     check_folds(labels.given, config.folds)  # before any training, and before the run folder
     device = resolve_device(config.device)

@@ -1,58 +1,174 @@
-"""Where a command may write a file a user named (`--out`): never into a dataset's root, never
-over a file of a run folder, never over the label file a run trained on.
+"""Where a command may write a file the user named: one rule for every writer.
 
-A run folder is any folder holding a `manifest.json` with a `run_id`; a command may rewrite in
-one only the files it owns itself (`own`, e.g. `relabel-reviewed.csv` for `audit export`). Each
-refusal is a `UserError` (exit 2) that names the path and what to do, raised before anything is
-written.
+A file output (`audit export --out` and its default, `audit apply --out`, each file of
+`audit compare --out`) is refused, with a `UserError` (exit 2) that names the flag, the path
+and what to do, before anything is written, when it is
+
+  (a) inside a dataset's root: the run's, or any existing root the registry names (a new file
+      there too: it could be taken for data); or the label file the run trained on;
+  (b) an existing file of a run folder (any folder whose `manifest.json` holds a `run_id`),
+      unless the command owns it (`own`, e.g. `suspects.csv` for `audit export`);
+  (c) an existing file, unless `force` (`--force` lifts this rule only, never (a) or (b));
+  (d) not a place for a regular file: an empty path, a folder, a device, pipe or socket,
+      anything under /proc, /sys or /dev (but /dev/shm, a plain tmpfs);
+  (e) in a folder that cannot be made or written: missing folders on the way are created (as
+      `auditor.fsutil.atomic_path` does), but the nearest existing one must be a writable folder.
+
+An output root (`audit score --out`, under which a new run folder is made) is refused under
+(a), (d) and (e), when it is an existing file, and when it is or lies in a run folder. Writers
+write to the resolved path returned, through `auditor.fsutil.atomic_path` (a temporary name,
+then a rename): nothing is ever half-written.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from auditor.errors import UserError
 
+SYSTEM_FOLDERS = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
+SCRATCH = Path("/dev/shm")  # a plain tmpfs: the one regular place to write under /dev
+
+
+def named_path(out: str | os.PathLike, flag: str) -> Path:
+    """`out` as a path, refusing an empty one (which would mean the current folder)."""
+    text = os.fspath(out)
+    if not text.strip() or "\0" in text:
+        raise UserError(f"{flag} {text!r} names no path: give one")
+    return Path(text).expanduser()
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` holds a `manifest.json` with a `run_id` (or one too damaged to read)."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        return "run_id" in json.loads(manifest.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, OSError):
+        return True  # a damaged run folder is still a run folder
+
 
 def run_folder_of(path: Path) -> Path | None:
     """The run folder `path` lies in (at any depth), or None."""
-    for folder in path.parents:
-        manifest = folder / "manifest.json"
-        if manifest.is_file():
-            try:
-                if "run_id" in json.loads(manifest.read_text(encoding="utf-8")):
-                    return folder
-            except (ValueError, UnicodeDecodeError, OSError):
-                return folder  # a damaged run folder is still a run folder
-    return None
+    return next((folder for folder in path.parents if is_run_folder(folder)), None)
+
+
+def run_dataset_root(manifest: dict) -> Path | None:
+    """The root of a run's dataset: as the registry resolves it, else (a registry that no longer
+    names the dataset) the run's `--root`; None for `audit score` runs and root-less datasets."""
+    if "dataset_kind" not in manifest:
+        return None
+    from auditor.datasets.registry import get_entry, load_registry
+
+    root = manifest.get("config", {}).get("root")
+    try:
+        entry = get_entry(manifest["dataset"], load_registry())
+    except UserError:
+        return Path(root) if root else None
+    return entry.resolve_root(root)
+
+
+def registry_roots() -> list[Path]:
+    """The roots of the registry's datasets that exist (each as it resolves: its environment
+    variable, then `root`); none when the registry cannot be read."""
+    from auditor.datasets.registry import load_registry
+
+    try:
+        entries = load_registry().values()
+    except UserError:
+        return []
+    roots = (entry.resolve_root() for entry in entries)
+    return [root for root in roots if root is not None and root.is_dir()]
+
+
+def check_place(out: str | os.PathLike, flag: str) -> Path:
+    """Rules (d) and (e) (see the module docstring); `out` resolved (symlinks followed)."""
+    path = named_path(out, flag)
+    try:
+        target = path.resolve()
+        system = next((f for f in SYSTEM_FOLDERS if target.is_relative_to(f)), None)
+        if system is not None and not target.is_relative_to(SCRATCH):
+            raise UserError(
+                f"{flag} {out} is under {system}, not a regular place to write: write elsewhere"
+            )
+        if target.exists() and not (target.is_file() or target.is_dir()):
+            raise UserError(
+                f"{flag} {out} is a device, pipe or socket, not a regular place to write: "
+                "name a new file"
+            )
+        folder = target.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise UserError(f"{flag} {out}: {folder} is a file, not a folder: name another path")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"{flag} {out}: the folder {folder} is not writable: name another path")
+    except (OSError, RuntimeError) as err:  # a folder that cannot be searched, a symlink loop
+        reason = getattr(err, "strerror", None) or err
+        raise UserError(f"{flag} {out} cannot be checked ({reason}): name another path") from None
+    return target
+
+
+def refuse_dataset_roots(
+    target: Path, out: str | os.PathLike, flag: str, roots: Iterable[Path | None]
+) -> None:
+    """Rule (a): refuse `target` inside any of `roots` or of the registry's roots."""
+    for root in [*(r for r in roots if r is not None), *registry_roots()]:
+        resolved = Path(root).expanduser().resolve()
+        if target.is_relative_to(resolved):
+            raise UserError(
+                f"{flag} {out} is inside the dataset's root {resolved}; the original labels are "
+                "never modified, and a new file there could be taken for data: write outside it"
+            )
 
 
 def check_out(
-    out: Path,
+    out: str | os.PathLike,
     *,
     flag: str = "--out",
-    dataset_root: Path | None = None,
+    dataset_roots: Iterable[Path | None] = (),
     labels_file: str | None = None,
     own: tuple[str, ...] = (),
+    force: bool = False,
 ) -> Path:
-    """Refuse `out` (see the module docstring); return it resolved."""
-    target = Path(out).expanduser().resolve()
-    if str(out).strip() == "" or target.is_dir():
-        raise UserError(f"{flag} {str(out)!r} is a folder, not a file: name a new file")
+    """Refuse the file output `out` under rules (a) to (e) of the module docstring; return it
+    resolved, the path to write. `dataset_roots`: the roots of the runs involved (the
+    registry's are always added); `own`: names of files in a run folder the command may rewrite;
+    `force`: lift rule (c)."""
+    target = check_place(out, flag)
+    if target.is_dir():
+        raise UserError(f"{flag} {out} is a folder, not a file: name a new file")
     if labels_file and target == Path(labels_file).expanduser().resolve():
         raise UserError(f"{flag} {out} is the label file the run trained on; write to a new file")
-    if dataset_root is not None:
-        root = Path(dataset_root).expanduser().resolve()
-        if target.is_relative_to(root):
-            raise UserError(
-                f"{flag} {out} is inside the dataset's root {root}; the original labels are "
-                "never modified, and a new file there could be taken for data: write outside it"
-            )
+    refuse_dataset_roots(target, out, flag, dataset_roots)
+    if not target.exists():
+        return target
     run = run_folder_of(target)
-    if run is not None and target.exists() and not (target.parent == run and target.name in own):
+    if run is not None and not (target.parent == run and target.name in own):
         raise UserError(
             f"{flag} {out} would overwrite {target.name}, a file of the run folder {run}; "
-            "write to a new file"
+            "write to a new file (--force never overwrites a run's files)"
+        )
+    if run is None and not force:
+        raise UserError(f"{flag} {out} already exists: pass --force to overwrite it, or name a new file")  # fmt: skip
+    return target
+
+
+def check_out_root(out: str | os.PathLike, *, flag: str = "--out") -> Path:
+    """Refuse the output root `out` (a folder under which a new run folder is made): rules (a),
+    (d) and (e), an existing file, a run folder or a folder inside one; return it resolved."""
+    target = check_place(out, flag)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{flag} {out} is a file, not a folder: name a folder to write runs under")
+    refuse_dataset_roots(target, out, flag, ())
+    run = target if is_run_folder(target) else run_folder_of(target)
+    if run is not None:
+        raise UserError(
+            f"{flag} {out} would put a run inside the run folder {run}: "
+            "name a folder outside any run"
         )
     return target

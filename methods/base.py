@@ -114,6 +114,10 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
+# The highest learning rate an option accepts (--lr, --scn-lr): Adam moves every weight by about
+# the rate at each step, so at rates above 1 the first steps swamp weights of order 0.1 and the
+# loss overflows to NaN (the papers train at 1e-4 to 1e-3).
+MAX_LR = 1.0
 GAUSSIAN_STD = 30**0.5  # the official EAC, SCN and RUL dataset code: variance 30 on 0-255 pixels
 VIEWS = ("official", "flip")
 

@@ -48,7 +48,11 @@ ERASURES = ("same", "independent")
 
 @dataclass(frozen=True)
 class EACOptions(Options):
-    lam: float = option(5.0, "weight of the consistency loss", name="lambda", at_least=0)
+    # the paper uses 3 to 10; far beyond, the consistency term swamps the labels' loss, and past
+    # float32's range it is infinite and the weights turn NaN
+    lam: float = option(
+        5.0, "weight of the consistency loss", name="lambda", at_least=0, at_most=100
+    )
     erasure: str = option(
         "same",
         "same: x2 = flip(erase(x)) (paper); independent: erase each view (official code)",

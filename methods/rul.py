@@ -53,8 +53,12 @@ class RULOptions(Options):
         "BatchNorm1d (official code); linear: a Linear on the pooled feature",
         choices=HEADS,
     )
+    # a multiple of --lr (itself at most 1): the official code's 10, with room to spare
     fc_lr: float = option(
-        10.0, "learning rate of the fc, as a multiple of --lr (official code: 10)", above=0
+        10.0,
+        "learning rate of the fc, as a multiple of --lr (official code: 10)",
+        above=0,
+        at_most=100,
     )
     view: str = view_option()
 

@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from auditor.options import Options, option
 from methods.base import (
+    MAX_LR,
     Augment,
     Batch,
     Method,
@@ -53,8 +54,11 @@ RELABEL_SCOPES = ("all", "low")
 @dataclass(frozen=True)
 class SCNOptions(Options):
     beta: float = option(0.7, "high-importance fraction of each batch", above=0, below=1)
-    delta1: float = option(0.15, "rank-regularisation margin", at_least=0)
-    delta2: float = option(0.2, "relabel threshold on max(p) - p[y]", at_least=0)
+    # alpha lies in (0, 1), so the gap between the groups' mean alphas stays below 1: a larger
+    # margin only adds a constant to L_RR
+    delta1: float = option(0.15, "rank-regularisation margin", at_least=0, at_most=1)
+    # max(p) - p[y] lies in [0, 1): at 1 nothing is ever relabelled
+    delta2: float = option(0.2, "relabel threshold on max(p) - p[y]", at_least=0, at_most=1)
     gamma: float = option(0.5, "weight of L_RR in the paper's loss", at_least=0, at_most=1)
     loss: str = option(
         "code", "code: L_WCE + L_RR (official); paper: gamma*L_RR + (1-gamma)*L_WCE", choices=LOSSES
@@ -67,7 +71,7 @@ class SCNOptions(Options):
     view: str = view_option()
     lr: float | None = option(
         None, "SCN's learning rate (default: --lr; --preset paper: 1e-3, the official code's)",
-        above=0,
+        above=0, at_most=MAX_LR,
     )  # fmt: skip
 
 

@@ -82,7 +82,8 @@ def unwrap(obj: object, path: Path) -> object:
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The flat name -> tensor dict inside a checkpoint file (weights_only), after
-    `check_declared_size`; the wrappers are followed by `unwrap`."""
+    `check_declared_size`; the wrappers are followed by `unwrap`, and a tensor holding NaN or
+    infinity is refused (`check_finite`)."""
     if not Path(path).is_file():
         raise UserError(f"--weights {path}: no such file")
     check_declared_size(Path(path))
@@ -98,7 +99,23 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     obj = unwrap(obj, path)
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"--weights {path}: found no state dict (a mapping of names to tensors)")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    check_finite(tensors, path)
+    return tensors
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a checkpoint holding NaN or infinity (one saved from a diverged training): every
+    model built from it would train on NaN from the first step. Names the first such tensor."""
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise UserError(
+                    f"--weights {path}: tensor {key!r} holds {bad} NaN or infinite values of "
+                    f"{tensor.numel()}; a checkpoint of a diverged training cannot initialise a "
+                    "model: give another checkpoint"
+                )
 
 
 def candidate_names(key: str) -> list[str]:

@@ -25,10 +25,21 @@ def isolated_cache(tmp_path_factory):
     os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 
 
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def assert_no_traceback(stderr: str, args: object) -> None:
+    """The whole suite's check (issue 18): no `audit` call any test makes prints a Python
+    traceback, whatever it is fed: user errors are one sentence (exit 2), unexpected ones one
+    sentence and a saved report (`auditor.crash`, exit 1)."""
+    assert TRACEBACK not in stderr, f"`audit {args}` printed a traceback:\n{stderr[-4000:]}"
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 900):
-    """The real `audit` console script in a subprocess."""
+    """The real `audit` console script in a subprocess; fails the test if it printed a Python
+    traceback (`assert_no_traceback`)."""
     full_env = os.environ | (env or {})
-    return subprocess.run(
+    result = subprocess.run(
         [str(AUDIT), *args],
         cwd=cwd or REPO,
         env=full_env,
@@ -37,6 +48,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+    assert_no_traceback(result.stderr, " ".join(args))
+    return result
 
 
 CHROMIUM = shutil.which("chromium")

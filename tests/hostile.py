@@ -45,3 +45,15 @@ def images(root: Path, n: int = 8) -> None:
         Image.fromarray(np.full((16, 16, 3), 20 * i % 256, np.uint8)).save(
             root / "imgs" / f"{i}.png"
         )
+
+
+def csv_dataset(base: Path, n: int = 12) -> tuple[Path, dict[str, str]]:
+    """A csv dataset `mine` of `n` images of two classes (cat, dog alternating) under base/data,
+    registered in base/datasets.yaml; (its root, the environment naming that registry)."""
+    root = base / "data"
+    images(root, n)
+    rows = [f"imgs/{i}.png,{('cat', 'dog')[i % 2]}" for i in range(n)]
+    (root / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    registry = base / "datasets.yaml"
+    registry.write_text(f"mine:\n  kind: csv\n  root: {root}\n")
+    return root, {"AUDIT_DATASETS": str(registry)}

@@ -145,7 +145,7 @@ def test_writes_never_go_into_a_root_or_over_a_run_file(tmp_path):
     (run / "manifest.json").write_text(json.dumps({"run_id": "run1"}))
     (run / "relabel.csv").write_text("x")
     with pytest.raises(UserError, match="inside the dataset's root"):
-        check_out(root / "new-labels.csv", dataset_root=root)  # a new file, too
+        check_out(root / "new-labels.csv", dataset_roots=[root])  # a new file, too
     with pytest.raises(UserError, match="would overwrite relabel.csv"):
         check_out(run / "relabel.csv")
     with pytest.raises(UserError, match="would overwrite manifest.json"):
@@ -157,3 +157,15 @@ def test_writes_never_go_into_a_root_or_over_a_run_file(tmp_path):
     (run / "relabel-reviewed.csv").write_text("x")
     assert check_out(run / "relabel-reviewed.csv", own=("relabel-reviewed.csv",))
     assert check_out(run / "new.csv") == (run / "new.csv").resolve()
+
+
+def test_a_quoted_sample_id_that_could_name_two_samples_is_refused(tmp_path):
+    """Export writes `=x.png` as `'=x.png`; a hand-written `'=x.png` in a run that also has a
+    sample really named `'=x.png` could mean either: refused, saying how to write the other."""
+    csv = tmp_path / "relabel.csv"
+    csv.write_text("sample_id,decision\n'=x.png,keep\n''=x.png,drop\n")
+    with pytest.raises(UserError, match=r"line 2: sample_id \"'=x.png\" names '=x.png'"):
+        read_decisions(csv, ["=x.png", "'=x.png"], CLASSES)
+    csv.write_text("sample_id,decision\n'=x.png,keep\n")
+    decisions = read_decisions(csv, ["=x.png", "y"], CLASSES)  # no sample named '=x.png
+    assert decisions.keep == {"=x.png"}

@@ -45,6 +45,7 @@ def messy_folder(root: Path) -> dict[str, str]:
     (a / "truncated.jpg").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
     (a / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
     (a / "empty.jpg").write_bytes(b"")
+    (a / "gone.png").symlink_to(a / "deleted.png")  # a broken link: listed by its target, missing
     huge_png(a / "huge.png")
     Image.fromarray(np.full((32, 32), 90, np.uint8)).save(a / "gray.png")
     Image.fromarray(np.full((32, 32, 4), 90, np.uint8), "RGBA").save(a / "rgba.png")
@@ -53,7 +54,7 @@ def messy_folder(root: Path) -> dict[str, str]:
         a / "sixteen.png"
     )
     Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(a / "really_png.jpg", format="PNG")
-    skipped = {"truncated.jpg", "corrupt.png", "empty.jpg", "huge.png"}
+    skipped = {"truncated.jpg", "corrupt.png", "empty.jpg", "huge.png", "deleted.png"}
     converted = {"gray.png", "rgba.png", "palette.png", "sixteen.png", "really_png.jpg"}
     return {n: "skipped" for n in skipped} | {n: "kept" for n in converted}
 
@@ -67,8 +68,9 @@ def test_bad_images_are_skipped_and_listed(tmp_path):
     skipped = {Path(s["filepath"]).name: s["reason"] for s in manifest["skipped"]}
     assert set(skipped) == {n for n, outcome in expected.items() if outcome == "skipped"}
     assert skipped["empty.jpg"] == "empty file" and skipped["huge.png"].startswith("too large")
+    assert skipped["deleted.png"] == "missing file"
     assert manifest["n_train"] == 16 + 5 and manifest["status"] == "complete"
-    assert "skipped 4 undecodable images" in result.stderr
+    assert "skipped 5 undecodable images" in result.stderr
 
 
 def test_strict_makes_a_bad_image_an_error(tmp_path):
@@ -82,5 +84,5 @@ def test_strict_makes_a_bad_image_an_error(tmp_path):
         "--out",
         str(tmp_path / "out"),
     )
-    assert result.returncode == 2 and "4 images cannot be decoded (--strict)" in result.stderr
+    assert result.returncode == 2 and "5 images cannot be decoded (--strict)" in result.stderr
     assert not (tmp_path / "out").exists()

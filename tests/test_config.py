@@ -1,11 +1,14 @@
 import math
 import re
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.cli import main
-from auditor.config import from_dict, resolve
+from auditor.config import CORE, RunConfig, declared_defaults, from_dict, resolve
 from auditor.errors import UserError
 from auditor.options import public_name, spec_of, value_type
 from methods import METHODS
@@ -91,16 +94,35 @@ def test_every_method_option_has_a_bad_value_to_try():
         resolve("demo", {}, {"eac_flip": "yes"})
 
 
+def assert_refused_naming(flag: str, argv: list[str], out: Path, capsys) -> None:
+    """`audit run demo ARGV --out OUT` exits 2 naming `flag`, before any run folder."""
+    assert main(["run", "demo", *argv, "--out", str(out)]) == 2
+    assert f"audit: error: {flag} " in capsys.readouterr().err
+    assert not any(out.iterdir())  # refused before any run folder or training
+
+
 @pytest.mark.parametrize(("method", "option", "value"), METHOD_OPTIONS)
 def test_bad_method_options_exit_2_before_training_naming_the_option(
     method, option, value, tmp_path, capsys
 ):
     flag = f"--{method}-{option.replace('_', '-')}"
-    code = main(["run", "demo", "--method", method, flag, value, "--out", str(tmp_path)])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert f"audit: error: {flag} " in err
-    assert not any(tmp_path.iterdir())  # refused before any run folder or training
+    assert_refused_naming(flag, ["--method", method, flag, value], tmp_path, capsys)
+
+
+CORE_OPTIONS = [(f.name, value) for f in CORE for value in bad_values(RunConfig, f)]
+
+
+@pytest.mark.parametrize(("option", "value"), CORE_OPTIONS)
+def test_bad_core_options_exit_2_before_training_naming_the_option(option, value, tmp_path, capsys):
+    """Past every bound of every core option (the upper ones too: --seed 2**32 failed in NumPy's
+    seeding, --epochs 10**9 asked for terabytes, --lr 1e30 trained NaN)."""
+    flag = f"--{option.replace('_', '-')}"
+    assert_refused_naming(flag, [flag, value], tmp_path, capsys)
+
+
+def test_every_bounded_core_option_is_tried():
+    tried = {option for option, _ in CORE_OPTIONS}
+    assert {"seed", "epochs", "lr", "weight_decay", "image_size", "workers", "folds"} <= tried
 
 
 def test_the_manifest_config_round_trips_with_the_chosen_parts_options_only():
@@ -126,9 +148,13 @@ def test_core_options_are_checked_like_method_options():
         ({"folds": 0}, "--folds 0: must be at least 1"),
         ({"epochs": "ten"}, "--epochs 'ten': must be int"),
         ({"noise_rate": 1.0}, "--noise-rate 1.0: must be below 1"),
+        ({"seed": 2**64}, "--seed 18446744073709551616: must be at most 4294967295"),
+        ({"seed": 10**5000}, r"--seed 10\^5000.0: must be at most"),  # too long to print
     ):
         with pytest.raises(UserError, match=needle):
             resolve("demo", cli, {})
+    with pytest.raises(UserError, match="--lr None: must be float, it cannot be unset"):
+        resolve("demo", {}, {"lr": None})  # `lr: null` in datasets.yaml, or in a manifest
 
 
 @pytest.mark.slow
@@ -182,3 +208,36 @@ def test_an_option_name_taken_twice_is_named(capsys):
         assert main(["datasets"]) == 0  # the other commands do not build the run flags
     finally:
         del METHODS["lr"]
+
+
+# Any value an option may meet: from the command line (typed), datasets.yaml (any YAML scalar or
+# list) or a manifest's config (any JSON value).
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**31, max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["ce", "eac,scn", "paper", "same", "official", "auto", "1e-3", "nan"]),
+    st.lists(st.text(max_size=6), max_size=3),
+)
+OPTION_KEYS = sorted(declared_defaults())
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    cli=st.dictionaries(st.sampled_from(OPTION_KEYS), ANY_VALUE, max_size=6),
+    dataset_defaults=st.dictionaries(st.sampled_from(OPTION_KEYS), ANY_VALUE, max_size=3),
+)
+def test_any_option_values_give_a_config_or_a_refusal_naming_an_option(cli, dataset_defaults):
+    """Whatever the values of the declared options, the configuration layer returns a RunConfig
+    whose every option passes its declaration, or refuses with a UserError naming an option:
+    never another exception (which would surface only once training had started)."""
+    try:
+        config = resolve("demo", cli, dataset_defaults)
+    except UserError as err:
+        assert re.search(r"--[a-z]|option", str(err)), err
+        return
+    recorded = config.as_dict()
+    assert from_dict("demo", recorded).as_dict() == recorded  # what a manifest records resumes

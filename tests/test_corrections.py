@@ -117,10 +117,10 @@ def test_label_file_round_trip(tmp_path, kind):
 
 def test_with_labels_leaves_unlisted_training_samples_out(tmp_path):
     t = table()
-    path = write(tmp_path / "l.csv", "sample_id,label\ntrain_00001,Happiness\ntrain_00003,2\n")
+    path = write(tmp_path / "l.csv", "sample_id,label\ntrain_00001,Fear\ntrain_00003,2\n")
     out, info = with_labels(t, path, "fashion-mnist")
     assert out.sample_ids.tolist() == ["train_00001", "train_00003", "test_0001"]
-    assert out.labels.tolist() == [2, 2, 0] and out.true_labels is None
+    assert out.labels.tolist() == [1, 2, 0] and out.true_labels is None
     assert info == {"file": str(path), "listed": 2, "changed": 1, "left_out": 1}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import AUDIT, run_cli
+from tests.conftest import AUDIT, assert_no_traceback, run_cli
 from tests.test_cli_e2e import last_line_dir
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,8 @@ def interrupt(out: Path, sig: int, run: list[str] = RUN, after: str = "scn") -> 
         assert time.time() < deadline, "no checkpoint within 300 s"
         time.sleep(0.1)
     process.send_signal(sig)
-    process.wait(timeout=120)
+    _, stderr = process.communicate(timeout=120)
+    assert_no_traceback(stderr, run)
     (run_dir,) = out.glob("demo/*")
     return run_dir, process.returncode
 
@@ -106,6 +107,7 @@ def test_two_runs_at_once_never_share_a_folder(tmp_path):
     for process in processes:
         stdout, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr
+        assert_no_traceback(stderr, args)
         folders.append(stdout.strip().splitlines()[-1])
     assert len(set(folders)) == 3
     assert all(status(Path(f)) == "complete" for f in folders)

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from auditor.csv_cells import neutralise_cell, restore_cell
 from auditor.datasets import affectnet, csv_labels, ferplus
 from auditor.datasets.corrected import NOT_LISTED, read_label_file, write_label_file
 from auditor.datasets.labelfile import parse_name_label, read_csv_rows
@@ -193,9 +194,27 @@ def test_affectnet_rows_parse_or_refuse(folder, text):
         assert all(0 <= code <= 10 for _, _, code, _ in rows)
 
 
+# registry-shaped YAML: keys, indents, flow collections, anchors, aliases, merge keys, repeats
+YAML = st.lists(st.sampled_from(["x:", "y:", "x:", "\n", "\n  ", "  ", "kind: csv", "kind: ",
+                                 "root: ", "classes: ", "defaults: ", "label_file: ", "&a ", "*a",
+                                 "&b ", "*b", "<<: ", "[", "]", "{", "}", ", ", "- ", "3", "null",
+                                 "epochs: 2", "image-size: 1", "yes", '"q"', "'", "\t", "#"]),
+                max_size=80).map("".join)  # fmt: skip
+
+
 @SETTINGS
-@given(text=TEXT)
+@given(text=st.one_of(TEXT, YAML))
 def test_registry_parses_or_refuses(folder, text):
     registry = refuses_or(lambda: load_registry(write(folder / "datasets.yaml", text)))
     if registry is not None:
         assert all(isinstance(e, DatasetEntry) for e in registry.values())
+
+
+@SETTINGS
+@given(text=st.text(max_size=12))
+def test_every_csv_cell_comes_back_exactly(text):
+    """A cell a spreadsheet would run is written with a quote in front; a text that begins with
+    the quote itself too, so that reading back never confuses `'=1` with `=1`."""
+    written = neutralise_cell(text)
+    assert not written.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert restore_cell(written) == text

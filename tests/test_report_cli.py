@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from auditor.cli import early_problems, main
@@ -17,6 +18,8 @@ from auditor.compare import mean_se, seed_stds, spread_lines, spread_sentence
 from auditor.evidence import Gallery
 from auditor.memorisation import curves
 from auditor.outputs import report
+from auditor.outputs.tables import samples_table
+from auditor.scoring import Scores
 from tests.conftest import run_cli
 
 
@@ -79,10 +82,18 @@ def test_seed_spread_pools_runs_that_differ_only_in_seed():
 def write_hand_run(
     folder: Path, seed: int, method_accuracy: dict, labels: str | None = None
 ) -> str:
+    """A run folder `audit compare` accepts: the hand-made manifest and metrics, with the
+    class names and a samples.parquet of four samples laid out as `audit run` writes it."""
     manifest, metrics = hand_run(seed, method_accuracy, labels)
+    manifest |= {"class_names": ["cat", "dog"], "n_train": 4}
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    given = np.array([0, 1, 0, 1])
+    scores = Scores({"suspicion": np.linspace(0, 1, 4)}, {"suspicion": given == 1}, np.full((4, 2), 0.5))  # fmt: skip
+    table = samples_table(sample_ids=np.array(list("abcd")), filepaths=np.array(list("abcd")),
+                          given=given, true=None, class_names=["cat", "dog"], scores=scores)  # fmt: skip
+    pq.write_table(table, folder / "samples.parquet")
     return str(folder)
 
 

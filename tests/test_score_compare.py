@@ -66,8 +66,17 @@ def test_score_without_truth_has_no_detector_metrics(tmp_path):
         (lambda p: np.save(p["probs"], np.full((600, 4), -1.0)), "non-negative"),
         (
             lambda p: np.save(p["probs"], np.array([{"a": 1}] * 600, dtype=object)),
-            "not a plain .npy",
+            "not a plain numeric array",
         ),
+        (lambda p: np.save(p["given"], np.zeros(600, int)), "every label is class 0"),
+        (lambda p: np.save(p["probs"], np.ones((600, 1))), "K >= 2 classes, got (600, 1)"),
+        (lambda p: np.save(p["probs"], np.zeros((0, 4))), "N >= 1 rows"),
+        (lambda p: np.save(p["probs"], np.zeros(600, "f8,f8,f8,f8")), "not a plain numeric"),
+        (lambda p: np.save(p["probs"], np.full((600, 4), "a")), "dtype <U1"),
+        (lambda p: np.save(p["probs"], np.full((600, 4), 1e308)), "row 0 sums to inf"),
+        (lambda p: np.save(p["probs"], np.full((600, 4), np.nan)), "row 0, class 0 holds nan"),
+        (lambda p: p["probs"].write_bytes(b"PK\x03\x04 an npz"), "not a .npy file"),
+        (lambda p: (p["given"].unlink(), p["given"].mkdir()), "given2.npy: a folder"),
     ],
 )
 def test_score_bad_input_exits_2(tmp_path, capsys, mutate, needle):
@@ -113,6 +122,19 @@ def test_compare_tables_and_figure(tmp_path):
     assert (tmp_path / "cmp" / "table.csv").is_file()
     png = (tmp_path / "cmp" / "table-pr.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_compare_a_run_whose_truth_has_no_noisy_sample(tmp_path):
+    """The truth is known but equals the given labels: every AUROC / AP is undefined (null);
+    the table says '-' and the figure is left out, never a crash."""
+    p = make_predictions(tmp_path, 5)
+    run_dir, _ = score_predictions(
+        str(p["probs"]), str(p["given"]), str(p["given"]), str(tmp_path / "out"), ["audit"]
+    )
+    lines = compare_runs([run_dir], str(tmp_path / "cmp" / "table"))
+    assert any(line.startswith("suspicion") and line.split()[-1] == "-" for line in lines), lines
+    assert (tmp_path / "cmp" / "table.csv").is_file()
+    assert not (tmp_path / "cmp" / "table-pr.png").exists()
 
 
 def test_compare_refuses_incomplete_runs(tmp_path, capsys):

@@ -120,3 +120,16 @@ def test_a_zip_bomb_checkpoint_is_refused_before_it_is_inflated(tmp_path):
     with pytest.raises(UserError, match="declare 0.07 GB"):
         read_checkpoint(bomb)
     assert set(read_checkpoint(plain)) == {"conv1.weight"}  # stored, as torch.save writes it
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_holding_nan_or_infinity_is_refused_naming_the_tensor(
+    tv_resnet18_state, tmp_path, bad
+):
+    state = dict(tv_resnet18_state)
+    state["layer2.0.conv1.weight"] = state["layer2.0.conv1.weight"].clone()
+    state["layer2.0.conv1.weight"][0, 0, 0, :2] = bad
+    path = tmp_path / "diverged.pth"
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(UserError, match=r"diverged.pth: tensor 'layer2.0.conv1.weight' holds 2 "):
+        load_backbone_weights(str(path), build_backbone("resnet18", 3), "resnet18")

@@ -18,9 +18,9 @@ from auditor.datasets import (  # noqa: F401 - imported for their register_kind 
     synth_faces,
 )
 from auditor.datasets.corrected import with_labels
-from auditor.datasets.kinds import KINDS, find_kind
+from auditor.datasets.kinds import KINDS, kind_for
 from auditor.datasets.registry import DatasetEntry, get_entry, load_registry
-from auditor.datasets.table import SampleTable
+from auditor.datasets.table import SampleTable, refuse_unusable
 from auditor.errors import UserError
 
 
@@ -34,7 +34,7 @@ def load_dataset(
     """The dataset's table. The run-time inputs go to the kinds that declare them: `noise_file`
     (refused for a kind that reads none, rather than silently ignored) and `seed` (FERPlus draws
     its annotator labels with it)."""
-    kind = find_kind(entry.kind, dataset=entry.name)  # looked up now: late plug-ins are found
+    kind = kind_for(entry)  # looked up now: late plug-ins are found
     inputs: dict[str, object] = {}
     if kind.reads_noise_file:
         inputs["noise_file"] = None if noise_file is None else Path(noise_file)
@@ -43,7 +43,10 @@ def load_dataset(
         raise UserError(f"--noise-file is read by the {readers} loader only, not by {entry.kind!r}")
     if kind.reads_seed:
         inputs["seed"] = seed
-    return kind.load(entry, entry.resolve_root(root), **inputs)
+    resolved = entry.resolve_root(root)
+    table = kind.load(entry, resolved, **inputs)
+    refuse_unusable(table, f"dataset {entry.name!r} ({resolved or entry.kind})")
+    return table
 
 
 def load_for_run(manifest: dict) -> tuple[DatasetEntry, SampleTable]:
@@ -73,5 +76,9 @@ def dataset_status(
     """(the resolved root, whether the dataset's files are there, a short detail), for
     `audit datasets`."""
     resolved = entry.resolve_root(root)
-    found, detail = find_kind(entry.kind, dataset=entry.name).status(entry, resolved)
+    kind = kind_for(entry)
+    try:
+        found, detail = kind.status(entry, resolved)
+    except OSError as err:  # unreadable files: a listing, not a load, so it says so
+        return resolved, False, f"cannot read {err.filename or resolved}: {err.strerror}"
     return resolved, found, detail

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from auditor.datasets.kinds import DatasetKind, register_kind
-from auditor.datasets.labelfile import int_column, read_csv_rows
+from auditor.datasets.labelfile import int_column, quotable, read_csv_rows, shown
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
@@ -61,15 +61,20 @@ def official_rows(
     if not path.is_file():
         return []
     box_columns = ["face_x", "face_y", "face_width", "face_height"]
-    frame, lines = read_csv_rows(path, ["subDirectory_filePath", *box_columns, "expression"])
-    boxes = np.stack([int_column(frame[c], lines, path, c) for c in box_columns], axis=1)
+    quote = quotable(path, root)
+    frame, lines = read_csv_rows(
+        path, ["subDirectory_filePath", *box_columns, "expression"], quote=quote
+    )
+    boxes = np.stack(
+        [int_column(frame[c], lines, path, c, quote=quote) for c in box_columns], axis=1
+    )
     rows = []
     for r, box, line in zip(frame.itertuples(index=False), boxes.tolist(), lines, strict=True):
         rows.append(
             (
                 str(r.subDirectory_filePath),
                 f"Manually_Annotated_Images/{r.subDirectory_filePath}",
-                _expression(r.expression, f"{path}, line {line}"),
+                _expression(r.expression, f"{path}, line {line}", quote),
                 tuple(box) if box[2] > 0 and box[3] > 0 else None,
             )
         )
@@ -93,18 +98,20 @@ def variant_rows(root: Path, split: str) -> list[tuple[str, str, int, None]]:
             (
                 f"{VARIANT[split]}/{stem}",
                 f"{VARIANT[split]}/images/{stem}.jpg",
-                _expression(value, str(ann)),
+                _expression(value, str(ann), quotable(ann, root)),
                 None,
             )
         )
     return rows
 
 
-def _expression(value, where: str) -> int:
+def _expression(value: object, where: str, quote: bool) -> int:
     try:
         code = int(str(np.asarray(value).reshape(-1)[0]).strip())
     except (ValueError, IndexError):
-        raise UserError(f"{where}: expression {value!r} is not an integer code") from None
+        raise UserError(
+            f"{where}: expression {shown(value, quote)} is not an integer code"
+        ) from None
     if not 0 <= code <= 10:
         raise UserError(f"{where}: expression {code} is outside 0..10")
     return code
@@ -119,7 +126,9 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
             "  train_set/images/<N>.jpg with train_set/annotations/<N>_exp.npy (and val_set/)\n"
             f"Point at the folder: {entry.root_hint()}. AffectNet is licensed: request it from its authors."
         )
-    num_classes = int(entry.options.get("classes_count", 7))
+    num_classes = entry.options.get("classes_count", 7)
+    if num_classes not in (7, 8):
+        raise UserError(f"{entry.where()}: `classes_count` must be 7 or 8, not {num_classes}")
     reader = official_rows if kind == "official" else variant_rows
     ids, files, labels, splits, boxes = [], [], [], [], []
     dropped: dict[str, int] = {}
@@ -151,4 +160,6 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     )
 
 
-register_kind(DatasetKind(name="affectnet", load=load, status=status))
+register_kind(
+    DatasetKind(name="affectnet", load=load, status=status, options={"classes_count": int})
+)

@@ -2,7 +2,7 @@
 
 File datasets are decoded with PIL by `--workers` processes straight into a `.npy` file under
 the cache folder (`$AUDIT_CACHE_DIR`, default `~/.cache/audit`), keyed by the dataset's image
-files (paths, sizes, modification times, face boxes) and the size. The whole array is never in
+files (paths, sizes, modification times, face boxes), the size and the decoder's version. The whole array is never in
 memory while it is built: each worker decodes a chunk of rows and writes it at its place in the
 file. A build records each finished chunk in a progress file, so an interrupted build continues
 where it stopped; the finished file gets its final name and then a marker (written last) with
@@ -31,18 +31,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from auditor.datasets.decode import decode_rows
+from auditor.datasets.decode import DECODER_VERSION, decode_rows
 from auditor.datasets.pixel_map import PixelMap, Pixels, pread_into, read_header, write_header
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.errors import UserError
-from auditor.fsutil import write_text_atomic
+from auditor.fsutil import cache_dir, write_text_atomic
 from auditor.resources import cores, memory_budget
 
 CHUNK = 256  # rows decoded and written together by one worker
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("AUDIT_CACHE_DIR", Path.home() / ".cache" / "audit"))
 
 
 def resize_array(pixels: np.ndarray, size: int, chunk: int = 4096) -> torch.Tensor:
@@ -62,8 +58,9 @@ def resize_array(pixels: np.ndarray, size: int, chunk: int = 4096) -> torch.Tens
 
 
 def cache_stem(table: SampleTable, size: int) -> Path:
-    """The cache files' common path: dataset name, image-file fingerprint and size."""
-    return cache_dir() / f"{table.name}-{table.images.fingerprint()}-{size}"
+    """The cache files' common path: dataset name, image-file fingerprint, size and the
+    decoder's version (a cache an older decoder built is not reused)."""
+    return cache_dir() / f"{table.name}-{table.images.fingerprint()}-d{DECODER_VERSION}-{size}"
 
 
 def part(stem: Path, ext: str) -> Path:

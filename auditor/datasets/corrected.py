@@ -26,7 +26,7 @@ import pandas as pd
 from auditor.csv_cells import neutralise_cell, restore_cell
 from auditor.datasets.kinds import LabelFileFormat, find_kind
 from auditor.datasets.labelfile import parse_name_label, read_csv_rows
-from auditor.datasets.table import SampleTable
+from auditor.datasets.table import SampleTable, refuse_unusable
 from auditor.errors import UserError
 from auditor.fsutil import atomic_path, write_text_atomic
 
@@ -125,6 +125,7 @@ def with_labels(table: SampleTable, path: Path, kind: str) -> tuple[SampleTable,
     out.labels = np.where(listed[keep], labels[keep], out.labels)
     out.true_labels = None
     out.truth_source = None
+    refuse_unusable(out, f"--labels {path}")
     info = {
         "file": str(path),
         "listed": int(listed.sum()),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.datasets.kinds import DatasetKind, LabelFileFormat, register_kind
-from auditor.datasets.labelfile import read_csv_rows
+from auditor.datasets.labelfile import quotable, read_csv_rows, shown
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
@@ -28,11 +28,13 @@ def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
     path = label_file(entry, root)
     if path is None or not path.is_file():
         return False, "no root given" if root is None else f"{path.name} not found"
-    return True, f"{sum(1 for _ in path.open(encoding='utf-8-sig')) - 1} rows"
+    with path.open("rb") as handle:  # counted as bytes: `audit datasets` never decodes
+        lines = sum(1 for line in handle if line.strip())
+    return True, f"{max(lines - 1, 0)} rows"
 
 
 def class_index(
-    values: pd.Series, classes: list[str] | None, where: Path, lines: np.ndarray
+    values: pd.Series, classes: list[str] | None, where: Path, lines: np.ndarray, quote: bool
 ) -> tuple[np.ndarray, list[str]]:
     text = values.astype(str).str.strip()
     if classes is None:
@@ -49,7 +51,8 @@ def class_index(
         bad = np.flatnonzero(ids < 0)
     if len(bad):
         raise UserError(
-            f"{where}, line {lines[bad[0]]}: unknown label {text.iloc[bad[0]]!r}; classes are {classes}"
+            f"{where}, line {lines[bad[0]]}: unknown label {shown(text.iloc[bad[0]], quote)}; "
+            f"classes are {classes}"
         )
     return ids, list(classes)
 
@@ -61,7 +64,10 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
             f"csv needs a label file {path or '<root>/labels.csv'} with a header `path,label[,split]`; "
             f"{entry.root_hint()} (the folder the paths are relative to)"
         )
-    frame, lines = read_csv_rows(path, ["path", "label"])
+    quote = quotable(path, root)
+    frame, lines = read_csv_rows(path, ["path", "label"], quote=quote)
+    if frame.empty:
+        raise UserError(f"{path}: no rows under its header; list `path,label` lines")
     empty = np.flatnonzero((frame["path"].str.strip() == "") | (frame["label"].str.strip() == ""))
     if len(empty):
         raise UserError(f"{path}, line {lines[empty[0]]}: empty path or label")
@@ -69,16 +75,18 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     if duplicated.any():
         first = int(np.flatnonzero(duplicated)[0])
         raise UserError(
-            f"{path}, line {lines[first]}: {frame['path'].iloc[first]!r} is listed twice"
+            f"{path}, line {lines[first]}: {shown(frame['path'].iloc[first], quote)} is listed twice"
         )
-    labels, classes = class_index(frame["label"], entry.classes, path, lines)
+    labels, classes = class_index(frame["label"], entry.classes, path, lines, quote)
     files = [
         inside_root(root, p, where=f"{path}, line {line}")
         for p, line in zip(frame["path"], lines, strict=True)
     ]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise UserError(f"{len(missing)} images listed in {path} are missing, e.g. {missing[0]}")
+        raise UserError(
+            f"{len(missing)} images listed in {path} are missing, e.g. {shown(missing[0], quote)}"
+        )
     split = (
         frame["split"].str.strip().replace({"": "train"}).str.lower().replace({"val": "test"})
         if "split" in frame
@@ -99,5 +107,11 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
 
 
 register_kind(
-    DatasetKind(name="csv", load=load, status=status, label_file=LabelFileFormat.PATH_CSV)
+    DatasetKind(
+        name="csv",
+        load=load,
+        status=status,
+        label_file=LabelFileFormat.PATH_CSV,
+        options={"label_file": str},
+    )
 )

@@ -10,7 +10,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+# Bumped whenever decode_file's pixels change for the same file, so that caches built by an
+# older decoder are not reused (it is part of the cache's key, `auditor.datasets.cache`).
+# 2: the EXIF orientation is applied.
+DECODER_VERSION = 2
 
 
 class UndecodableImage(Exception):
@@ -29,7 +34,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode_file(path: Path, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """One image file -> uint8 [3, size, size] RGB, cropped to `box` (x, y, w, h) when given.
+    """One image file -> uint8 [3, size, size] RGB, turned upright as its EXIF orientation says
+    (as a phone's photo is shown), then cropped to `box` (x, y, w, h) when given.
     Raises UndecodableImage with the reason (missing, empty, truncated, not an image, too
     large: over PIL's decompression-bomb limit)."""
     try:
@@ -37,7 +43,7 @@ def decode_file(path: Path, size: int, box: tuple[int, int, int, int] | None = N
             raise UndecodableImage("empty file")
         with Image.open(path) as img:
             img.load()
-            img = to_rgb(img)
+            img = to_rgb(ImageOps.exif_transpose(img))
             if box is not None:
                 x, y, w, h = box
                 img = img.crop((x, y, x + w, y + h))

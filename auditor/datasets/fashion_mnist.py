@@ -74,7 +74,25 @@ def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
     return True, f"{size / 1e6:.1f} MB"
 
 
+def subset_sizes(entry: DatasetEntry) -> dict[str, int]:
+    """The `subset` key: {split: positive size} for `train` and `test` only."""
+    subset = entry.options.get("subset", {})
+    for split, size in subset.items():
+        if split not in FILES or not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise UserError(
+                f"{entry.where()}: `subset` maps train and test to positive sizes, found "
+                f"{split!r}: {size!r}"
+            )
+    return subset
+
+
 def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
+    subset = subset_sizes(entry)
+    classes = entry.class_list()
+    if len(classes) != 10:
+        raise UserError(
+            f"{entry.where()}: Fashion-MNIST has 10 classes, `classes` lists {len(classes)}"
+        )
     if missing_files(root):
         if os.environ.get("AUDIT_DOWNLOAD") != "1":
             raise UserError(
@@ -83,17 +101,16 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
                 f"{entry.root_hint()}, or set AUDIT_DOWNLOAD=1 to download it with torchvision"
             )
         root = download(Path.home() / ".cache" / "audit" / "downloads")
-    subset = entry.options.get("subset") or {}
     parts = []
     for split, (images_stem, labels_stem) in FILES.items():
         images_file = find_file(root, images_stem)
         images = read_idx(images_file)
         labels = read_idx(find_file(root, labels_stem)).astype(np.int64)
-        index = stratified_subset(labels, int(subset.get(split, len(labels))), seed=0)
+        index = stratified_subset(labels, subset.get(split, len(labels)), seed=0)
         parts.append((split, images_file, images[index], labels[index], index))
     return SampleTable(
         name=entry.name,
-        class_names=list(entry.classes),
+        class_names=classes,
         sample_ids=np.concatenate([[f"{s}-{i:05d}" for i in idx] for s, _, _, _, idx in parts]),
         filepaths=np.concatenate([[f"{file}#{i}" for i in idx] for _, file, _, _, idx in parts]),
         labels=np.concatenate([lab for _, _, _, lab, _ in parts]),
@@ -102,4 +119,4 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     )
 
 
-register_kind(DatasetKind(name="fashion-mnist", load=load, status=status))
+register_kind(DatasetKind(name="fashion-mnist", load=load, status=status, options={"subset": dict}))

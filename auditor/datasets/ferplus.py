@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.datasets.kinds import DatasetKind, register_kind
-from auditor.datasets.labelfile import int_column, read_csv_rows
+from auditor.datasets.labelfile import int_column, quotable, read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.errors import UserError
@@ -77,18 +77,20 @@ def annotator_votes(votes: np.ndarray, num_classes: int, seed: int) -> np.ndarra
     return np.where(total > 0, np.minimum(choice, num_classes - 1), -1)
 
 
-def read_votes(path: Path) -> pd.DataFrame:
-    """FER+'s fer2013new.csv: Usage and the ten vote counts (integers) of every row."""
-    frame, lines = read_csv_rows(path, ["Usage", *VOTE_COLUMNS])
+def read_votes(path: Path, quote: bool = True) -> pd.DataFrame:
+    """FER+'s fer2013new.csv: Usage and the ten vote counts (integers) of every row (errors
+    quote its text when `quote`)."""
+    frame, lines = read_csv_rows(path, ["Usage", *VOTE_COLUMNS], quote=quote)
     for column in VOTE_COLUMNS:
-        frame[column] = int_column(frame[column], lines, path, column)
+        frame[column] = int_column(frame[column], lines, path, column, quote=quote)
     return frame
 
 
-def read_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels [rows], pixels uint8 [rows, 48, 48], usage [rows]) of FER2013's CSV."""
-    frame, lines = read_csv_rows(path, ["emotion", "pixels", "Usage"])
-    labels = int_column(frame["emotion"], lines, path, "emotion")
+def read_fer2013(path: Path, quote: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels [rows], pixels uint8 [rows, 48, 48], usage [rows]) of FER2013's CSV (errors
+    quote its text when `quote`)."""
+    frame, lines = read_csv_rows(path, ["emotion", "pixels", "Usage"], quote=quote)
+    labels = int_column(frame["emotion"], lines, path, "emotion", quote=quote)
     pixels = np.empty((len(frame), 48, 48), dtype=np.uint8)
     for i, text in enumerate(frame["pixels"]):
         try:
@@ -121,6 +123,12 @@ def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
 
 
 def load(entry: DatasetEntry, root: Path | None, *, seed: int = 0) -> SampleTable:
+    protocol = entry.options.get("protocol", "majority")
+    num_classes = entry.options.get("classes_count", 8)
+    if protocol not in PROTOCOLS or num_classes not in (7, 8):
+        raise UserError(
+            f"{entry.where()}: `protocol` must be one of {PROTOCOLS} and `classes_count` 7 or 8"
+        )
     found = files(root)
     if found is None:
         raise UserError(
@@ -129,12 +137,8 @@ def load(entry: DatasetEntry, root: Path | None, *, seed: int = 0) -> SampleTabl
             "  fer2013new.csv  FER+'s votes, from github.com/microsoft/FERPlus\n"
             f"Point at the folder: {entry.root_hint()}."
         )
-    protocol = entry.options.get("protocol", "majority")
-    num_classes = int(entry.options.get("classes_count", 8))
-    if protocol not in PROTOCOLS or num_classes not in (7, 8):
-        raise UserError(f"ferplus: protocol must be one of {PROTOCOLS} and classes_count 7 or 8")
-    fer_labels, pixels, usage = read_fer2013(found[0])
-    votes_frame = read_votes(found[1])
+    fer_labels, pixels, usage = read_fer2013(found[0], quotable(found[0], root))
+    votes_frame = read_votes(found[1], quotable(found[1], root))
     if len(votes_frame) != len(fer_labels):
         raise UserError(
             f"{found[1]} has {len(votes_frame)} rows, {found[0]} has {len(fer_labels)}: they must match row for row"
@@ -174,4 +178,12 @@ def load(entry: DatasetEntry, root: Path | None, *, seed: int = 0) -> SampleTabl
     )
 
 
-register_kind(DatasetKind(name="ferplus", load=load, status=status, reads_seed=True))
+register_kind(
+    DatasetKind(
+        name="ferplus",
+        load=load,
+        status=status,
+        reads_seed=True,
+        options={"protocol": str, "classes_count": int},
+    )
+)

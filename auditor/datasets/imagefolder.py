@@ -5,7 +5,8 @@
 
 Class names are the sorted folder names of the training split, unless the registry entry lists
 `classes`. Sample ids are the paths relative to the root. Files are kept only if they stay
-inside the root after resolving symlinks.
+inside the root after resolving symlinks; a name that would not survive the run's CSV files
+(not UTF-8, a control character, a leading or trailing space) is refused, naming it.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
             if not class_dir.is_dir():
                 continue
             for path in sorted(class_dir.rglob("*")):
-                if path.suffix.lower() not in EXTENSIONS or not path.is_file():
-                    continue
+                broken_link = path.is_symlink() and not path.exists()
+                if path.suffix.lower() not in EXTENSIONS or not (path.is_file() or broken_link):
+                    continue  # a broken link is kept: decoding skips and lists it as missing
                 rel = path.relative_to(root).as_posix()
                 files.append(inside_root(root, rel, where=f"{class_dir}"))
                 ids.append(rel)
@@ -79,4 +81,4 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     )
 
 
-register_kind(DatasetKind(name="imagefolder", load=load, status=status))
+register_kind(DatasetKind(name="imagefolder", load=load, status=status, options={}))

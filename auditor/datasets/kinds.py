@@ -18,6 +18,9 @@ The loader interface (what `DatasetKind.load` and `DatasetKind.status` must do):
   the user can fix: files missing (say which, and how to point at them: `entry.root_hint()`),
   malformed label files (name the file and line), images listed but missing, bad registry
   keys. It never modifies, downloads over or replaces the dataset's files.
+- `options`: the registry keys of its own the loader reads from `entry.options`, with their
+  types (`{"label_file": str}`); any other key in one of its entries is refused, naming the
+  entry's line (`kind_for`). A kind that declares none (None) gets every key unchecked.
 - `status(entry, root) -> (found, detail)`: for `audit datasets`, cheap (no image decoding):
   whether the files are there and a short detail (a size or a count when found, what is missing
   when not). It raises nothing for a missing or incomplete dataset.
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from auditor.datasets.registry import DatasetEntry
+from auditor.datasets.registry import KNOWN_KEYS, TYPE_WORDS, DatasetEntry, describe
 from auditor.datasets.table import SampleTable
 from auditor.errors import UserError
 
@@ -55,6 +58,7 @@ class DatasetKind:
     reads_noise_file: bool = False  # load takes `noise_file=` (--noise-file)
     reads_seed: bool = False  # load takes `seed=` (the run's --seed)
     label_file: LabelFileFormat = LabelFileFormat.SAMPLE_ID_CSV
+    options: dict[str, type] | None = None  # its own registry keys and their types
 
 
 KINDS: dict[str, DatasetKind] = {}
@@ -75,3 +79,25 @@ def find_kind(name: str, dataset: str | None = None) -> DatasetKind:
         who = f"dataset {dataset!r} has unknown kind" if dataset else "unknown dataset kind"
         raise UserError(f"{who} {name!r}; known: {', '.join(KINDS)}")
     return KINDS[name]
+
+
+def kind_for(entry: DatasetEntry) -> DatasetKind:
+    """The kind of `entry`, after checking the entry's loader keys against what the kind
+    declares (`DatasetKind.options`): an unknown key or a value of the wrong type is refused,
+    naming the entry's place in the registry."""
+    kind = find_kind(entry.kind, dataset=entry.name)
+    declared = kind.options
+    if declared is None:
+        return kind
+    for key, value in entry.options.items():
+        if key not in declared:
+            known = ", ".join(sorted(KNOWN_KEYS | set(declared)))
+            raise UserError(
+                f"{entry.where()}: unknown key {key!r}; a {kind.name} entry knows {known}"
+            )
+        wanted = declared[key]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+            raise UserError(
+                f"{entry.where()}: `{key}` must be {TYPE_WORDS[wanted]}, found {describe(value)}"
+            )
+    return kind

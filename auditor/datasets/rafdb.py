@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from auditor.datasets.kinds import DatasetKind, LabelFileFormat, register_kind
-from auditor.datasets.labelfile import parse_name_label
+from auditor.datasets.labelfile import parse_name_label, quotable, shown
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
@@ -48,19 +48,21 @@ def not_found_message(entry: DatasetEntry, root: Path | None) -> str:
 def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
     if root is None or not paths(entry, root)[0].is_file():
         return False, "label file not found"
-    return True, f"{len(paths(entry, root)[0].read_text().split()) // 2} labelled images"
+    return True, f"{len(paths(entry, root)[0].read_bytes().split()) // 2} labelled images"
 
 
 def load(entry: DatasetEntry, root: Path | None, noise_file: Path | None = None) -> SampleTable:
+    classes = entry.class_list()
     if root is None or not paths(entry, root)[0].is_file():
         raise UserError(not_found_message(entry, root))
     label_file, image_dir = paths(entry, root)
-    classes = list(entry.classes)
-    rows = parse_name_label(label_file, num_classes=len(classes))
+    quote = quotable(label_file, root)
+    rows = parse_name_label(label_file, num_classes=len(classes), quote=quote)
     for name, _ in rows:
         if not NAME.match(name):
             raise UserError(
-                f"{label_file}: {name!r} is not a RAF-DB name (train_00001.jpg / test_0001.jpg)"
+                f"{label_file}: {shown(name, quote)} is not a RAF-DB name "
+                "(train_00001.jpg / test_0001.jpg)"
             )
     image_rel = image_dir.relative_to(root)
     files = [
@@ -121,5 +123,6 @@ register_kind(
         status=status,
         reads_noise_file=True,
         label_file=LabelFileFormat.RAFDB_LIST,
+        options={"label_file": str, "image_dir": str},
     )
 )

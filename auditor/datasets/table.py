@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from auditor.errors import UserError
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # newlines, tabs, escapes: no sample name has them
 
 
 @dataclass
@@ -30,8 +36,11 @@ class FileImages:
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for p in self.paths:
-            st = p.stat()
-            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                st = p.stat()
+                h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:  # missing or unreadable: decoding skips and lists it
+                h.update(f"{p}\0unreadable\n".encode())
         if self.boxes is not None:
             h.update(repr(self.boxes).encode())
         return h.hexdigest()[:16]
@@ -113,6 +122,36 @@ class SampleTable:
             true_labels=None if self.true_labels is None else self.true_labels[index],
             truth_source=self.truth_source,
             extra=self.extra,
+        )
+
+
+def name_problem(name: str) -> str | None:
+    """Why a sample name would not come back unchanged from the files a run writes and reads
+    (CSV, Parquet, the relabel decisions, whose cells are stripped), or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"the file name {os.fsencode(name)!r} is not UTF-8"
+    if CONTROL.search(name):
+        return f"the name {name!r} holds a control character (a newline, a tab)"
+    if name != name.strip():
+        return f"the name {name!r} begins or ends with a space"
+    return None
+
+
+def refuse_unusable(table: SampleTable, source: str) -> None:
+    """Refuse, naming `source` (where the samples come from), a table a run could not use: a
+    sample whose name `name_problem` refuses (rename the file), or training labels of fewer than
+    two classes (a classifier, and confident learning, need two)."""
+    for name in table.sample_ids.tolist():
+        problem = name_problem(name)
+        if problem:
+            raise UserError(f"{source}: {problem}; rename it (names must survive CSV files)")
+    trained = np.unique(table.labels[table.split == "train"])
+    if len(trained) == 1:
+        raise UserError(
+            f"{source}: every training sample is labelled {table.class_names[trained[0]]!r}; "
+            "a classifier needs at least two classes"
         )
 
 

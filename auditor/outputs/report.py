@@ -30,7 +30,7 @@ MAP_POINTS = 20_000  # the UMAP map draws at most this many samples
 def umap_coords(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(row indices, 2-D UMAP coordinates) of at most MAP_POINTS samples. numba's compiled
     functions are cached under the audit cache folder, so only the first run pays the JIT."""
-    from auditor.datasets.cache import cache_dir
+    from auditor.fsutil import cache_dir
 
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
     import umap

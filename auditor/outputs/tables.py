@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.scoring import Scores
 
@@ -23,6 +24,26 @@ RELABEL_COLUMNS = [
 ]
 
 
+# samples.parquet: these columns, then score_<detector> and flag_<detector> (`PREFIXED`), then
+# `probs`; the truth's two columns are null when it is unknown, no other of these is.
+SAMPLE_COLUMNS = {
+    "sample_id": pa.string(),
+    "filepath": pa.string(),
+    "given_label": pa.int64(),
+    "given_name": pa.string(),
+    "true_label": pa.int64(),
+    "is_noisy": pa.bool_(),
+    "pred_label": pa.int64(),
+    "suggested_label": pa.int64(),
+    "suggested_confidence": pa.float64(),
+    "suspicion": pa.float64(),
+}
+PREFIXED = {"score_": pa.float64(), "flag_": pa.bool_()}
+PROBS = pa.list_(pa.float32())
+NULLABLE = ("true_label", "is_noisy")
+LABEL_COLUMNS = ("given_label", "true_label", "pred_label", "suggested_label")
+
+
 def samples_table(
     *,
     sample_ids: np.ndarray,
@@ -33,29 +54,82 @@ def samples_table(
     scores: Scores,
 ) -> pa.Table:
     """One row per training sample: identity, labels, prediction, suggestion, every score and
-    flag, and the class probabilities (list<float>)."""
+    flag, and the class probabilities (list<float>), of the types `SAMPLE_COLUMNS`."""
     n = len(sample_ids)
     pred = scores.probs.argmax(axis=1).astype(np.int64)
     names = np.array(class_names, dtype=object)
-    columns: dict[str, pa.Array] = {
-        "sample_id": pa.array(sample_ids.astype(str), pa.string()),
-        "filepath": pa.array(filepaths.astype(str), pa.string()),
-        "given_label": pa.array(given, pa.int64()),
-        "given_name": pa.array(names[given].tolist(), pa.string()),
-        "true_label": pa.array(true if true is not None else [None] * n, pa.int64()),
-        "is_noisy": pa.array(given != true if true is not None else [None] * n, pa.bool_()),
-        "pred_label": pa.array(pred, pa.int64()),
-        "suggested_label": pa.array(pred, pa.int64()),
-        "suggested_confidence": pa.array(scores.probs.max(axis=1), pa.float64()),
-        "suspicion": pa.array(scores.scores["suspicion"], pa.float64()),
+    values = {
+        "sample_id": sample_ids.astype(str),
+        "filepath": filepaths.astype(str),
+        "given_label": given,
+        "given_name": names[given].tolist(),
+        "true_label": true if true is not None else [None] * n,
+        "is_noisy": given != true if true is not None else [None] * n,
+        "pred_label": pred,
+        "suggested_label": pred,
+        "suggested_confidence": scores.probs.max(axis=1),
+        "suspicion": scores.scores["suspicion"],
     }
-    for name, values in scores.scores.items():
+    columns = {name: pa.array(v, SAMPLE_COLUMNS[name]) for name, v in values.items()}
+    for name, v in scores.scores.items():
         if name != "suspicion":
-            columns[f"score_{name}"] = pa.array(values, pa.float64())
-    for name, values in scores.flags.items():
-        columns[f"flag_{name}"] = pa.array(values, pa.bool_())
-    columns["probs"] = pa.array(scores.probs.astype(np.float32).tolist(), pa.list_(pa.float32()))
+            columns[f"score_{name}"] = pa.array(v, PREFIXED["score_"])
+    for name, v in scores.flags.items():
+        columns[f"flag_{name}"] = pa.array(v, PREFIXED["flag_"])
+    columns["probs"] = pa.array(scores.probs.astype(np.float32).tolist(), PROBS)
     return pa.table(columns)
+
+
+def layout_problem(schema: pa.Schema, rows: int, n_train: int | None) -> str | None:
+    """Why a table of `schema` and `rows` rows is not laid out as samples.parquet of a run of
+    `n_train` samples (None: not recorded), or None: a column missing or of another type than
+    `SAMPLE_COLUMNS`, `PREFIXED`, `flag_suspicion`, `probs`; another number of rows. Read from a
+    Parquet file's footer alone."""
+    expected = SAMPLE_COLUMNS | {"flag_suspicion": PREFIXED["flag_"], "probs": PROBS}
+    expected |= {c: t for c in schema.names for p, t in PREFIXED.items() if c.startswith(p)}
+    for name, kind in expected.items():
+        if name not in schema.names:
+            return f"has no column {name}"
+        if schema.field(name).type != kind:
+            return f"has column {name} of type {schema.field(name).type}, expected {kind}"
+    if n_train is not None and rows != n_train:
+        return f"has {rows} rows, but manifest.json says n_train {n_train}"
+    return None
+
+
+def samples_problem(table: pa.Table, class_names: list[str], n_train: int | None) -> str | None:
+    """Why `table` is not the samples.parquet of a run whose manifest lists `class_names` and
+    `n_train` samples, or None: its layout (`layout_problem`), empty cells, a sample listed
+    twice, a label outside the classes, probabilities not one per class, a `given_name` that
+    is not the class of `given_label`."""
+    k = len(class_names)
+    problem = layout_problem(table.schema, table.num_rows, n_train)
+    if problem:
+        return problem
+    empty = [c for c in [*SAMPLE_COLUMNS, "flag_suspicion", "probs"] if c not in NULLABLE and table[c].null_count]  # fmt: skip
+    if empty:
+        return f"has empty cells in column {empty[0]}"
+    if pc.count_distinct(table["sample_id"]).as_py() != table.num_rows:
+        return "lists a sample_id twice"
+    for name in LABEL_COLUMNS:
+        low, high = pc.min_max(table[name]).values()
+        outside = next(
+            (v.as_py() for v in (low, high) if v.is_valid and not 0 <= v.as_py() < k), None
+        )
+        if outside is not None:
+            return (
+                f"has {name} {outside}, but manifest.json has {k} class_names (labels 0 to {k - 1})"
+            )
+    lengths = pc.min_max(pc.list_value_length(table["probs"])).values()
+    if table.num_rows and {v.as_py() for v in lengths} != {k}:
+        return f"has probs of {sorted({v.as_py() for v in lengths})} values, expected one per class ({k})"
+    names = pa.array(class_names, pa.string()).take(table["given_label"])
+    wrong = pc.invert(pc.equal(names, table["given_name"].combine_chunks()))
+    if pc.any(wrong).as_py():
+        row = pc.index(wrong, True).as_py()
+        label, name = table["given_label"][row].as_py(), table["given_name"][row].as_py()
+        return f"has given_name {name!r} for given_label {label}, which manifest.json class_names calls {class_names[label]!r}"  # fmt: skip
+    return None
 
 
 def dynamics_table(

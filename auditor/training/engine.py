@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from auditor.datasets.pixel_map import Pixels
 from auditor.training import distributed
 from auditor.training.attention import flip_attention
 from auditor.training.augment import Augmenter, Normalizer
+from auditor.training.checkpoint import resume_state, save_checkpoint
 from auditor.training.feed import batches, place_pixels
 from auditor.training.signals import COMMON_SIGNALS, common_signals
 from methods.base import Batch, Method, StepOutput
@@ -385,71 +385,3 @@ def merge_processes(
     merged = np.concatenate(distributed.gather_objects(mine), axis=1)
     distributed.average_buffers(method)
     return torch.from_numpy(merged).to(current.device)
-
-
-def save_checkpoint(
-    path: str,
-    epochs_done: int,
-    loop: dict,
-    record: dict[str, torch.Tensor],
-    current: torch.Tensor,
-    events: list[torch.Tensor],
-    test_accuracy: list[float],
-    seconds: float,
-    best_state: dict[str, torch.Tensor] | None = None,
-) -> None:
-    """Everything the loop needs to go on after `epochs_done` epochs as if never stopped: model,
-    optimiser, scheduler, the augmentation and global random states of every process, the
-    signals so far. Called by every process; process 0 writes it, to a temporary name renamed
-    into place."""
-    from auditor.fsutil import atomic_path
-
-    rng = distributed.gather_objects((loop["augment"].get_state(), torch.get_rng_state()))
-    if distributed.rank() != 0:
-        return
-    state = {
-        "epochs_done": epochs_done,
-        "model": loop["model"].state_dict(),
-        "optimizer": loop["optimizer"].state_dict(),
-        "scheduler": loop["scheduler"].state_dict(),
-        "augment_rng": [augment_rng for augment_rng, _ in rng],  # by process
-        "torch_rng": [torch_rng for _, torch_rng in rng],
-        "record": record,
-        "current": current,
-        "events": torch.cat(events, dim=1) if events else None,
-        "test_accuracy": torch.tensor(test_accuracy, dtype=torch.float64),
-        "seconds": seconds,
-        "best_model": best_state,  # the model after the epoch of best test accuracy, or None
-    }
-    with atomic_path(Path(path)) as tmp:
-        torch.save(state, tmp)
-
-
-def resume_state(
-    path: str | None,
-    loop: dict,
-    record: dict[str, torch.Tensor],
-    current: torch.Tensor,
-    events: list[torch.Tensor],
-    test_accuracy: list[float],
-) -> tuple[int, float, dict[str, torch.Tensor] | None]:
-    """Load the checkpoint at `path` into the loop's objects (in place) when it exists; returns
-    (epochs already done, seconds they took, the model state after the epoch of best test
-    accuracy or None). Each process takes its own random states (a run
-    resumes with the number of processes it started with). Loaded with weights_only=True:
-    tensors only."""
-    if path is None or not Path(path).is_file():
-        return 0, 0.0, None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    loop["model"].load_state_dict(state["model"])
-    loop["optimizer"].load_state_dict(state["optimizer"])
-    loop["scheduler"].load_state_dict(state["scheduler"])
-    loop["augment"].set_state(state["augment_rng"][distributed.rank()])
-    torch.set_rng_state(state["torch_rng"][distributed.rank()])
-    for name, values in state["record"].items():
-        record[name][:, : values.shape[1]].copy_(values)
-    current.copy_(state["current"])
-    if state["events"] is not None:
-        events.append(state["events"].to(current.device))
-    test_accuracy.extend(state["test_accuracy"].tolist())
-    return int(state["epochs_done"]), float(state["seconds"]), state.get("best_model")
