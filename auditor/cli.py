@@ -35,6 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Every option is validated here, before any training process starts (`--nproc` included)."""
     from auditor.config import from_dict, resolve
     from auditor.datasets.registry import get_entry, load_registry
+    from auditor.write_guard import check_out_root
 
     under_torchrun = "LOCAL_RANK" in os.environ
     cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume", "nproc", "argv")}  # fmt: skip
@@ -57,6 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     entry = get_entry(args.dataset, load_registry())
     if resume is None:
         config = resolve(entry.name, cli, entry.defaults, where=entry.where())
+        # a run folder inside a dataset would be read as data (an image folder's new class)
+        check_out_root(config.out, dataset_roots=[entry.resolve_root(config.root)])
         argv = ["audit", *args.argv]
     else:
         config = from_dict(entry.name, resume[1]["config"])

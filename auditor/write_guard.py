@@ -158,13 +158,16 @@ def check_out(
     return target
 
 
-def check_out_root(out: str | os.PathLike, *, flag: str = "--out") -> Path:
-    """Refuse the output root `out` (a folder under which a new run folder is made): rules (a),
-    (d) and (e), an existing file, a run folder or a folder inside one; return it resolved."""
+def check_out_root(
+    out: str | os.PathLike, *, flag: str = "--out", dataset_roots: Iterable[Path | None] = ()
+) -> Path:
+    """Refuse the output root `out` (a folder under which a new run folder is made): rules (a)
+    (`dataset_roots` and the registry's), (d) and (e), an existing file, a run folder or a folder
+    inside one; return it resolved."""
     target = check_place(out, flag)
     if target.exists() and not target.is_dir():
         raise UserError(f"{flag} {out} is a file, not a folder: name a folder to write runs under")
-    refuse_dataset_roots(target, out, flag, ())
+    refuse_dataset_roots(target, out, flag, dataset_roots)
     run = target if is_run_folder(target) else run_folder_of(target)
     if run is not None:
         raise UserError(

@@ -70,6 +70,8 @@ SCORE = ["score", "--pred-probs", "FREE/probs.npy", "--labels", "FREE/labels.npy
         ([*SCORE, "--out", "ROOT"], ["--out", "inside the dataset's root"]),
         ([*SCORE, "--out", "RUN/more"], ["--out", "would put a run inside the run folder"]),
         ([*SCORE, "--out", "FREE/probs.npy"], ["--out", "is a file, not a folder"]),
+        (["run", "mine", "--out", "ROOT/reports"], ["--out", "inside the dataset's root"]),
+        (["run", "mine", "--out", "RUN"], ["--out", "would put a run inside the run folder"]),
     ],
 )  # fmt: skip
 def test_a_refused_output_changes_nothing(tiny, words, needles):
