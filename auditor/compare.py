@@ -71,12 +71,10 @@ def accuracy_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_id", "method", "last", "best", "last5_mean"])
 
 
-def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> bool:
-    """Precision-recall curves of the ensemble and the `top` detectors by AP, one panel per run
-    with known truth (`figures.pr_figure`). Returns False (and writes nothing) when no run knows
-    the truth."""
-    from auditor.outputs import figures
-
+def pr_panels(runs: list[tuple[Path, dict, dict]], top: int = 5) -> list[tuple]:
+    """What the precision-recall figure draws (`figures.pr_figure`): the ensemble and the `top`
+    detectors by AP, one panel per run with known truth. Reads (and so checks: `read_samples`)
+    those runs' samples, before `compare_runs` writes anything."""
     panels = []
     for run_dir, manifest, metrics in runs:
         detectors = metrics.get("detectors")
@@ -93,6 +91,13 @@ def pr_figure(runs: list[tuple[Path, dict, dict]], path: Path, top: int = 5) -> 
         }
         noisy = samples["is_noisy"].to_numpy(dtype=bool)
         panels.append((manifest["run_id"], scores, noisy, {n: detectors[n]["ap"] for n in names}))
+    return panels
+
+
+def write_pr_figure(panels: list[tuple], path: Path) -> bool:
+    """Draw `pr_panels` into `path`; False (and nothing written) when no run knows the truth."""
+    from auditor.outputs import figures
+
     if not panels:
         return False
     with atomic_path(path) as tmp:
@@ -287,12 +292,13 @@ def compare_runs(run_dirs: list[Path], out: str | None, *, force: bool = False) 
     """Write the tables and the figure; return the lines to print."""
     runs = [(d, *read_run(d)) for d in run_dirs]
     refuse_repeated_runs(runs)
+    panels = pr_panels(runs)
     table, frame, accuracy_file, figure = output_files(runs, out, force)
     detectors, accuracy = detector_table(runs), accuracy_table(runs)
     write_csv(table, detectors)
     write_parquet(frame, pa.Table.from_pandas(detectors, preserve_index=False))
     write_csv(accuracy_file, accuracy)
-    drew = pr_figure(runs, figure)
+    drew = write_pr_figure(panels, figure)
     lines = [*legend_lines(runs), ""]
     if len(accuracy):
         lines += [

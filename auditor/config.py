@@ -12,6 +12,7 @@ declarations.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -270,6 +271,10 @@ def split_methods(value: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# Options naming the user's files, which later commands (export, apply, compare) locate again.
+PATH_OPTIONS = ("root", "labels", "noise_file")
+
+
 def resolve(
     dataset: str, cli: dict[str, Any], dataset_defaults: dict[str, Any], where: str = ""
 ) -> RunConfig:
@@ -290,6 +295,9 @@ def resolve(
     if given.get("labels") and "noise_rate" not in given:
         merged["noise_rate"] = 0.0  # a corrected label file is trained on as it is
     merged["method"] = split_methods(merged["method"])
+    for key in PATH_OPTIONS:  # recorded absolute: the run folder is read from any directory
+        if isinstance(merged.get(key), str) and merged[key].strip():
+            merged[key] = os.path.abspath(os.path.expanduser(merged[key]))
     return from_dict(dataset, merged)
 
 

@@ -41,7 +41,8 @@ def crash_lines(err: BaseException) -> list[str]:
         if report
         else "the traceback could not be saved; rerun with AUDIT_DEBUG=1 to see it"
     )
+    first = (str(err).splitlines() or [""])[0][:300]  # a library's message may run for pages
     return [
-        f"audit: unexpected error: {type(err).__name__}: {err}",
+        f"audit: unexpected error: {type(err).__name__}: {first}",
         f"audit: {where}; please attach it to a bug report",
     ]

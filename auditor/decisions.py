@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.csv_cells import neutralise_cell, restore_cell
+from auditor.csv_cells import class_id, neutralise_cell, restore_cell
 from auditor.datasets.labelfile import read_csv_rows
 from auditor.errors import UserError
 from auditor.outputs.tables import RELABEL_COLUMNS, relabel_frame
@@ -109,7 +109,7 @@ def class_of(column: str, text: str, lookup: dict[str, int], num_classes: int) -
     """The class `text` names: a class name in *_name columns, an id in *_label columns."""
     if column.endswith("_name"):
         return lookup.get(text)
-    return int(text) if text.isdigit() and int(text) < num_classes else None
+    return class_id(text, num_classes)
 
 
 def corrected_labels(given: pd.Series, decisions: Decisions) -> pd.Series:

@@ -7,7 +7,10 @@ and what to do, before anything is written, when it is
   (a) inside a dataset's root: the run's, or any existing root the registry names (a new file
       there too: it could be taken for data); or the label file the run trained on;
   (b) an existing file of a run folder (any folder whose `manifest.json` holds a `run_id`),
-      unless the command owns it (`own`, e.g. `suspects.csv` for `audit export`);
+      unless the command owns it (`own`, e.g. `suspects.csv` for `audit export`), or a new one
+      that takes the name of a file a run writes and reads back (RUN_FILES: a run folder's
+      readers would take it for the run's own); or a dataset's review ledger, which holds
+      every annotator decision (`auditor.ledger`);
   (c) an existing file, unless `force` (`--force` lifts this rule only, never (a) or (b));
   (d) not a place for a regular file: an empty path, a folder, a device, pipe or socket,
       anything under /proc, /sys or /dev (but /dev/shm, a plain tmpfs);
@@ -30,6 +33,10 @@ from pathlib import Path
 from auditor.errors import UserError
 
 SYSTEM_FOLDERS = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
+# What `audit run` / `audit score` write in a run folder (docs/run-folder.md), files and folders.
+RUN_FILES = frozenset({"manifest.json", "metrics.json", "samples.parquet", "dynamics.parquet",
+                       "relabel_events.parquet", "relabel.csv", "embeddings.npy", "cams.npz",
+                       "near_duplicates.csv", "report.html", ".lock", "checkpoints", "images"})  # fmt: skip
 SCRATCH = Path("/dev/shm")  # a plain tmpfs: the one regular place to write under /dev
 
 
@@ -126,6 +133,25 @@ def refuse_dataset_roots(
             )
 
 
+def refuse_run_files(target: Path, out: str | os.PathLike, flag: str) -> None:
+    """Rule (b) for a new file: a name of RUN_FILES in a run folder (or anything under its
+    `checkpoints/` or `images/`; an existing one is refused by `check_out`), and a review ledger
+    wherever it is, new or not."""
+    from auditor.ledger import LEDGER_NAME
+
+    if target.name == LEDGER_NAME:
+        raise UserError(
+            f"{flag} {out} is a review ledger, which holds every annotator decision: "
+            "write to a new file"
+        )
+    run = None if target.exists() else run_folder_of(target)
+    if run is not None and target.relative_to(run).parts[0] in RUN_FILES:
+        raise UserError(
+            f"{flag} {out}: {target.relative_to(run).parts[0]} is a file the run folder {run} "
+            "writes and reads back: write to a new file (--force never writes there)"
+        )
+
+
 def check_out(
     out: str | os.PathLike,
     *,
@@ -145,6 +171,7 @@ def check_out(
     if labels_file and target == Path(labels_file).expanduser().resolve():
         raise UserError(f"{flag} {out} is the label file the run trained on; write to a new file")
     refuse_dataset_roots(target, out, flag, dataset_roots)
+    refuse_run_files(target, out, flag)
     if not target.exists():
         return target
     run = run_folder_of(target)

@@ -26,18 +26,28 @@ def isolated_cache(tmp_path_factory):
 
 
 TRACEBACK = "Traceback (most recent call last)"
+UNEXPECTED = "audit: unexpected error"  # auditor.crash: what a caught traceback becomes
 
 
-def assert_no_traceback(stderr: str, args: object) -> None:
+def assert_no_traceback(stderr: str, args: object, crash_expected: bool = False) -> None:
     """The whole suite's check (issue 18): no `audit` call any test makes prints a Python
-    traceback, whatever it is fed: user errors are one sentence (exit 2), unexpected ones one
-    sentence and a saved report (`auditor.crash`, exit 1)."""
+    traceback, whatever it is fed, nor (unless the test provokes one on purpose) an unexpected
+    error, which `auditor.crash` turns from a traceback into one sentence: anything a test feeds
+    the tool is input, answered by a result or a refusal (exit 2)."""
     assert TRACEBACK not in stderr, f"`audit {args}` printed a traceback:\n{stderr[-4000:]}"
+    if not crash_expected:
+        assert UNEXPECTED not in stderr, f"`audit {args}` failed unexpectedly:\n{stderr[-4000:]}"
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 900):
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: int = 900,
+    crash_expected: bool = False,
+):
     """The real `audit` console script in a subprocess; fails the test if it printed a Python
-    traceback (`assert_no_traceback`)."""
+    traceback or an unexpected error (`assert_no_traceback`)."""
     full_env = os.environ | (env or {})
     result = subprocess.run(
         [str(AUDIT), *args],
@@ -48,7 +58,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
-    assert_no_traceback(result.stderr, " ".join(args))
+    assert_no_traceback(result.stderr, " ".join(args), crash_expected)
     return result
 
 

@@ -169,3 +169,12 @@ def test_a_quoted_sample_id_that_could_name_two_samples_is_refused(tmp_path):
     csv.write_text("sample_id,decision\n'=x.png,keep\n")
     decisions = read_decisions(csv, ["=x.png", "y"], CLASSES)  # no sample named '=x.png
     assert decisions.keep == {"=x.png"}
+
+
+@pytest.mark.parametrize("cell", ["\u00b2", "9" * 5000, "-1", "1.0", "\uff11"])
+def test_a_class_id_cell_that_is_not_a_plain_number_is_refused_naming_the_line(tmp_path, cell):
+    """`'²'.isdigit()` is True and 5000 digits are beyond int(): refusals, never an error."""
+    csv = tmp_path / "d.csv"
+    csv.write_text(f"sample_id,new_label,decision\na,{cell},relabel\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 2: relabel 'a': new_label .* is not a class"):
+        read_decisions(csv, ["a"], CLASSES)

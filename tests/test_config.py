@@ -241,3 +241,12 @@ def test_any_option_values_give_a_config_or_a_refusal_naming_an_option(cli, data
         return
     recorded = config.as_dict()
     assert from_dict("demo", recorded).as_dict() == recorded  # what a manifest records resumes
+
+
+def test_paths_are_recorded_absolute(tmp_path, monkeypatch):
+    """A run records `--root data` as an absolute path: export, apply and compare find the
+    dataset's root (and refuse writes into it) from any working directory."""
+    monkeypatch.chdir(tmp_path)
+    config = resolve("demo", {"root": "data", "labels": "~/fixed.csv", "noise_file": None}, {})
+    assert config.root == str(tmp_path / "data")
+    assert config.labels == str(Path.home() / "fixed.csv") and config.noise_file is None

@@ -50,6 +50,9 @@ def test_an_unwritable_crash_folder_still_gives_one_sentence(monkeypatch, tmp_pa
 def test_the_suite_check_fails_on_a_traceback():
     with pytest.raises(AssertionError, match="printed a traceback"):
         assert_no_traceback(f"{TRACEBACK}:\n  File ...\nValueError: x\n", "run demo")
+    with pytest.raises(AssertionError, match="failed unexpectedly"):
+        assert_no_traceback("audit: unexpected error: ValueError: x\n", "run demo")
+    assert_no_traceback("audit: unexpected error: ValueError: x\n", "run", crash_expected=True)
     assert_no_traceback("audit: error: --lr nan: must be a number\n", "run demo")
 
 

@@ -138,6 +138,8 @@ COMPLETE_CASES = [
      [SAMPLES, "column given_label of type string, expected int64"]),
     (edit_samples(column("suggested_label", lambda t: pa.array([9] * len(t), pa.int64()))),
      "export", [SAMPLES, "suggested_label 9"]),
+    (edit_samples(column("suggested_label", lambda t: pa.array([9] * len(t), pa.int64()))),
+     "compare", [SAMPLES, "suggested_label 9"]),  # found before any of compare's files is written
     (edit_samples(lambda t: t.slice(0, 5)), "compare", [SAMPLES, "5 rows, but manifest.json says n_train 12"]),  # fmt: skip
     (write("embeddings.npy", b"\x93NUMPY garbage"), "review", ["embeddings.npy", "optional"]),
     (lambda r: np.save(r / "embeddings.npy", np.zeros((3, 4), np.float32)), "review",

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.csv_cells import neutralise_cell, restore_cell
+from auditor.csv_cells import class_id, neutralise_cell, restore_cell
 from auditor.datasets.kinds import LabelFileFormat, find_kind
 from auditor.datasets.labelfile import parse_name_label, read_csv_rows
 from auditor.datasets.table import SampleTable, refuse_unusable
@@ -94,8 +94,8 @@ def csv_entries(path: Path, table: SampleTable, column: str) -> list[tuple[str, 
     entries, bad, seen = [], [], {}
     for sid, text, line in zip(frame[column], frame["label"].str.strip(), lines, strict=True):
         label = lookup.get(text)
-        if label is None and text.isdigit() and int(text) < table.num_classes:
-            label = int(text)
+        if label is None:
+            label = class_id(text, table.num_classes)
         if label is None:
             bad.append(f"line {line} ({text!r})")
             continue

@@ -26,7 +26,7 @@ from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.errors import UserError
 from auditor.fsutil import atomic_path, write_text_atomic
-from auditor.write_guard import check_place
+from auditor.write_guard import check_place, refuse_dataset_roots, run_folder_of
 
 CLASSES = ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral")
 
@@ -162,10 +162,19 @@ def claim_folder(out: str | Path) -> Path:
     """`out` resolved, once it is known to be a folder `write_rafdb_layout` may write in: a new
     or empty one, or an earlier output of it (it holds MARKER), so that no dataset, nor any
     other folder of files, is written over. Refused otherwise, and under /proc, /sys and /dev or
-    where no folder can be made (`auditor.write_guard.check_place`)."""
-    target = check_place(out, "synth-faces OUT")
+    where no folder can be made (`auditor.write_guard.check_place`), and, unless it is an earlier
+    output, inside a dataset's root (an image folder would gain a class) or a run folder."""
+    flag = "synth-faces OUT"
+    target = check_place(out, flag)
     if target.exists() and not target.is_dir():
         raise UserError(f"synth-faces OUT {out} is a file: name a new or empty folder")
+    if not (target / MARKER).is_file():
+        refuse_dataset_roots(target, out, flag, ())
+        run = run_folder_of(target / MARKER)
+        if run is not None:
+            raise UserError(
+                f"synth-faces OUT {out} is inside the run folder {run}: write elsewhere"
+            )
     if target.is_dir() and any(target.iterdir()) and not (target / MARKER).is_file():
         raise UserError(
             f"synth-faces OUT {out} holds files and is not a synth-faces output (no {MARKER}): "
