@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def launch_processes(nproc: int, argv: list[str]) -> int:
-    """`audit run ... --nproc N` is `torchrun --standalone --nproc-per-node N -m auditor run ...`.
+    """`audit run ... --nproc N` is `torchrun --standalone --nproc-per-node N -m auditor run ...`
+    (through `auditor.launch`, which ends in one sentence, not torchrun's traceback).
     Interrupted (Ctrl-C, SIGTERM), it passes SIGTERM on to torchrun, which stops the training
     processes (the first marks the run folder `interrupted`), and waits for them. Killed outright
     (SIGKILL), it takes torchrun with it on Linux: the kernel sends torchrun SIGTERM."""
@@ -100,7 +101,7 @@ def launch_processes(nproc: int, argv: list[str]) -> int:
         if arg.startswith("--nproc="):
             argv = argv[:i] + argv[i + 1 :]
             break
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+    command = [sys.executable, "-m", "auditor.launch", "--standalone",
                f"--nproc-per-node={nproc}", "-m", "auditor", *argv]  # fmt: skip
     launcher = subprocess.Popen(command, preexec_fn=term_with_parent if sys.platform == "linux" else None)  # fmt: skip
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.csv_cells import class_id, neutralise_cell, restore_cell
+from auditor.csv_cells import class_id, restore_cell
 from auditor.datasets.labelfile import read_csv_rows
 from auditor.errors import UserError
 from auditor.outputs.tables import RELABEL_COLUMNS, relabel_frame
@@ -40,7 +40,6 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
     if not path.is_file():
         raise UserError(f"--relabels {path} does not exist")
     frame, lines = read_csv_rows(path, ["sample_id", "decision"])
-    written_ids = frame["sample_id"].tolist()  # as in the file, before restore_cell
     frame = frame.map(restore_cell)
     known = set(sample_ids)
     lookup = {name: i for i, name in enumerate(class_names)}
@@ -49,15 +48,8 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
     relabel: dict[str, int] = {}
     keep: set[str] = set()
     drop: set[str] = set()
-    for line, written, row in zip(lines, written_ids, frame.to_dict("records"), strict=True):
+    for line, row in zip(lines, frame.to_dict("records"), strict=True):
         sid, decision = row["sample_id"].strip(), row["decision"].strip().lower()
-        if written != row["sample_id"] and written.strip() in known:
-            problems.append(
-                f"line {line}: sample_id {written!r} names {sid!r} (export writes a leading "
-                f"quote) but the run also has a sample {written!r}: write "
-                f"{neutralise_cell(written)!r} for that one"
-            )
-            continue
         if sid not in known:
             problems.append(f"line {line}: unknown sample_id {sid!r}")
             continue

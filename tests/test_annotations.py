@@ -159,18 +159,6 @@ def test_writes_never_go_into_a_root_or_over_a_run_file(tmp_path):
     assert check_out(run / "new.csv") == (run / "new.csv").resolve()
 
 
-def test_a_quoted_sample_id_that_could_name_two_samples_is_refused(tmp_path):
-    """Export writes `=x.png` as `'=x.png`; a hand-written `'=x.png` in a run that also has a
-    sample really named `'=x.png` could mean either: refused, saying how to write the other."""
-    csv = tmp_path / "relabel.csv"
-    csv.write_text("sample_id,decision\n'=x.png,keep\n''=x.png,drop\n")
-    with pytest.raises(UserError, match=r"line 2: sample_id \"'=x.png\" names '=x.png'"):
-        read_decisions(csv, ["=x.png", "'=x.png"], CLASSES)
-    csv.write_text("sample_id,decision\n'=x.png,keep\n")
-    decisions = read_decisions(csv, ["=x.png", "y"], CLASSES)  # no sample named '=x.png
-    assert decisions.keep == {"=x.png"}
-
-
 @pytest.mark.parametrize("cell", ["\u00b2", "9" * 5000, "-1", "1.0", "\uff11"])
 def test_a_class_id_cell_that_is_not_a_plain_number_is_refused_naming_the_line(tmp_path, cell):
     """`'²'.isdigit()` is True and 5000 digits are beyond int(): refusals, never an error."""
