@@ -72,8 +72,8 @@ SCORE = ["score", "--pred-probs", "FREE/probs.npy", "--labels", "FREE/labels.npy
         ([*SCORE, "--out", "FREE/probs.npy"], ["--out", "is a file, not a folder"]),
         (["run", "mine", "--out", "ROOT/reports"], ["--out", "inside the dataset's root"]),
         (["run", "mine", "--out", "RUN"], ["--out", "would put a run inside the run folder"]),
-        (["export", "RUN", "--out", "RUN/embeddings.npy", "--force"],
-         ["--out", "embeddings.npy is a file the run folder", "writes and reads back"]),
+        (["export", "RUN", "--out", "RUN/checkpoints/x.csv", "--force"],  # gone once complete
+         ["--out", "checkpoints is a file the run folder", "writes and reads back"]),
         (["apply", "RUN", *RELABELS, "--out", "RUN/../review-ledger.csv", "--force"],
          ["--out", "is a review ledger"]),
         (["synth-faces", "ROOT/imgs/faces"], ["synth-faces OUT", "inside the dataset's root"]),
