@@ -309,7 +309,7 @@ def test_no_rule_reads_the_truth(rafdb_root, tmp_path):
     for root in (rafdb_root, shuffled):
         result = run_cli("run", "raf-db", "--root", str(root), "--noise-file",
                          str(rafdb_root / "noise03.txt"), "--epochs", "3", "--image-size", "32",
-                         "--out", str(tmp_path / root.name), "--no-report")  # fmt: skip
+                         "--out", str(tmp_path / f"out-{root.name}"), "--no-report")  # fmt: skip
         run_dir = last_line_dir(result)
         frames.append(pq.read_table(run_dir / "samples.parquet").to_pandas())
         ensembles.append(json.loads((run_dir / "metrics.json").read_text())["ensemble"])
