@@ -21,10 +21,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from auditor.datasets import dataset_status
     from auditor.datasets.registry import load_registry
 
-    rows = [("name", "kind", "root", "found", "size")]
+    mirror = {True: "yes", False: "no", None: "measured"}  # `mirror_symmetric`, auditor.symmetry
+    rows = [("name", "kind", "root", "found", "size", "mirror")]
     for entry in load_registry().values():
         root, found, detail = dataset_status(entry)
-        rows.append((entry.name, entry.kind, str(root or "-"), "yes" if found else "no", detail))
+        found_word = "yes" if found else "no"
+        symmetric = mirror[entry.mirror_symmetric]
+        rows.append((entry.name, entry.kind, str(root or "-"), found_word, detail, symmetric))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

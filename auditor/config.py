@@ -111,6 +111,21 @@ class RunConfig:
     limit: int | None = option(
         None, "class-stratified subset of this many training samples", at_least=2
     )
+    # a dataset without a test split gives every rule that reads accuracy (trusted methods,
+    # the best epoch, the memorisation verdict, mirror symmetry) nothing to read: this share of
+    # the training samples is held out instead (stratified by given label), and still audited
+    validation: float = option(
+        0.1,
+        "share of the training samples held out as a validation split when the dataset has no "
+        "test split (still audited, from a model that did not train on them); 0: none",
+        at_least=0,
+        at_most=0.5,
+    )
+    flip: bool | None = option(
+        None,
+        "train with random horizontal flips (not set: as datasets.yaml declares the dataset's "
+        "mirror symmetry, else as measured on the held-out split)",
+    )
     aum_threshold: bool = option(
         False, "two extra trainings per method with threshold samples, so AUM also flags"
     )
@@ -162,6 +177,9 @@ class RunConfig:
     # the options of every registered part, by name (see GROUPS): methods and noise models
     methods: dict[str, Options] = field(default_factory=dict)
     noise_models: dict[str, Options] = field(default_factory=dict)
+    # the options typed on the command line or set by --preset (not the dataset's defaults):
+    # a choice the tool makes for itself (the working size, dropping a method) leaves these
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """Flat, as the manifest records it: the core options and the options of the chosen
@@ -172,6 +190,9 @@ class RunConfig:
         return {"dataset": self.dataset} | core | parts
 
     def train_config(self, device: str) -> TrainConfig:
+        """The engine's settings; `flip` must be decided first (`auditor.run.decide_flip`)."""
+        if self.flip is None:
+            raise ValueError("decide --flip before training (auditor.run.decide_flip)")
         return TrainConfig(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -183,6 +204,7 @@ class RunConfig:
             balanced=self.balanced_sampling,
             amp=resolve_amp(self.amp, device),
             compile=self.compile,
+            mirror=self.flip,
         )
 
 
@@ -253,7 +275,7 @@ def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> 
     flag = "--" + key.replace("_", "-")
     text = help + (f"; one of {', '.join(map(str, choices))}" if choices else "")
     if kind is bool:
-        shown = "on" if default else "off"
+        shown = "auto" if default is None else "on" if default else "off"
         parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
                             help=f"{text} (default {shown})")  # fmt: skip
     elif kind is list:
@@ -292,18 +314,23 @@ def resolve(
     # a preset that is not a name (not a str) is left to from_dict to refuse, naming --preset
     chosen = PRESETS.get(preset, {}) if isinstance(preset, str) else {}
     merged = defaults | dataset_defaults | chosen | given
+    explicit = frozenset(chosen) | frozenset(given)
     if given.get("labels") and "noise_rate" not in given:
         merged["noise_rate"] = 0.0  # a corrected label file is trained on as it is
     merged["method"] = split_methods(merged["method"])
     for key in PATH_OPTIONS:  # recorded absolute: the run folder is read from any directory
         if isinstance(merged.get(key), str) and merged[key].strip():
             merged[key] = os.path.abspath(os.path.expanduser(merged[key]))
-    return from_dict(dataset, merged)
+    return from_dict(dataset, merged, explicit)
 
 
-def from_dict(dataset: str, values: dict[str, Any]) -> RunConfig:
+def from_dict(
+    dataset: str, values: dict[str, Any], explicit: frozenset[str] | None = None
+) -> RunConfig:
     """A validated RunConfig from flat values (`resolve`'s merge, or a manifest's `config` on
-    --resume); keys that are neither core options nor a part's options are refused."""
+    --resume); keys that are neither core options nor a part's options are refused. `explicit`:
+    the keys the user set (`RunConfig.explicit`); all of them when None (a resumed run keeps
+    every recorded value)."""
     keys = part_keys()
     core_names = {f.name for f in CORE}
     unknown = sorted(set(values) - core_names - set(keys) - {"dataset"})
@@ -328,7 +355,8 @@ def from_dict(dataset: str, values: dict[str, Any]) -> RunConfig:
         g.field: {part: cls(**given[g.field].get(part, {})) for part, cls in g.parts().items()}
         for g in GROUPS
     }
-    return RunConfig(dataset=dataset, **core, **parts)
+    explicit = frozenset(values) if explicit is None else explicit
+    return RunConfig(dataset=dataset, **core, **parts, explicit=explicit)
 
 
 def relation_problems(c: dict[str, Any]) -> list[str]:

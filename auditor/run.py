@@ -18,6 +18,13 @@ from tqdm import tqdm
 
 from auditor import memorisation
 from auditor.config import RunConfig, part_keys
+from auditor.data_choices import (
+    MirrorProbe,
+    decide_flip,
+    validation_record,
+    validation_split,
+    working_size,
+)
 from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels
 from auditor.datasets.corrected import with_labels
@@ -135,6 +142,18 @@ def labels_for(train: SampleTable, config: RunConfig, pixels: Pixels) -> Labels:
     return Labels(train.labels.copy(), None, noise)
 
 
+def make_method(
+    name: str, config: RunConfig, classes: int, in_channels: int, weights: dict | None, seed: int
+) -> Method:
+    """A new model of method `name`: its backbone initialised from `seed` alone, then given
+    the --weights state dict `weights` when there is one."""
+    torch.manual_seed(seed)
+    backbone = build_backbone(config.backbone, in_channels)
+    if weights is not None:
+        backbone.load_state_dict(weights)
+    return METHODS[name](backbone, classes, config.methods[name])
+
+
 def train_method(
     name: str,
     config: RunConfig,
@@ -145,18 +164,15 @@ def train_method(
     checkpoints: Path,
 ) -> tuple[MethodEvidence, list[float], float, Method]:
     def make(seed: int, classes: int = num_classes) -> Method:
-        torch.manual_seed(seed)  # the initial weights depend on the seed alone
-        backbone = build_backbone(config.backbone, in_channels)
-        if data["weights"] is not None:
-            backbone.load_state_dict(data["weights"])
-        return METHODS[name](backbone, classes, config.methods[name])
+        return make_method(name, config, classes, in_channels, data["weights"], seed)
 
     if distributed.rank() == 0:  # the other nodes may not see the run folder
         checkpoints.mkdir(exist_ok=True)
     train_config = replace(config.train_config(device), checkpoint=str(checkpoints / f"{name}.pt"))
     n = len(data["labels"])
+    trained = n - (0 if data["held_out"] is None else len(data["held_out"]))
     # K fold models each see (K - 1) / K of the data; AUM threshold runs are two more trainings
-    total = config.epochs * n * (config.folds + (2 if config.aum_threshold else 0))
+    total = config.epochs * (trained + n * (config.folds - 1 + (2 if config.aum_threshold else 0)))
     start = time.perf_counter()
     with tqdm(
         total=total,
@@ -181,6 +197,7 @@ def train_method(
             data["normalize"],
             train_config,
             progress=tick,
+            held_out=data["held_out"],
         )
         oos = None
         if config.folds >= 2:
@@ -245,14 +262,24 @@ def execute(
     if config.labels:
         table, labels_info = with_labels(table, Path(config.labels), entry.kind)
     train_table, test_table = split_and_limit(table, config)
+    if resume is None:
+        config = working_size(config, train_table, entry)
     train_table, test_table, pixels, skipped = decode(train_table, test_table, config)
     refuse_unusable(train_table, f"dataset {entry.name!r} after --limit and undecodable images")
     labels = labels_for(train_table, config, pixels[0])
     check_folds(labels.given, config.folds)  # before any training, and before the run folder
+    held_out = None
+    if len(test_table) == 0 and config.validation > 0:
+        held_out = validation_split(labels.given, config.validation, config.seed)
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
     warn_if_from_scratch(config)
     normalize, normalisation = choose_normalizer(pixels[0], config.weights)
+    probe = MirrorProbe(
+        lambda seed: make_method("ce", config, table.num_classes, table.channels, weights, seed),
+        config, pixels, labels.given, held_out, test_table.labels, normalize, device,
+    )  # fmt: skip
+    config, mirror = decide_flip(config, entry, probe, table.num_classes)
     if distributed.rank() != 0:
         state = RunState.follower(Path(str(distributed.broadcast_object(None))))
     elif resume is not None:
@@ -274,13 +301,15 @@ def execute(
             "dataset_notes": table.extra,
             "skipped": skipped, "labels_file": labels_info, "weights": weights_info,
             "normalisation": normalisation, "processes": distributed.world_size(),
+            "validation": validation_record(train_table, held_out, config),
+            "mirror_symmetry": mirror.as_dict(),
         })  # fmt: skip
     if distributed.rank() == 0:
         distributed.broadcast_object(str(state.run_dir))
     state.timings["load_and_decode"] = time.perf_counter() - t0
     with state.recording(t0):
-        metrics = audit(config, train_table, test_table, pixels, labels, device, weights, normalize,
-                        state)  # fmt: skip
+        metrics = audit(config, train_table, test_table, pixels, labels, held_out, device, weights,
+                        normalize, state)  # fmt: skip
     return state.run_dir, metrics
 
 
@@ -290,6 +319,7 @@ def audit(
     test_table: SampleTable,
     both: tuple[Pixels, Pixels],
     labels: Labels,
+    held_out: np.ndarray | None,
     device: str,
     weights: dict | None,
     normalize: Normalizer,
@@ -300,9 +330,11 @@ def audit(
         "labels": labels.given,
         "test": both[1] if len(test_table) else None,
         "test_labels": torch.from_numpy(test_table.labels),
+        "held_out": held_out,
         "normalize": normalize,
         "weights": weights,
     }
+    split = "test" if len(test_table) else "validation" if held_out is not None else None
 
     evidence, accuracy, models = [], {}, {}
     for name in config.method:
@@ -319,12 +351,13 @@ def audit(
     t = time.perf_counter()
     last5 = {m: a["last5_mean"] for m, a in accuracy.items()}
     is_noisy = None if labels.true is None else labels.given != labels.true
-    scores = score_all(evidence, labels.given, last5)
+    scores = score_all(evidence, labels.given, last5, held_out, split)
     state.timings["score"] = time.perf_counter() - t
     state.manifest["ensemble_decisions"] = scores.decisions
     print("audit: " + "\naudit: ".join(scores.decisions), file=sys.stderr)
     metrics = {
         "accuracy": accuracy,
+        "accuracy_split": split,
         "detectors": evaluate_detectors(scores.scores, scores.flags, labels.given, labels.true),
         "noise": labels.noise,
         "ensemble": {
@@ -335,7 +368,12 @@ def audit(
         "rank_identical": scores.rank_identical,
         "memorisation": {
             ev.name: memorisation.curves(
-                ev.signals["correct"], ev.signals["loss"], accuracy[ev.name]["per_epoch"], is_noisy
+                ev.signals["correct"],
+                ev.signals["loss"],
+                accuracy[ev.name]["per_epoch"],
+                is_noisy,
+                split,
+                held_out,
             )
             for ev in evidence
         },  # fmt: skip

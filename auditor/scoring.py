@@ -59,28 +59,56 @@ def one_way_share(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return share, float(joint.sum() / len(labels))
 
 
-def probability_source(ev: MethodEvidence) -> str:
+def split_words(split: str | None) -> str:
+    """The accuracy a decision reads, in words: on the test split, or on the validation split
+    the run held out (`auditor.data_choices`), scored against its given labels."""
+    return "test accuracy" if split == "test" else f"{split} accuracy (given labels)"
+
+
+def probability_source(ev: MethodEvidence, split: str | None = "test") -> str:
     """Where a method's probability detectors read their probabilities, in words."""
     epochs = len(ev.signals["loss"]) if "loss" in ev.signals else None
     if ev.oos_probs is not None:
         return f"{ev.name}: probabilities out-of-sample (cross-fitted)"
     if ev.best_probs is not None:
         return (f"{ev.name}: probabilities from the model after epoch {ev.best_epoch} of {epochs}, "
-                "its best test accuracy")  # fmt: skip
-    return f"{ev.name}: probabilities from the final model (no test split to choose an epoch)"
+                f"its best {split_words(split)}")  # fmt: skip
+    return (f"{ev.name}: probabilities from the final model (no test or validation split to "
+            "choose an epoch)")  # fmt: skip
 
 
-def trusted_sentences(accuracy: dict[str, float | None], trusted: list[str]) -> list[str]:
+def trusted_sentences(
+    accuracy: dict[str, float | None], trusted: list[str], split: str | None = "test"
+) -> list[str]:
     """The trust decision in words."""
     if not any(a is not None for a in accuracy.values()):
-        return [f"trusts every method ({', '.join(accuracy)}): no test split to compare them"]
+        return [f"trusts every method ({', '.join(accuracy)}): no test or validation split to "
+                "compare them"]  # fmt: skip
     shown = {m: "none" if a is None else f"{a:.3f}" for m, a in accuracy.items()}
     left = [m for m in accuracy if m not in trusted]
     out = f"trusts {', '.join(f'{m} ({shown[m]})' for m in trusted)}"
     if left:
-        out += (f"; leaves out {', '.join(f'{m} ({shown[m]})' for m in left)}: test accuracy "
-                f"(last-5 mean) more than {ACCURACY_TOLERANCE} below the best")  # fmt: skip
+        out += (f"; leaves out {', '.join(f'{m} ({shown[m]})' for m in left)}: "
+                f"{split_words(split)} (last-5 mean) more than {ACCURACY_TOLERANCE} below the "
+                "best")  # fmt: skip
     return [out]
+
+
+def grouped_rank_average(scores: list[np.ndarray], held_out: np.ndarray | None) -> np.ndarray:
+    """`rank_average` of `scores` ([N] each), computed separately over the held-out samples
+    (indices) and over the others: a held-out sample's signals come from a model that never
+    trained on it (its margins lower, its losses higher, clean or not), so its ranks are
+    comparable with the other held-out samples' only. Both groups are random draws of each
+    given class (`auditor.data_choices.validation_split`), so each holds the same share of
+    wrong labels in expectation, and a rank within its group means the same in both."""
+    if held_out is None or len(held_out) == 0:
+        return rank_average(scores)
+    out = np.empty(len(scores[0]))
+    inside = np.zeros(len(out), dtype=bool)
+    inside[held_out] = True
+    for group in (inside, ~inside):
+        out[group] = rank_average([s[group] for s in scores])
+    return out
 
 
 def trusted_methods(accuracy: dict[str, float | None]) -> list[str]:
@@ -103,12 +131,19 @@ class Scores:
 
     decisions: list[str] = field(default_factory=list)  # what the tool decided, and why
 
-    def finish(self, labels: np.ndarray, loss_estimates: tuple[int, ...] = ()) -> Scores:
-        """Add the ensemble `suspicion` over `ensemble_members` and its flags: the top n, n the
+    def finish(
+        self,
+        labels: np.ndarray,
+        loss_estimates: tuple[int, ...] = (),
+        held_out: np.ndarray | None = None,
+    ) -> Scores:
+        """Add the ensemble `suspicion` over `ensemble_members` (ranked within the held-out
+        samples and within the others, `grouped_rank_average`) and its flags: the top n, n the
         mean of the estimates of the number of label errors: confident learning's on `probs`
         and DivideMix's loss mixture's per trusted method (`loss_estimates`), two estimators
         that read different evidence."""
-        suspicion = rank_average([self.scores[name] for name in self.ensemble_members])
+        members = [self.scores[name] for name in self.ensemble_members]
+        suspicion = grouped_rank_average(members, held_out)
         self.scores["suspicion"] = suspicion
         confident = estimated_issue_count(self.probs, labels)
         n = int(round(np.mean([confident, *loss_estimates])))
@@ -140,11 +175,16 @@ def method_scores(ev: MethodEvidence, labels: np.ndarray) -> tuple[dict, dict, l
 
 
 def score_all(
-    evidence: list[MethodEvidence], labels: np.ndarray, accuracy: dict[str, float | None]
+    evidence: list[MethodEvidence],
+    labels: np.ndarray,
+    accuracy: dict[str, float | None],
+    held_out: np.ndarray | None = None,
+    split: str | None = "test",
 ) -> Scores:
     """Every detector of every method; the ensemble over the trusted methods (`accuracy`:
-    method -> test accuracy, last-5 mean, or None without a test split); suggestions from
-    the trusted methods' mean probabilities."""
+    method -> accuracy on `split`, last-5 mean, or None without a test or validation split);
+    suggestions from the trusted methods' mean probabilities. `held_out`: the indices of the
+    validation split's samples, ranked among themselves by the ensemble."""
     out = Scores()
     for ev in evidence:
         scores, flags, thresholds = method_scores(ev, labels)
@@ -153,8 +193,8 @@ def score_all(
         if thresholds:
             out.aum_thresholds[ev.name] = thresholds
     trusted = trusted_methods(accuracy)
-    out.decisions = trusted_sentences(accuracy, trusted)
-    out.decisions += [probability_source(ev) for ev in evidence if ev.name in trusted]
+    out.decisions = trusted_sentences(accuracy, trusted, split)
+    out.decisions += [probability_source(ev, split) for ev in evidence if ev.name in trusted]
     out.probs = np.mean([ev.probs for ev in evidence if ev.name in trusted], axis=0)
     one_way, confused = one_way_share(out.probs, labels)
     systematic = one_way >= ONE_WAY_THRESHOLD and confused >= MIN_CONFUSED_SHARE
@@ -173,10 +213,15 @@ def score_all(
         f"{m}_{d}" for m in trusted for d in members if f"{m}_{d}" in out.scores
     ]
     out.decisions.append(f"suspicion = mean rank of {', '.join(out.ensemble_members)}")
+    if held_out is not None and len(held_out):
+        out.decisions.append(
+            f"ranks the {len(held_out)} validation samples among themselves and the others "
+            "among themselves: a model that never trained on a sample reads it differently"
+        )
     loss_estimates = tuple(
         int(out.flags[f"{m}_loss_gmm"].sum()) for m in trusted if f"{m}_loss_gmm" in out.flags
     )
-    out.finish(labels, loss_estimates)
+    out.finish(labels, loss_estimates, held_out)
     out.scores, out.rank_identical = distinct_scores(
         out.scores, protect=[*out.ensemble_members, "suspicion"]
     )

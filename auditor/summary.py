@@ -12,7 +12,8 @@ def _fmt(value: float | None) -> str:
 def summary_lines(metrics: dict) -> list[str]:
     lines = [""]
     if metrics["accuracy"]:
-        lines.append("test accuracy    last    best   last5")
+        split = metrics.get("accuracy_split") or "test"
+        lines.append(f"{split + ' accuracy':<16} last    best   last5")
         for method, acc in metrics["accuracy"].items():
             lines.append(
                 f"  {method:<12} {_fmt(acc['last'])}  {_fmt(acc['best'])}  {_fmt(acc['last5_mean'])}"

@@ -74,7 +74,8 @@ def cell_name(dataset: str, regime: str, noise: str) -> str:
 def collect(dataset: str, regime: str, noise: str, out: Path) -> None:
     """Train every method of the cell (and CE's cross-fit) and save the evidence."""
     entry = get_entry(dataset, load_registry())
-    cli = {"noise_type": noise, "noise_rate": 0.3, "method": list(METHODS_TRAINED)}
+    cli = {"noise_type": noise, "noise_rate": 0.3, "method": list(METHODS_TRAINED),
+           "flip": entry.mirror_symmetric}  # fmt: skip
     config = resolve(dataset, cli | (LONG if regime == "long" else {}), entry.defaults)
     table = load_dataset(entry, seed=config.seed)
     train_table, test_table = split_and_limit(table, config)

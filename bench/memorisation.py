@@ -103,7 +103,7 @@ def run_setting(
     noise: str, methods: list[str], detector_every: int, options: dict[str, object]
 ) -> dict:
     entry = get_entry(DATASET, load_registry())
-    cli = {"noise_type": noise, "method": methods, **options}
+    cli = {"noise_type": noise, "method": methods, "flip": entry.mirror_symmetric, **options}
     config = resolve(DATASET, cli, entry.defaults)
     table = load_dataset(entry, seed=config.seed)
     train_table, test_table = split_and_limit(table, config)

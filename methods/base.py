@@ -54,12 +54,17 @@ class Method(nn.Module):
     """fc(GAP(backbone(x))), plus whatever a subclass adds. Subclasses set `name`,
     `options_class` (a frozen dataclass of their options, with defaults), `extra_signals` (names of the
     per-sample signals their `training_step` returns) and implement `training_step`;
-    `after_step` runs after every optimiser step."""
+    `after_step` runs after every optimiser step. `needs_mirror_symmetry` is True for a method
+    whose loss compares an image with its mirror (EAC, GSMC): it teaches that a mirrored image
+    keeps its class, so `audit run` trains it only on mirror-symmetric data
+    (`auditor.symmetry`); a method that mirrors only as a random augmentation, through the
+    `Augment` it is given, leaves it False (the augmentation stops mirroring instead)."""
 
     name: ClassVar[str]
     options_class: ClassVar[type[Options]] = NoOptions
     extra_signals: ClassVar[tuple[str, ...]] = ()
     relabels: ClassVar[bool] = False  # True for methods whose StepOutput carries new_labels
+    needs_mirror_symmetry: ClassVar[bool] = False  # its loss compares an image with its mirror
 
     def __init__(
         self, backbone: nn.Module, num_classes: int, options: Options | None = None

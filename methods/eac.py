@@ -87,6 +87,7 @@ class EAC(Method):
     name = "eac"
     options_class = EACOptions
     extra_signals = ("flip_cam",)
+    needs_mirror_symmetry = True  # CAM(x) and hflip(CAM(hflip x)) must agree
     options: EACOptions
 
     def training_step(self, batch: Batch, aug: Augment) -> StepOutput:

@@ -91,6 +91,7 @@ class GSMC(Method):
     name = "gsmc"
     options_class = GSMCOptions
     extra_signals = ("kd", "flip_cam")
+    needs_mirror_symmetry = True  # CAM(x) and hflip(CAM(hflip x)) must agree
     options: GSMCOptions
 
     def __init__(

@@ -94,3 +94,24 @@ def test_flip_or_noise_mirrors_a_quarter_noises_a_quarter_keeps_half():
     # noise is on the 0-255 scale, truncated to whole pixel values
     pixels = out[noised] * 0.25 + 0.5
     assert torch.allclose(pixels * 255, (pixels * 255).round(), atol=1e-3)
+
+
+def test_without_mirror_no_image_is_mirrored_and_the_random_stream_is_kept():
+    from auditor.training.augment import Normalizer
+
+    normalizer = Normalizer((0.5,), (0.25,))
+    row = torch.tensor([[[[10, 60, 110, 160]]]], dtype=torch.uint8).repeat(4000, 1, 1, 1)
+    x = normalizer(row)  # asymmetric: its mirror differs from it and from its noised versions
+    plain = Augmenter(torch.Generator().manual_seed(4), normalizer=normalizer, mirror=False)
+    assert torch.equal(plain.random_hflip(x), x)
+    out = plain.flip_or_noise(x, 5.0)
+    kept = (out == x).flatten(1).all(1)
+    assert not (out == x.flip(-1)).flatten(1).all(1).any()
+    assert abs(kept.float().mean() - 0.75) < 0.03  # the mirror branch keeps the image
+    # the same draws as with mirroring: the images it leaves alone there are noised alike here
+    mirroring = Augmenter(torch.Generator().manual_seed(4), normalizer=normalizer)
+    mirroring.random_hflip(x)
+    reference = mirroring.flip_or_noise(x, 5.0)
+    changed = ~(reference == x).flatten(1).all(1) & ~(reference == x.flip(-1)).flatten(1).all(1)
+    assert torch.equal(out[changed], reference[changed])
+    assert torch.equal(out[~changed], x[~changed])

@@ -8,7 +8,7 @@ from auditor.run import execute
 
 ENTRY = DatasetEntry(
     name="tiny-faces", kind="synth-faces", root=None, env=None, classes=None, defaults={},
-    options={"train": 56, "test": 14, "size": 20},
+    options={"train": 56, "test": 14, "size": 20}, mirror_symmetric=True,
 )  # fmt: skip
 
 

@@ -72,4 +72,4 @@ def test_trust_decision_in_words():
         "trusts ce (0.800); leaves out eac (0.700): test accuracy (last-5 mean) more than 0.02 "
         "below the best"
     ]
-    assert "no test split" in trusted_sentences({"ce": None}, ["ce"])[0]
+    assert "no test or validation split" in trusted_sentences({"ce": None}, ["ce"])[0]

@@ -44,4 +44,4 @@ def test_verdict_names_the_numbers():
 
 
 def test_no_test_split_says_it_cannot_judge():
-    assert verdict([0.4, 0.9], []).startswith("No test split")
+    assert verdict([0.4, 0.9], []).startswith("No test or validation split")

@@ -20,6 +20,7 @@ ENTRY = DatasetEntry(
     classes=None,
     defaults={},
     options={"train": 70, "test": 21, "size": 24},
+    mirror_symmetric=True,
 )
 
 

@@ -9,7 +9,8 @@ more than `MAX_NODES` values (a "billion laughs") or refer to themselves is refu
 anything reads the expansion. Keys a kind's loader reads are checked against what the kind
 declares when the kind is looked up (`auditor.datasets.kinds.kind_for`); the names under
 `defaults` are checked against the run options by `audit run` (`auditor.config.resolve`),
-which `audit datasets` does not import.
+which `audit datasets` does not import. The optional `mirror_symmetric` (true or false) says
+whether a mirrored image keeps its class (`auditor.symmetry`); absent or null: not declared.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import yaml
 from auditor.errors import UserError
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "datasets.yaml"
-KNOWN_KEYS = {"kind", "description", "root", "env", "classes", "defaults"}
+KNOWN_KEYS = {"kind", "description", "root", "env", "classes", "defaults", "mirror_symmetric"}
 MAX_BYTES = 1 << 20  # the shipped registry is 5 kB
 MAX_NODES = 100_000  # YAML values after expanding aliases; the shipped registry has ~300
 # A dataset name becomes a folder name (reports/<name>/, the image cache): no separators.
@@ -126,6 +127,8 @@ class DatasetEntry:
     defaults: dict[str, Any]
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # loader-specific keys
+    # does a mirrored image keep its class (`auditor.symmetry`)? None: not declared
+    mirror_symmetric: bool | None = None
     origin: str = ""  # where the entry is written: "<registry>, line N"
 
     def resolve_root(self, override: str | os.PathLike | None = None) -> Path | None:
@@ -225,6 +228,7 @@ def parse_entry(name: Any, body: Any, path: Path, line: int) -> DatasetEntry:
     description = checked(body, "description", path, name, (str, type(None)))
     classes = checked(body, "classes", path, name, (list, type(None)))
     defaults = checked(body, "defaults", path, name, (dict, type(None))) or {}
+    mirror_symmetric = checked(body, "mirror_symmetric", path, name, (bool, type(None)))
     at = f"{path}, line {{}}: dataset {name!r}:"
     if classes is not None:
         bad = [c for c in classes if not isinstance(c, str) or not c.strip()]
@@ -258,6 +262,7 @@ def parse_entry(name: Any, body: Any, path: Path, line: int) -> DatasetEntry:
         description=description or "",
         options={k: v for k, v in body.items() if k not in KNOWN_KEYS},
         origin=where,
+        mirror_symmetric=mirror_symmetric,
     )
 
 

@@ -22,7 +22,7 @@ def png(fig) -> bytes:
 
 def memorisation_curves(curves: dict[str, dict]) -> bytes:
     """Per method and epoch (`auditor.memorisation.curves`): the fit of the given training labels
-    (solid) and the test accuracy (dashed); with the truth also the share of noisy samples
+    (solid) and the accuracy on the test or validation split (dashed); with the truth also the share of noisy samples
     fitted to their wrong label, and the mean loss of clean (dashed) and noisy (solid) samples."""
     truth = all("memorisation" in c for c in curves.values())
     fig, axes = plt.subplots(1, 3 if truth else 1, figsize=(15 if truth else 6, 3.6), squeeze=False)
@@ -32,12 +32,16 @@ def memorisation_curves(curves: dict[str, dict]) -> bytes:
         epochs = np.arange(1, len(c["fit"]) + 1)
         axes[0].plot(epochs, c["fit"], color=colour, label=f"{method}: fit of given labels")
         if c["test_accuracy"]:
-            axes[0].plot(epochs, c["test_accuracy"], "--", color=colour, label=f"{method}: test")
+            axes[0].plot(
+                epochs, c["test_accuracy"], "--", color=colour, label=f"{method}: held out"
+            )
         if truth:
             axes[1].plot(epochs, c["memorisation"], color=colour, label=method)
             axes[2].plot(epochs, c["loss_noisy"], color=colour, label=f"{method}: noisy")
             axes[2].plot(epochs, c["loss_clean"], "--", color=colour, label=f"{method}: clean")
-    axes[0].set(xlabel="epoch", ylabel="accuracy", title="Fit of the given labels vs test accuracy")
+    axes[0].set(
+        xlabel="epoch", ylabel="accuracy", title="Fit of the given labels vs held-out accuracy"
+    )
     if truth:
         axes[1].set(xlabel="epoch", ylabel="share", ylim=(0, 1),
                     title="Noisy samples fitted to their wrong label")  # fmt: skip
@@ -48,13 +52,16 @@ def memorisation_curves(curves: dict[str, dict]) -> bytes:
     return png(fig)
 
 
-def accuracy_curves(accuracy: dict) -> bytes:
-    """Test accuracy per epoch, one line per method."""
+def accuracy_curves(accuracy: dict, split: str = "test") -> bytes:
+    """Accuracy on `split` (test, or the held-out validation split) per epoch, one line per
+    method."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for method, acc in accuracy.items():
         values = acc["per_epoch"]
         ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=method)
-    ax.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy per epoch")
+    ax.set(
+        xlabel="epoch", ylabel=f"{split} accuracy", title=f"{split.capitalize()} accuracy per epoch"
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     return png(fig)

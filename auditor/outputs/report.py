@@ -108,7 +108,7 @@ def suspicion_section(metrics: dict, truth: bool) -> str:
         "N - 1 (N samples; ties share their mean rank), so 1 means the most suspect sample of "
         "every member. Ranks need no calibration between scores on different scales (a loss, "
         "a margin, a distance). The members are chosen from the run's own evidence, never from "
-        "the truth: the methods whose test accuracy is close to the best, and detectors suited "
+        "the truth: the methods whose test (or validation) accuracy is close to the best, and detectors suited "
         "to the structure of the noise the run estimates. The "
         f"{ensemble.get('flagged')} samples with the highest suspicion are flagged; their number "
         "is the mean of the estimates of how many labels are wrong (see the decisions "
@@ -208,11 +208,13 @@ def build_report(
         section("Summary", summary_table(manifest, metrics)),
         section("What suspicion means", suspicion_section(metrics, truth)),
     ]
+    split = metrics.get("accuracy_split") or "test"
+    title = f"{split.capitalize()} accuracy per epoch"
     if any(a["per_epoch"] for a in metrics["accuracy"].values()):
-        curves = img_tag(figures.accuracy_curves(metrics["accuracy"]), "test accuracy per epoch")
+        curves = img_tag(figures.accuracy_curves(metrics["accuracy"], split), title.lower())
     else:
-        curves = "<p>Left out: the dataset has no test split.</p>"
-    parts.append(section("Test accuracy per epoch", curves))
+        curves = "<p>Left out: the dataset has no test split and the run held none out.</p>"
+    parts.append(section(title, curves))
     memorised = metrics["memorisation"]
     verdicts = "".join(
         f"<li><b>{html.escape(m)}</b>: {html.escape(c['verdict'])}</li>"

@@ -69,7 +69,10 @@ class Normalizer:
 class Augmenter:
     """Random horizontal flips, random erasing and pixel noise for a whole batch, drawn from one
     seeded generator on the batch's device. `normalizer` (the one the batch was normalised
-    with) is needed by `pixel_noise` only."""
+    with) is needed by `pixel_noise` only. `mirror=False` (images whose mirror image may change
+    their class: digits, text) makes `random_hflip` and `flip_or_noise` never mirror; they
+    still make the same random draws, so the rest of the random stream (erasing, noise) is the
+    one `mirror=True` gives."""
 
     def __init__(
         self,
@@ -80,8 +83,10 @@ class Augmenter:
         erase_scale: tuple[float, float] = (0.02, 0.25),
         erase_ratio: tuple[float, float] = (0.3, 3.3),
         erase_value: float = 0.0,
+        mirror: bool = True,
     ) -> None:
         self.g = generator
+        self.mirror = mirror
         self.normalizer = normalizer
         self.erase_p = erase_p
         self.erase_scale = erase_scale
@@ -96,8 +101,11 @@ class Augmenter:
         return torch.randperm(n, generator=self.g, device=self.g.device).to(device)
 
     def random_hflip(self, x: torch.Tensor) -> torch.Tensor:
-        """Mirror each image with probability 1/2."""
+        """Mirror each image with probability 1/2; `x` unchanged when `mirror` is False (the
+        draw is made all the same)."""
         flip = self._rand(x.shape[0], x.device) < 0.5
+        if not self.mirror:
+            return x
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
     def erase_masks(self, n: int, h: int, w: int, device: torch.device) -> torch.Tensor:
@@ -142,10 +150,12 @@ class Augmenter:
     def flip_or_noise(self, x: torch.Tensor, std: float) -> torch.Tensor:
         """SCN's and RUL's basic augmentation (their official dataset code): with probability
         1/2 an image is changed, by a mirror or by `pixel_noise` of standard deviation `std`,
-        chosen with equal probability; so 1/4 of images are mirrored, 1/4 noised, 1/2 kept."""
+        chosen with equal probability; so 1/4 of images are mirrored, 1/4 noised, 1/2 kept.
+        When `mirror` is False the mirror branch keeps the image: 1/4 noised, 3/4 kept."""
         u = self._rand(x.shape[0], x.device).view(-1, 1, 1, 1)
         noisy = self.pixel_noise(x, std=std, p=1.0)
-        return torch.where(u < 0.25, x.flip(-1), torch.where(u < 0.5, noisy, x))
+        mirrored = x.flip(-1) if self.mirror else x
+        return torch.where(u < 0.25, mirrored, torch.where(u < 0.5, noisy, x))
 
     def random_erase(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape

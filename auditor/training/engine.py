@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from auditor.datasets.pixel_map import Pixels
+from auditor.datasets.pixel_map import Pixels, take
 from auditor.training import distributed
 from auditor.training.attention import flip_attention
 from auditor.training.augment import Augmenter, Normalizer
@@ -43,6 +43,9 @@ class TrainConfig:
     checkpoint: str | None = None  # saved after every epoch; training resumes from it
     amp: bool = False  # forward pass and loss under bf16 autocast (`resolve_amp`)
     compile: bool = False  # torch.compile the backbone (`nn.Module.compile`, in place)
+    # random horizontal flips in the methods' views, and the flip attention score; off for
+    # images whose class a mirror can change (`auditor.symmetry`)
+    mirror: bool = True
 
 
 def checkpoint_for(config: TrainConfig, suffix: str) -> str | None:
@@ -235,15 +238,24 @@ def train(
     progress: Callable[[int, int], None] | None = None,
     final_pass: bool = True,
     on_epoch: Callable[[int, Method, dict[str, torch.Tensor]], None] | None = None,
+    held_out: np.ndarray | None = None,
 ) -> TrainResult:
     """Train `method` on (train_pixels uint8 [N, C, H, W], train_labels [N]) and record every
-    sample's signals every epoch. `progress(samples_in_step, samples_total)` is called per step;
+    sample's signals every epoch. With `held_out` (indices of a validation split, for a dataset
+    without a test split: `test_pixels` is then None), those samples are not trained on: after
+    every epoch the model in eval mode classifies them, un-augmented, which gives the epoch's
+    accuracy (against their given labels) and their common signals (`COMMON_SIGNALS`) of that
+    epoch; a method's own signals, which only its training step yields, are set for them to
+    the median over the trained samples of the same epoch (neither suspect nor clean). Every
+    output stays [N], by sample index. `progress(samples_in_step, samples_total)` is called per step;
     `on_epoch(epoch, method, signals)` after each epoch's test accuracy, with every signal so
     far ([epoch + 1, N] each; process 0; for measurements such as bench/memorisation.py, which
     read the model at every epoch; it must not change the model, and its draws from the global
     random state are undone). With `final_pass`, the
     trained model also scores every un-augmented training image: probabilities, pooled
-    features and flip attention (`auditor.training.attention`)."""
+    features and flip attention (`auditor.training.attention`; not with `config.mirror` off)."""
+    if held_out is not None and test_pixels is not None:
+        raise ValueError("a held-out split replaces the test split: give one of them")
     device = config.device
     rank, world = distributed.rank(), distributed.world_size()
     method.to(device).to(memory_format=torch.channels_last)
@@ -256,9 +268,14 @@ def train(
     )
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     generator = torch.Generator(device=device).manual_seed(config.seed + 7919 * rank)
-    augment = Augmenter(generator, normalizer=normalize)
+    augment = Augmenter(generator, normalizer=normalize, mirror=config.mirror)
 
     n = len(train_labels)
+    trained = torch.arange(n)
+    if held_out is not None:
+        trained = torch.from_numpy(np.setdiff1d(np.arange(n), held_out))
+        test_pixels, test_labels = take(train_pixels, held_out), train_labels[held_out]
+    trained_labels = train_labels[trained]
     names = COMMON_SIGNALS + method.extra_signals
     given = train_labels.to(device)
     step = Step(
@@ -274,14 +291,15 @@ def train(
         config.checkpoint, loop, step.record, step.current, events, test_accuracy
     )
     if progress is not None and first_epoch:
-        progress(first_epoch * epoch_length(train_labels, config.balanced), 0)
+        progress(first_epoch * epoch_length(trained_labels, config.balanced), 0)
     start -= done
     for epoch in range(first_epoch, config.epochs):
         method.train()
         order, recorded = epoch_order(
-            train_labels, balanced=config.balanced,
+            trained_labels, balanced=config.balanced,
             generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
         )  # fmt: skip
+        order = trained[order]
         order_dev = order.to(device)
         slots_dev = torch.where(recorded, order, n).to(device)
         labels_before = step.current.clone()
@@ -302,6 +320,8 @@ def train(
         if rank == 0 and test_pixels is not None and len(test_pixels):
             test_logits, _ = predict(method, test_pixels, normalize, device, amp=config.amp)
             test_accuracy.append(accuracy(test_logits, test_labels))
+            if held_out is not None:
+                record_held_out(step.record, epoch, held_out, trained, test_logits, test_labels)
             if test_accuracy[-1] > max(test_accuracy[:-1], default=-1.0):
                 best_state = {k: v.detach().clone() for k, v in method.state_dict().items()}
         if on_epoch is not None and rank == 0:
@@ -316,8 +336,10 @@ def train(
     if final_pass and rank == 0:
         logits, pooled = predict(method, train_pixels, normalize, device, amp=config.amp)
         probs, embeddings = torch.softmax(logits, dim=1).numpy(), pooled.numpy()
-        attention = flip_attention(method, train_pixels, train_labels, normalize, device,
-                                   amp=config.amp)  # fmt: skip
+        attention = None
+        if config.mirror:
+            attention = flip_attention(method, train_pixels, train_labels, normalize, device,
+                                       amp=config.amp)  # fmt: skip
         if test_accuracy:
             best = best_epoch_outputs(method, best_state, test_accuracy, train_pixels, normalize,
                                       device, config.amp, (probs, embeddings))  # fmt: skip
@@ -338,6 +360,28 @@ def train(
         flip_attention=attention,
         **best,
     )
+
+
+def record_held_out(
+    record: dict[str, torch.Tensor],
+    epoch: int,
+    held_out: np.ndarray,
+    trained: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+) -> None:
+    """Write the held-out samples' signals of `epoch` into `record` ([epochs, N + 1] each):
+    `common_signals` of their eval-mode `logits` against their given `labels`, and for every
+    other signal (a method's own) the median of the trained samples' values that epoch."""
+    common = common_signals(logits, labels)
+    for name, values in record.items():
+        row = values[epoch]
+        value = (
+            common[name]
+            if name in common
+            else row[trained.to(row.device)].median().expand(len(held_out))
+        )
+        row[torch.from_numpy(held_out).to(row.device)] = value.to(row.device, row.dtype)
 
 
 def best_epoch_outputs(
