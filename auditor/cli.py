@@ -310,7 +310,9 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="output root: writes OUT/score/<time>-probs/")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("compare", help="one table of every detector x run, with test accuracy")
+    p = sub.add_parser(
+        "compare", help="one table of every detector x run, with test (or validation) accuracy"
+    )
     p.add_argument("run_dirs", nargs="+", help="run folders (from audit run or audit score)")
     p.add_argument(
         "--out",

@@ -63,12 +63,31 @@ def detector_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
 
 
 def accuracy_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
+    """Per run and method: the accuracy protocols and the `split` they were read on (test, or
+    the validation split the run held out)."""
     rows = [
-        {"run_id": manifest["run_id"], "method": method, "last": a.get("last"), "best": a.get("best"),
-         "last5_mean": a.get("last5_mean")}
+        {"run_id": manifest["run_id"], "method": method, "split": split_of(metrics),
+         "last": a.get("last"), "best": a.get("best"), "last5_mean": a.get("last5_mean")}
         for _, manifest, metrics in runs for method, a in (metrics.get("accuracy") or {}).items()
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["run_id", "method", "last", "best", "last5_mean"])
+    return pd.DataFrame(rows, columns=["run_id", "method", "split", "last", "best", "last5_mean"])
+
+
+def split_of(metrics: dict) -> str:
+    return metrics.get("accuracy_split") or "test"
+
+
+def validation_caution(runs: list[tuple[Path, dict, dict]]) -> list[str]:
+    """One sentence when some run read its accuracy on a validation split of its own: such a
+    split holds other samples, with other (given, noisy) labels, from one run to the next (a
+    retrain on corrected labels draws it from the corrected ones), so its accuracy is not a
+    measure of the same thing across runs."""
+    own = [f"run{i + 1}" for i, (_, _, m) in enumerate(runs) if split_of(m) == "validation"]
+    if not own:
+        return []
+    return [f"{', '.join(own)}: accuracy read on the run's own validation split, against its "
+            "given labels; across runs that differ in labels or samples it is not the same "
+            "measure (give the dataset a test split to compare runs)"]  # fmt: skip
 
 
 def pr_panels(runs: list[tuple[Path, dict, dict]], top: int = 5) -> list[tuple]:
@@ -302,8 +321,11 @@ def compare_runs(run_dirs: list[Path], out: str | None, *, force: bool = False) 
     lines = [*legend_lines(runs), ""]
     if len(accuracy):
         lines += [
-            "test accuracy",
+            "test accuracy"
+            if set(accuracy["split"]) == {"test"}
+            else "test or validation accuracy",
             accuracy.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+            *validation_caution(runs),
             "",
         ]
         spread = spread_lines(runs)

@@ -22,6 +22,7 @@ recorded ones (`RunConfig.explicit` then holds every key).
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -58,23 +59,40 @@ def working_size(config: RunConfig, table: SampleTable, entry: DatasetEntry) -> 
     own = own_image_size(table)
     if own is None or own >= config.image_size:
         return config
-    size = max(own, 8)
-    say(f"working size {size} px, the images' own (the {entry.name} default is "
-        f"{config.image_size} px; --image-size sets it)")  # fmt: skip
+    size = max(own, 8)  # the option's lower bound
+    own_words = "the images' own" if size == own else f"the smallest (the images are {own} px)"
+    say(f"working size {size} px, {own_words}, not the default {config.image_size} px "
+        "(--image-size sets it)")  # fmt: skip
     return replace(config, image_size=size)
 
 
 def validation_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Sorted indices of the held-out samples: for each given class c of n_c samples,
-    min(round(fraction * n_c), n_c - 1) of them drawn without replacement by a generator seeded
-    with `seed` (every class keeps a sample to train on)."""
+    min(floor(fraction * n_c), n_c - 1) of them drawn without replacement by a generator seeded
+    with `seed` (never more than `fraction` of a class; every class keeps a sample to train on)."""
     rng = np.random.default_rng([seed, 1])
-    chosen = []
+    chosen = [np.zeros(0, dtype=np.int64)]
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        k = min(int(np.floor(fraction * len(members) + 0.5)), len(members) - 1)
+        k = min(int(np.floor(fraction * len(members))), len(members) - 1)
         chosen.append(rng.choice(members, size=k, replace=False))
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(chosen))
+
+
+def hold_out(labels: np.ndarray, config: RunConfig, has_test: bool) -> np.ndarray | None:
+    """The validation split of a run (`validation_split`, said in one sentence), or None: with
+    a test split, with --validation 0, or when no class is large enough to give a sample."""
+    if has_test or config.validation == 0:
+        return None
+    held = validation_split(labels, config.validation, config.seed)
+    if len(held) == 0:
+        say(f"no validation split: --validation {config.validation:g} of the smallest classes "
+            "rounds to no sample; the rules that read accuracy have none to read")  # fmt: skip
+        return None
+    say(f"no test split: holds out {len(held)} of the {len(labels)} training samples as a "
+        f"validation split (--validation {config.validation:g}, stratified by given label), "
+        "never trained on, still audited")  # fmt: skip
+    return held
 
 
 def validation_record(
@@ -96,38 +114,43 @@ def validation_record(
 @dataclass
 class MirrorProbe:
     """A short training of plain CE without flips (`PROBE_EPOCHS`, the run's backbone, weights
-    and seed) on the training samples, read on held-out images: the validation split
-    (`held_out`, their given labels) or the test split (`pixels[1]`, `test_labels`)."""
+    and seed) on the training samples, read on held-out training samples (their given labels):
+    the run's validation split, or, for a dataset with a test split, a split of the same rule
+    held out for the probe alone (a choice about training never reads the test split)."""
 
     make: Callable[[int], Method]  # a new plain CE model from a seed
     config: RunConfig
-    pixels: tuple[Pixels, Pixels]  # uint8 train [N, C, H, W], test
-    given: np.ndarray  # [N] given labels of the training samples
-    held_out: np.ndarray | None
-    test_labels: np.ndarray
+    pixels: Pixels  # uint8 [N, C, H, W], the training samples
+    given: np.ndarray  # [N] their given labels
+    held_out: np.ndarray | None  # the run's validation split
     normalize: Normalizer
     device: str
+    seconds: float = 0.0  # how long `measure` took
 
-    def can_measure(self) -> bool:
-        return self.held_out is not None and len(self.held_out) > 0 or len(self.test_labels) > 0
-
-    def measure(self) -> tuple[float, float]:
-        """(accuracy on the held-out images, accuracy on their mirror images)."""
-        epochs = min(PROBE_EPOCHS, self.config.epochs)
-        say(f"measuring mirror symmetry: {epochs} epochs of ce without flips, read on the "
-            f"{'validation' if self.held_out is not None else 'test'} split")  # fmt: skip
-        settings = replace(self.config, flip=False, epochs=epochs).train_config(self.device)
-        model = self.make(self.config.seed)
-        labels = torch.from_numpy(self.given)
+    def split(self) -> np.ndarray:
         if self.held_out is not None:
-            train(model, self.pixels[0], labels, None, None, self.normalize, settings,
-                  final_pass=False, held_out=self.held_out)  # fmt: skip
-            images, truth = take(self.pixels[0], self.held_out), self.given[self.held_out]
-        else:
-            train(model, self.pixels[0], labels, self.pixels[1], torch.from_numpy(self.test_labels),
-                  self.normalize, settings, final_pass=False)  # fmt: skip
-            images, truth = self.pixels[1], self.test_labels
-        return mirror_accuracy(model, images, truth, self.normalize, self.device, amp=settings.amp)
+            return self.held_out
+        return validation_split(self.given, max(self.config.validation, 0.1), self.config.seed)
+
+    def measure(self) -> tuple[float, float] | None:
+        """(balanced accuracy on the held-out images, on their mirror images), or None when no
+        class is large enough to hold one out. Measured by process 0, sent to every process (a
+        decision taken apart could differ and part the processes' trainings)."""
+        start = time.perf_counter()
+        held = self.split()
+        measured = None
+        if len(held):
+            epochs = min(PROBE_EPOCHS, self.config.epochs)
+            say(f"measuring mirror symmetry: {epochs} epochs of ce without flips, read on "
+                f"{len(held)} held-out training images")  # fmt: skip
+            settings = replace(self.config, flip=False, epochs=epochs).train_config(self.device)
+            model = self.make(self.config.seed)
+            train(model, self.pixels, torch.from_numpy(self.given), None, None, self.normalize,
+                  settings, final_pass=False, held_out=held)  # fmt: skip
+            measured = mirror_accuracy(model, take(self.pixels, held), self.given[held],
+                                       self.normalize, self.device, amp=settings.amp)  # fmt: skip
+        self.seconds = time.perf_counter() - start
+        return distributed.broadcast_object(measured)
 
 
 def decide_flip(
@@ -135,15 +158,19 @@ def decide_flip(
 ) -> tuple[RunConfig, MirrorDecision]:
     """(`config` with `flip` decided and without the methods that need a mirror symmetry the
     data lacks, the decision). `--flip/--no-flip` (or a resumed run's record) first, then the
-    registry's `mirror_symmetric`, then `probe`'s measurement when there is a held-out split;
-    without any of them, no flips. Refuses a method the user named (`--method eac`) that the
-    decision rules out (`auditor.symmetry.methods_for_mirror`)."""
-    measured = None
-    if config.flip is None and entry.mirror_symmetric is None and probe.can_measure():
-        measured = probe.measure()
-    decision = decide_mirror(config.flip, entry.mirror_symmetric, measured, num_classes)
-    if "flip" not in config.explicit:
+    registry's `mirror_symmetric` (or a `flip` in the dataset's `defaults`), then `probe`'s
+    measurement; without any of them, no flips. Refuses a method the user named (`--method
+    eac`) that the decision rules out (`auditor.symmetry.methods_for_mirror`)."""
+    flag = config.flip if "flip" in config.explicit else None
+    declared = entry.mirror_symmetric if entry.mirror_symmetric is not None else config.flip
+    measured = probe.measure() if flag is None and declared is None else None
+    decision = decide_mirror(flag, declared, measured, num_classes)
+    if flag is None:
         say(decision.sentence(entry.name))
+        if not decision.flip:
+            say("flip attention (how differently a model attends to an image and to its "
+                "mirror) is not scored: without mirror symmetry it measures nothing about the "
+                "label")  # fmt: skip
     methods, warnings = methods_for_mirror(
         config.method, "method" in config.explicit, decision, entry.name
     )

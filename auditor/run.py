@@ -21,8 +21,8 @@ from auditor.config import RunConfig, part_keys
 from auditor.data_choices import (
     MirrorProbe,
     decide_flip,
+    hold_out,
     validation_record,
-    validation_split,
     working_size,
 )
 from auditor.datasets import load_dataset
@@ -268,16 +268,14 @@ def execute(
     refuse_unusable(train_table, f"dataset {entry.name!r} after --limit and undecodable images")
     labels = labels_for(train_table, config, pixels[0])
     check_folds(labels.given, config.folds)  # before any training, and before the run folder
-    held_out = None
-    if len(test_table) == 0 and config.validation > 0:
-        held_out = validation_split(labels.given, config.validation, config.seed)
+    held_out = hold_out(labels.given, config, has_test=len(test_table) > 0)
     device = resolve_device(config.device)
     weights, weights_info = backbone_weights(config, table.channels)
     warn_if_from_scratch(config)
     normalize, normalisation = choose_normalizer(pixels[0], config.weights)
     probe = MirrorProbe(
         lambda seed: make_method("ce", config, table.num_classes, table.channels, weights, seed),
-        config, pixels, labels.given, held_out, test_table.labels, normalize, device,
+        config, pixels[0], labels.given, held_out, normalize, device,
     )  # fmt: skip
     config, mirror = decide_flip(config, entry, probe, table.num_classes)
     if distributed.rank() != 0:
@@ -289,6 +287,7 @@ def execute(
                 f"--resume: the dataset {entry.name} changed since the run started "
                 f"(fingerprint {table.fingerprint()}, the run had {manifest['dataset_fingerprint']})"
             )
+        refuse_other_split(manifest, validation_record(train_table, held_out, config))
         state = RunState.resume(run_dir, manifest)
     else:
         state = RunState.start(Path(config.out), entry.name, config.method, {
@@ -306,11 +305,25 @@ def execute(
         })  # fmt: skip
     if distributed.rank() == 0:
         distributed.broadcast_object(str(state.run_dir))
-    state.timings["load_and_decode"] = time.perf_counter() - t0
+    if probe.seconds:  # a resumed run keeps the probe time it recorded
+        state.timings["mirror_probe"] = probe.seconds
+    state.timings["load_and_decode"] = time.perf_counter() - t0 - probe.seconds
     with state.recording(t0):
         metrics = audit(config, train_table, test_table, pixels, labels, held_out, device, weights,
                         normalize, state)  # fmt: skip
     return state.run_dir, metrics
+
+
+def refuse_other_split(manifest: dict, validation: dict | None) -> None:
+    """--resume: refuse when the validation split drawn now is not the one the run held out
+    (its checkpoints never trained on those samples): the given labels or the decodable
+    images changed."""
+    recorded = (manifest.get("validation") or {}).get("sample_ids")
+    if recorded != (validation or {}).get("sample_ids"):
+        raise UserError(
+            "--resume: the validation split drawn now is not the one the run held out (the "
+            "given labels or the decodable images changed since); start a new run"
+        )
 
 
 def audit(

@@ -13,7 +13,8 @@ def summary_lines(metrics: dict) -> list[str]:
     lines = [""]
     if metrics["accuracy"]:
         split = metrics.get("accuracy_split") or "test"
-        lines.append(f"{split + ' accuracy':<16} last    best   last5")
+        lines.append(f"{split} accuracy")
+        lines.append(f"  {'':<12} {'last':>6}  {'best':>6}  {'last5':>6}")
         for method, acc in metrics["accuracy"].items():
             lines.append(
                 f"  {method:<12} {_fmt(acc['last'])}  {_fmt(acc['best'])}  {_fmt(acc['last5_mean'])}"

@@ -6,8 +6,8 @@ The rule, first answer wins:
 
 1. `--flip` / `--no-flip`: the user says.
 2. `mirror_symmetric: true|false` in the dataset's `datasets.yaml` entry.
-3. Measured: a model trained without flips classifies the held-out images (accuracy a) and the
-   same images mirrored (accuracy m); symmetric when m >= SYMMETRY_RATIO * a. The
+3. Measured: a model trained without flips classifies the held-out images (balanced accuracy
+   a) and the same images mirrored (m); symmetric when m >= SYMMETRY_RATIO * a. The
    measurement says nothing when a model is not clearly above chance,
    a <= chance_floor(K) = 1/K + CHANCE_MARGIN for K classes: then rule 4.
 4. Unknown: no flips (a flip that changes the class mislabels an image; a symmetry left unused
@@ -31,9 +31,13 @@ from auditor.training.augment import Normalizer
 from methods import METHODS
 from methods.base import Method
 
-# Mirrored accuracy at least this share of the original accuracy counts as mirror-symmetric
-# (to be calibrated on datasets of both kinds).
-SYMMETRY_RATIO = 0.9
+# Mirrored accuracy at least this share of the original accuracy counts as mirror-symmetric.
+# Measured (3-epoch probe, 30% noise, seed 0; bench/own_folder.py): digits 0.37-0.49 (a mirror
+# changes them), Fashion-MNIST 0.86-0.90 (a mirror keeps the class, but every shoe points left,
+# so the mirror images are rarer views), bars on one side (tests/test_own_folder.py) 0.33. The
+# ratio's standard error on 300 held-out images at 40% accuracy is about 0.09: the threshold
+# sits well clear of both kinds.
+SYMMETRY_RATIO = 0.75
 # Original accuracy must exceed chance, 1/K, by more than this for the measurement to count.
 CHANCE_MARGIN = 0.1
 SOURCES = ("--flip", "--no-flip", "declared", "measured", "unknown")
@@ -51,25 +55,35 @@ def mirror_accuracy(
     amp: bool = False,
     batch_size: int = 512,
 ) -> tuple[float, float]:
-    """(a, m): the share of the un-augmented images `pixels` (uint8 [N, C, H, W]) that `method`
-    classifies as `labels` [N] (argmax of its logits), and the same share on the images mirrored
-    left-right (x.flip(-1)); in eval mode, the method's mode restored after."""
+    """(a, m): the balanced accuracy of `method` on the un-augmented images `pixels` (uint8
+    [N, C, H, W]) against `labels` [N] (argmax of its logits), and on the same images mirrored
+    left-right (x.flip(-1)); in eval mode, the method's mode restored after. Balanced accuracy
+    is the mean over the classes present of the share of a class's images classified as it:
+    a model that always answers the largest class scores 1/K, not that class's share (on a
+    90/10 folder, 0.5 rather than 0.9 on both views, which would read as symmetric)."""
     if len(pixels) == 0:
         raise ValueError("mirror_accuracy needs at least one image")
     targets = torch.as_tensor(labels, dtype=torch.long)
     was_training = method.training
     method.eval()
-    correct = torch.zeros(2, dtype=torch.long)
+    predicted: list[list[torch.Tensor]] = [[], []]
     for start in range(0, len(pixels), batch_size):
         x = normalize(pixels[start : start + batch_size].to(device, non_blocking=True))
-        y = targets[start : start + batch_size].to(device)
         for view, image in enumerate((x, x.flip(-1))):
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
                 out, _ = method(image.contiguous(memory_format=torch.channels_last))
-            correct[view] += int((out.argmax(dim=1) == y).sum())
+            predicted[view].append(out.argmax(dim=1).cpu())
     method.train(was_training)
-    accuracy, mirrored = (correct.double() / len(pixels)).tolist()
+    accuracy, mirrored = (balanced_accuracy(torch.cat(p), targets) for p in predicted)
     return accuracy, mirrored
+
+
+def balanced_accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    """mean over the classes c present in `labels` of mean(predicted[labels == c] == c)."""
+    classes = labels.unique()
+    return float(
+        torch.stack([(predicted[labels == c] == c).double().mean() for c in classes]).mean()
+    )
 
 
 def chance_floor(num_classes: int) -> float:
@@ -99,8 +113,8 @@ class MirrorDecision:
         if self.accuracy is None or self.mirrored_accuracy is None:
             return ""
         return (
-            f"a model trained without flips classifies {self.accuracy:.1%} of the held-out images "
-            f"and {self.mirrored_accuracy:.1%} of their mirror images"
+            f"a model trained without flips scores a balanced accuracy of {self.accuracy:.1%} on "
+            f"the held-out images and {self.mirrored_accuracy:.1%} on their mirror images"
         )
 
     def reason(self) -> str:

@@ -338,3 +338,15 @@ def test_a_failed_save_leaves_the_last_checkpoint_whole(checkpoint, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         train(*setup["args"], TrainConfig(epochs=2, batch_size=8, checkpoint=str(copy)))
     assert copy.read_bytes() == path.read_bytes() and [p.name for p in tmp_path.iterdir()] == ["ce.pt"]  # fmt: skip
+
+
+def test_a_run_written_before_validation_and_flip_resumes_as_it_trained(manifest_config, tmp_path):
+    from auditor.outputs.run_folder import resumable_manifest
+
+    old = {k: v for k, v in manifest_config.items() if k not in ("validation", "flip")}
+    manifest = {"run_id": "r", "status": "running", "dataset": "mine", "class_names": ["a", "b"],
+                "dataset_kind": "imagefolder", "config": old, "dataset_fingerprint": "f",
+                "command": ["audit", "run", "mine"]}  # fmt: skip
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    config = resumable_manifest(tmp_path)["config"]
+    assert config["validation"] == 0.0 and config["flip"] is True  # no split, flips: as it ran

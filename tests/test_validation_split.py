@@ -73,3 +73,17 @@ def test_held_out_samples_are_never_trained_on_and_are_read_from_the_eval_model(
     # every output is [N], by sample index
     assert result.probs.shape == (40, 4) and result.best_probs.shape == (40, 4)
     assert (result.final_labels[held] == labels[held].numpy()).all()
+
+
+def test_no_split_with_a_test_split_at_zero_or_when_no_class_can_give_a_sample(capsys):
+    from auditor.config import resolve
+    from auditor.data_choices import hold_out
+
+    labels = np.repeat(np.arange(3), 30)
+    config = resolve("demo", {}, {})
+    assert hold_out(labels, config, has_test=True) is None
+    assert hold_out(labels, resolve("demo", {"validation": 0}, {}), has_test=False) is None
+    assert len(hold_out(labels, config, has_test=False)) == 9
+    assert "holds out 9 of the 90 training samples" in capsys.readouterr().err
+    assert hold_out(np.arange(7) % 7, config, has_test=False) is None  # one sample per class
+    assert "no validation split" in capsys.readouterr().err

@@ -50,6 +50,11 @@ def section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
 
 
+def split_title(metrics: dict) -> str:
+    """ "Test" or "Validation": the split `metrics["accuracy"]` was read on."""
+    return (metrics.get("accuracy_split") or "test").capitalize()
+
+
 def summary_table(manifest: dict, metrics: dict) -> str:
     noise = metrics.get("noise") or {}
     real = "-" if noise.get("real_rate") is None else f"{noise['real_rate']:.3f}"
@@ -83,7 +88,7 @@ def summary_table(manifest: dict, metrics: dict) -> str:
     )
     if acc:
         body += (
-            "<h3>Test accuracy by protocol</h3><table><tr><th>method</th><th>last epoch</th>"
+            f"<h3>{split_title(metrics)} accuracy by protocol</h3><table><tr><th>method</th><th>last epoch</th>"
             "<th>best epoch</th><th>mean of the last 5</th></tr>" + acc + "</table>"
         )
     if det:

@@ -238,6 +238,9 @@ def resumable_manifest(run_dir: Path) -> dict:
     manifest = read_manifest(run_dir, RESUMABLE, lambda s: "the run is already complete" if s == "complete" else None)  # fmt: skip
     if manifest.get("resumable") is False:
         raise UserError(f"--resume {run_dir}: the run failed on its settings, which --resume keeps ({manifest.get('error')}): start a new run")  # fmt: skip
+    from auditor.config import ADDED_SINCE
+
+    manifest["config"] = ADDED_SINCE | manifest["config"]  # a run written before those options
     problem = config_problem(manifest["dataset"], manifest["config"])
     if problem:
         raise DamagedRunFolder(Path(run_dir) / "manifest.json", problem)
