@@ -87,3 +87,27 @@ def test_no_split_with_a_test_split_at_zero_or_when_no_class_can_give_a_sample(c
     assert "holds out 9 of the 90 training samples" in capsys.readouterr().err
     assert hold_out(np.arange(7) % 7, config, has_test=False) is None  # one sample per class
     assert "no validation split" in capsys.readouterr().err
+
+
+def test_the_mirror_probe_trains_on_at_most_probe_training_samples(monkeypatch):
+    import auditor.data_choices as choices
+    from auditor.config import resolve
+
+    pixels, labels = data()
+    seen = {}
+
+    def recording_train(model, images, given, *args, held_out, **kwargs):
+        seen.update(n=len(images), held=held_out, given=given.numpy())
+
+    monkeypatch.setattr(choices, "PROBE_TRAINING", 12)
+    monkeypatch.setattr(choices, "train", recording_train)
+    held = np.array([0, 1, 2, 3])
+    probe = choices.MirrorProbe(
+        lambda seed: build_method("ce", build_backbone("resnet-small", 1), 4),
+        resolve("demo", {}, {}), pixels, labels.numpy(), held, Normalizer.fit(pixels), "cpu",
+    )  # fmt: skip
+    accuracy, mirrored = probe.measure()
+    assert seen["n"] == 12 + 4 and seen["held"].tolist() == [12, 13, 14, 15]
+    assert np.bincount(seen["given"][:12]).tolist() == [3, 3, 3, 3]  # stratified
+    assert seen["given"][12:].tolist() == labels[held].tolist()
+    assert 0 <= accuracy <= 1 and 0 <= mirrored <= 1 and probe.seconds > 0
