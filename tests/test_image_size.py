@@ -31,16 +31,15 @@ def test_larger_images_give_their_size(tmp_path):
     assert own_image_size(load_dataset(ENTRY, root=tmp_path)) == 300
 
 
+def two_rows(filepaths: list[str], images) -> SampleTable:
+    """A two-sample training table of classes a and b over `images`."""
+    return SampleTable(name="t", class_names=["a", "b"], sample_ids=np.array(["0", "1"]),
+                       filepaths=np.array(filepaths), labels=np.array([0, 1]),
+                       split=np.array(["train", "train"]), images=images)  # fmt: skip
+
+
 def test_arrays_in_memory_have_no_files():
-    table = SampleTable(
-        name="arrays",
-        class_names=["a", "b"],
-        sample_ids=np.array(["0", "1"]),
-        filepaths=np.array(["train.idx#0", "train.idx#1"]),
-        labels=np.array([0, 1]),
-        split=np.array(["train", "train"]),
-        images=ArrayImages(np.zeros((2, 28, 28), np.uint8)),
-    )
+    table = two_rows(["train.idx#0", "train.idx#1"], ArrayImages(np.zeros((2, 28, 28), np.uint8)))
     assert own_image_size(table) is None
 
 
@@ -56,15 +55,8 @@ def test_unreadable_files_are_skipped(tmp_path):
 
 def test_face_boxes_give_the_crop_size(tmp_path):
     save(tmp_path / "face.png", 400, 300)
-    table = SampleTable(
-        name="faces",
-        class_names=["a", "b"],
-        sample_ids=np.array(["0", "1"]),
-        filepaths=np.array(["face.png", "face.png"]),
-        labels=np.array([0, 1]),
-        split=np.array(["train", "train"]),
-        images=FileImages([tmp_path / "face.png"] * 2, [(10, 10, 90, 120), (0, 0, 100, 100)]),
-    )
+    boxes = [(10, 10, 90, 120), (0, 0, 100, 100)]
+    table = two_rows(["face.png", "face.png"], FileImages([tmp_path / "face.png"] * 2, boxes))
     assert own_image_size(table) == 120
 
 

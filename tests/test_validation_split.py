@@ -14,6 +14,7 @@ from auditor.training.signals import common_signals
 from methods import build_method
 from methods.backbones import build_backbone
 from methods.base import Batch, StepOutput
+from tests.test_best_epoch import data
 
 
 def test_split_is_stratified_seeded_and_leaves_every_class_a_sample():
@@ -33,11 +34,6 @@ def test_grouped_ranks_are_percentiles_within_each_group():
     ranks = grouped_rank_average([score], np.array([3, 4]))
     np.testing.assert_allclose(ranks, [0.0, 0.5, 1.0, 0.0, 1.0])
     np.testing.assert_allclose(grouped_rank_average([score], None), [0, 0.25, 0.5, 0.75, 1.0])
-
-
-def data() -> tuple[torch.Tensor, torch.Tensor]:
-    torch.manual_seed(0)
-    return torch.randint(0, 256, (40, 1, 16, 16), dtype=torch.uint8), torch.arange(40) % 4
 
 
 def test_held_out_samples_are_never_trained_on_and_are_read_from_the_eval_model():
