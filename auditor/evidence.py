@@ -32,14 +32,22 @@ class MethodEvidence:
     # None without a test split
     best_probs: np.ndarray | None = None
     best_epoch: int | None = None
+    # [epochs, N, K] each epoch's training-view probabilities (`TrainResult.epoch_probs`)
+    epoch_probs: np.ndarray | None = None
+    # per epoch, the accuracy on the test split (or the validation split's given labels)
+    epoch_accuracy: list[float] = field(default_factory=list)
+    # [N, K] the early-learning reading (`auditor.early_learning`), when the run memorises
+    early_probs: np.ndarray | None = None
 
     @property
     def probs(self) -> np.ndarray:
         """The probabilities the probability detectors read, the least memorised the run has:
-        out-of-sample (--folds), else the model at its epoch of best test accuracy (before a
-        long run fits the wrong labels), else the final model's."""
+        out-of-sample (--folds), else the early-learning reading when the run memorises, else
+        the model at its epoch of best test accuracy, else the final model's."""
         if self.oos_probs is not None:
             return self.oos_probs
+        if self.early_probs is not None:
+            return self.early_probs
         return self.best_probs if self.best_probs is not None else self.final_probs
 
     @property

@@ -220,6 +220,8 @@ def train_method(
         flip_attention=result.flip_attention,
         best_probs=result.best_probs,
         best_epoch=result.best_epoch,
+        epoch_probs=result.epoch_probs,
+        epoch_accuracy=result.test_accuracy,
     )
     check_converged(evidence, config)
     return evidence, result.test_accuracy, time.perf_counter() - start, model
@@ -377,6 +379,8 @@ def audit(
             "members": scores.ensemble_members,
             "flagged": int(scores.flags["suspicion"].sum()),
             "decisions": scores.decisions,
+            "early_learning": scores.early_learning,
+            "flag_estimates": scores.flag_estimates,
         },
         "rank_identical": scores.rank_identical,
         "memorisation": {

@@ -14,49 +14,55 @@ from auditor.detectors.dynamics import aum_threshold_decision
 from auditor.detectors.ensemble import flag_top, rank_average
 from auditor.detectors.probabilities import estimated_issue_count, probability_detectors
 from auditor.detectors.registry import DETECTORS, run_detector
+from auditor.early_learning import EarlyReading, early_loss_count, read_early
 from auditor.evidence import MethodEvidence
 
 # The ensemble's members, per trusted method, chosen by the structure of the noise the run
-# estimates (`one_way_share`), never by the truth. Measured in bench/detection.py (README,
-# "Detection benchmark"): regime {10 epochs; 60 epochs, where CE memorises} x noise {symmetric,
-# pair, instance, human-fer} on Fashion-MNIST and synthetic faces.
-# - Most noise (symmetric, instance-dependent, human confusions): AUM (training dynamics, robust
-#   to memorisation), the self-confidence of the least memorised probabilities and the kNN vote
-#   on the embeddings, three kinds of evidence that err differently.
-# - One-way confusions (a class flipped into one other, y -> y + 1): a model fits such a
-#   consistent flip as if it were signal, so the in-sample training dynamics and embeddings
-#   absorb it (AUM AP 0.77-0.80, kNN 0.57-0.58 on the demo) while the margin to the strongest
-#   other class keeps it (normalized margin 0.83-0.84, mistakenness 0.85).
+# estimates (`confusion_structure`), never by the truth. Measured in bench/detection.py (README,
+# "Detection benchmark"): regime {10 epochs; 60 epochs, where CE memorises; fine-tuning a
+# pre-trained backbone} x noise {symmetric, pair, instance, human-fer, two-way swaps} on
+# Fashion-MNIST and synthetic faces.
+# - Noise spread over many class pairs (symmetric, instance-dependent): AUM (training dynamics,
+#   robust to memorisation), the self-confidence of the least memorised probabilities and the
+#   kNN vote on the embeddings, three kinds of evidence that err differently.
+# - Confusions concentrated in a few class pairs, one way (a flip y -> y + 1) or both ways (A <->
+#   B swaps, as annotators confuse sadness and neutral): a model fits such a consistent
+#   confusion as if it were signal, so the in-sample training dynamics and embeddings absorb it
+#   (AUM AP 0.77-0.80, kNN 0.57-0.58 on the demo under pair noise) while the margin to the
+#   strongest other class keeps it (normalized margin 0.83-0.84, mistakenness 0.85).
 ENSEMBLE_MEMBERS = ("aum", "self_confidence", "knn")
-ONE_WAY_MEMBERS = ("normalized_margin", "mistakenness")
-# The share of the estimated confusions that go one way (`one_way_share`) above which the noise
-# is treated as one-way flips. Measured on the least memorised probabilities: 0.20-0.53 under
-# symmetric, instance and human-fer noise, 0.71-0.94 under pair noise (0.35 on
-# synthetic faces, whose 10-epoch models reach 0.41 test accuracy and do not reveal it).
-ONE_WAY_THRESHOLD = 0.6
+CONCENTRATED_MEMBERS = ("normalized_margin", "mistakenness")
+# The share of the estimated confusions that lie in the K most confused (given, predicted) class
+# pairs (`confusion_structure`) at and above which the noise is read as concentrated. Measured
+# on the least memorised probabilities: 0.27-0.33 under symmetric noise (10 classes), 0.94-1.00
+# under two-way swaps in 3 pairs of classes.
+CONCENTRATION_THRESHOLD = 0.6
 # ... read only when confident learning counts confusions for at least this share of the samples:
 # a run whose probabilities fitted the given labels counts few (8 of 1,000 on synthetic faces
-# after 60 epochs, all one way by chance) and says nothing about the noise's structure.
+# after 60 epochs) and says nothing about the noise's structure.
 MIN_CONFUSED_SHARE = 0.05
 # Methods whose test accuracy (last-5 mean) trails the best method's by more than this are left
 # out of the ensemble: a method that learned less sees the noise less clearly.
 ACCURACY_TOLERANCE = 0.02
+# Estimates of the number of label errors more than this many times apart are said to disagree.
+DISAGREEMENT = 1.5
 
 
-def one_way_share(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(how one-way the estimated confusions are, the share of samples confused): with C the
-    confident joint (Northcutt et al., 2021; C[i, j] = samples given label i and confidently
-    predicted j) off its diagonal, sum |C - C^T| / sum (C + C^T) in [0, 1] (0 when every
-    confusion goes both ways equally: symmetric noise, two classes mistaken for each other; 1
-    when each goes one way only: a flip y -> y + 1; 0 when nothing is confused), and
-    sum C / N."""
+def confusion_structure(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(how concentrated the estimated confusions are, the share of samples confused): with C
+    the confident joint (Northcutt et al., 2021; C[i, j] = samples given label i and confidently
+    predicted j) off its diagonal, the share of sum C held by its K largest cells (K classes),
+    in [0, 1] (about 1 / (K - 1) when the confusions spread evenly over every pair of classes;
+    1 when they lie in K pairs or fewer: a flip y -> y + 1, swaps inside a few pairs, whichever
+    way they go; 0 when nothing is confused), and sum C / N."""
     from cleanlab.count import compute_confident_joint
 
     joint = compute_confident_joint(labels, probs).astype(np.float64)
     np.fill_diagonal(joint, 0.0)
-    total = (joint + joint.T).sum()
-    share = float(np.abs(joint - joint.T).sum() / total) if total else 0.0
-    return share, float(joint.sum() / len(labels))
+    total = joint.sum()
+    k = len(joint)
+    top = np.sort(joint.ravel())[::-1][:k].sum()
+    return (float(top / total) if total else 0.0), float(total / len(labels))
 
 
 def split_words(split: str | None) -> str:
@@ -65,11 +71,15 @@ def split_words(split: str | None) -> str:
     return "test accuracy" if split == "test" else f"{split} accuracy (given labels)"
 
 
-def probability_source(ev: MethodEvidence, split: str | None = "test") -> str:
+def probability_source(
+    ev: MethodEvidence, split: str | None = "test", reading: EarlyReading | None = None
+) -> str:
     """Where a method's probability detectors read their probabilities, in words."""
     epochs = len(ev.signals["loss"]) if "loss" in ev.signals else None
     if ev.oos_probs is not None:
         return f"{ev.name}: probabilities out-of-sample (cross-fitted)"
+    if ev.early_probs is not None and reading is not None:
+        return reading.reason
     if ev.best_probs is not None:
         return (f"{ev.name}: probabilities from the model after epoch {ev.best_epoch} of {epochs}, "
                 f"its best {split_words(split)}")  # fmt: skip
@@ -130,28 +140,39 @@ class Scores:
     rank_identical: dict[str, list[str]] = field(default_factory=dict)  # kept -> dropped scores
 
     decisions: list[str] = field(default_factory=list)  # what the tool decided, and why
+    # method -> its early-learning reading (`auditor.early_learning`): onset, epochs averaged
+    early_learning: dict[str, dict] = field(default_factory=dict)
+    # estimator -> its estimate of the number of label errors (the flag count is their mean)
+    flag_estimates: dict[str, int] = field(default_factory=dict)
 
     def finish(
         self,
         labels: np.ndarray,
-        loss_estimates: tuple[int, ...] = (),
+        loss_estimates: dict[str, int] | None = None,
         held_out: np.ndarray | None = None,
     ) -> Scores:
         """Add the ensemble `suspicion` over `ensemble_members` (ranked within the held-out
         samples and within the others, `grouped_rank_average`) and its flags: the top n, n the
         mean of the estimates of the number of label errors: confident learning's on `probs`
-        and DivideMix's loss mixture's per trusted method (`loss_estimates`), two estimators
-        that read different evidence."""
+        and DivideMix's loss mixture's per trusted method (`loss_estimates`, method -> count),
+        two estimators that read different evidence. Estimates more than DISAGREEMENT times
+        apart are said to disagree, with the ratio."""
         members = [self.scores[name] for name in self.ensemble_members]
         suspicion = grouped_rank_average(members, held_out)
         self.scores["suspicion"] = suspicion
-        confident = estimated_issue_count(self.probs, labels)
-        n = int(round(np.mean([confident, *loss_estimates])))
+        self.flag_estimates = {"confident_learning": estimated_issue_count(self.probs, labels)}
+        self.flag_estimates |= {f"loss_mixture_{m}": k for m, k in (loss_estimates or {}).items()}
+        n = int(round(np.mean(list(self.flag_estimates.values()))))
         self.flags["suspicion"] = flag_top(suspicion, n)
-        mixture = "".join(f", the loss mixture's {k}" for k in loss_estimates)
+        words = [f"confident learning's {self.flag_estimates['confident_learning']}"]
+        words += [f"{m}'s loss mixture's {k}" for m, k in (loss_estimates or {}).items()]
+        low, high = min(self.flag_estimates.values()), max(self.flag_estimates.values())
+        apart = ""
+        if high > DISAGREEMENT * max(low, 1):
+            apart = f"; they disagree, the largest {high / max(low, 1):.1f} times the smallest"
         self.decisions.append(
             f"flags the {n} most suspect: the mean of the estimated numbers of label errors "
-            f"(confident learning's {confident}{mixture})"
+            f"({', '.join(words)}){apart}"
         )
         return self
 
@@ -186,6 +207,10 @@ def score_all(
     suggestions from the trusted methods' mean probabilities. `held_out`: the indices of the
     validation split's samples, ranked among themselves by the ensemble."""
     out = Scores()
+    readings: dict[str, EarlyReading | None] = {}
+    evidence = list(evidence)
+    for i, ev in enumerate(evidence):
+        evidence[i], readings[ev.name] = read_early(ev, held_out)
     for ev in evidence:
         scores, flags, thresholds = method_scores(ev, labels)
         out.scores |= scores
@@ -194,23 +219,35 @@ def score_all(
             out.aum_thresholds[ev.name] = thresholds
     trusted = trusted_methods(accuracy)
     out.decisions = trusted_sentences(accuracy, trusted, split)
-    out.decisions += [probability_source(ev, split) for ev in evidence if ev.name in trusted]
+    out.decisions += [
+        probability_source(ev, split, readings[ev.name]) for ev in evidence if ev.name in trusted
+    ]
     out.probs = np.mean([ev.probs for ev in evidence if ev.name in trusted], axis=0)
-    one_way, confused = one_way_share(out.probs, labels)
-    systematic = one_way >= ONE_WAY_THRESHOLD and confused >= MIN_CONFUSED_SHARE
-    members = ONE_WAY_MEMBERS if systematic else ENSEMBLE_MEMBERS
+    concentration, confused = confusion_structure(out.probs, labels)
+    concentrated = concentration >= CONCENTRATION_THRESHOLD and confused >= MIN_CONFUSED_SHARE
+    members = CONCENTRATED_MEMBERS if concentrated else ENSEMBLE_MEMBERS
     reading = (
-        "systematic flips, read by the margin to the strongest other class"
-        if systematic
+        "confusions concentrated in a few class pairs, read by the margin to the strongest "
+        "other class"
+        if concentrated
         else "training dynamics, probabilities and neighbours"
     )
     out.decisions.append(
-        f"{one_way:.0%} of the estimated confusions go one way, over {confused:.1%} of the "
-        f"samples (systematic at {ONE_WAY_THRESHOLD:.0%} over at least "
-        f"{MIN_CONFUSED_SHARE:.0%}): {reading}"
+        f"{concentration:.0%} of the estimated confusions lie in the {out.probs.shape[1]} most "
+        f"confused class pairs, over {confused:.1%} of the samples (concentrated at "
+        f"{CONCENTRATION_THRESHOLD:.0%} over at least {MIN_CONFUSED_SHARE:.0%}): {reading}"
     )
+    memorised = [m for m in trusted if readings[m] is not None and readings[m].memorised]
+    if memorised and not concentrated:
+        out.decisions.append(
+            f"leaves the kNN vote of {', '.join(memorised)} out: its embeddings come from the "
+            "final model, which fitted the wrong labels"
+        )
     out.ensemble_members = [
-        f"{m}_{d}" for m in trusted for d in members if f"{m}_{d}" in out.scores
+        f"{m}_{d}"
+        for m in trusted
+        for d in members
+        if f"{m}_{d}" in out.scores and not (d == "knn" and m in memorised)
     ]
     out.decisions.append(f"suspicion = mean rank of {', '.join(out.ensemble_members)}")
     if held_out is not None and len(held_out):
@@ -218,9 +255,16 @@ def score_all(
             f"ranks the {len(held_out)} validation samples among themselves and the others "
             "among themselves: a model that never trained on a sample reads it differently"
         )
-    loss_estimates = tuple(
-        int(out.flags[f"{m}_loss_gmm"].sum()) for m in trusted if f"{m}_loss_gmm" in out.flags
-    )
+    loss_estimates = {
+        ev.name: early_loss_count(ev, readings[ev.name])
+        for ev in evidence
+        if ev.name in trusted and "loss" in ev.signals
+    }
+    out.early_learning = {
+        name: {"onset": r.onset, "first": r.first, "last": r.last, "reason": r.reason}
+        for name, r in readings.items()
+        if r is not None
+    }
     out.finish(labels, loss_estimates, held_out)
     out.scores, out.rank_identical = distinct_scores(
         out.scores, protect=[*out.ensemble_members, "suspicion"]

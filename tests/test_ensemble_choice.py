@@ -6,9 +6,9 @@ import pytest
 
 from auditor.evidence import MethodEvidence
 from auditor.scoring import (
+    CONCENTRATED_MEMBERS,
     ENSEMBLE_MEMBERS,
-    ONE_WAY_MEMBERS,
-    one_way_share,
+    confusion_structure,
     score_all,
     trusted_sentences,
 )
@@ -30,12 +30,19 @@ def noisy(flip) -> tuple[np.ndarray, np.ndarray]:
     return given, true
 
 
-def test_one_way_share_reads_the_direction_of_the_confusions():
-    given, true = noisy(lambda t: (t + 1) % K)  # a flip y -> y + 1: every confusion one way
-    assert one_way_share(confident_probs(true), given) == pytest.approx((1.0, 134 / N))
-    given, true = noisy(lambda t: t ^ 1)  # 0 <-> 1, 2 <-> 3: both ways equally
-    assert one_way_share(confident_probs(true), given)[0] < 0.05  # calibration rounds counts
-    assert one_way_share(confident_probs(given), given) == (0.0, 0.0)  # nothing confused
+def spread(t: np.ndarray) -> np.ndarray:
+    """Symmetric noise: each flipped label to one of the K - 1 other classes in turn."""
+    return (t + 1 + np.arange(len(t)) % (K - 1)) % K
+
+
+def test_confusion_structure_reads_how_concentrated_the_confusions_are():
+    given, true = noisy(lambda t: (t + 1) % K)  # a flip y -> y + 1: K cells, one way
+    assert confusion_structure(confident_probs(true), given) == pytest.approx((1.0, 134 / N))
+    given, true = noisy(lambda t: t ^ 1)  # 0 <-> 1, 2 <-> 3: K cells, both ways
+    assert confusion_structure(confident_probs(true), given)[0] == pytest.approx(1.0)
+    given, true = noisy(spread)  # every other class in turn: 12 cells
+    assert confusion_structure(confident_probs(true), given)[0] < 0.5
+    assert confusion_structure(confident_probs(given), given) == (0.0, 0.0)  # nothing confused
 
 
 def evidence(given: np.ndarray, true: np.ndarray) -> MethodEvidence:
@@ -51,20 +58,29 @@ def evidence(given: np.ndarray, true: np.ndarray) -> MethodEvidence:
 
 @pytest.mark.parametrize(
     ("flip", "members"),
-    [(lambda t: (t + 1) % K, ONE_WAY_MEMBERS), (lambda t: t ^ 1, ENSEMBLE_MEMBERS)],
+    [
+        (lambda t: (t + 1) % K, CONCENTRATED_MEMBERS),
+        (lambda t: t ^ 1, CONCENTRATED_MEMBERS),
+        (spread, ENSEMBLE_MEMBERS),
+    ],
 )
 def test_members_follow_the_estimated_structure(flip, members):
     given, true = noisy(flip)
     scores = score_all([evidence(given, true)], given, {"ce": 0.8})
     assert scores.ensemble_members == [f"ce_{d}" for d in members]
     text = "\n".join(scores.decisions)
-    assert "go one way" in text and "epoch 2 of 3" in text and "trusts ce (0.800)" in text
+    assert (
+        "most confused class pairs" in text
+        and "epoch 2 of 3" in text
+        and "trusts ce (0.800)" in text
+    )
     # flagged: the rounded mean of confident learning's estimate and the loss mixture's
     assert "flags the" in scores.decisions[-1]
-    estimates = [
-        int(x) for x in scores.decisions[-1].split("'s ")[1:] for x in [x.split(",")[0].rstrip(")")]
-    ]
-    assert scores.flags["suspicion"].sum() == round(np.mean(estimates))
+    estimates = scores.flag_estimates
+    assert set(estimates) == {"confident_learning", "loss_mixture_ce"}
+    assert f"confident learning's {estimates['confident_learning']}" in scores.decisions[-1]
+    assert f"ce's loss mixture's {estimates['loss_mixture_ce']}" in scores.decisions[-1]
+    assert scores.flags["suspicion"].sum() == round(np.mean(list(estimates.values())))
 
 
 def test_trust_decision_in_words():

@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from auditor.training.augment import Augmenter, Normalizer
-from auditor.training.engine import Step
+from auditor.training.engine import Step, new_record
 from methods import METHODS, build_method
 from methods.backbones import build_backbone
 
@@ -62,13 +62,12 @@ def make_step(name: str, n: int = 24, amp: bool = False) -> Step:
     trainable = [p for p in method.parameters() if p.requires_grad]
     pixels = torch.randint(0, 256, (n, 1, 16, 16), dtype=torch.uint8)
     labels = torch.arange(n) % 3
-    names = ("loss", "margin", "p_given", "correct", *method.extra_signals)
     normalize = Normalizer.fit(pixels)
     augment = Augmenter(torch.Generator().manual_seed(0), normalizer=normalize)
     return Step(
         method, torch.optim.Adam(trainable), trainable, augment, normalize, pixels, labels,
         labels.clone(),
-        {s: torch.zeros(2, n + 1) for s in names}, amp,
+        new_record(method, 2, n, "cpu"), amp,
     )  # fmt: skip
 
 

@@ -67,6 +67,11 @@ class TrainResult:
     best_epoch: int | None = None  # 1-based
     best_probs: np.ndarray | None = None  # [N, K]
     best_embeddings: np.ndarray | None = None  # [N, C]
+    # [epochs, N, K] float16: each epoch's softmax of the view that received the classification
+    # loss, read in the step before the model trained on it that epoch (held-out samples: the
+    # eval-mode model after the epoch); `auditor.early_learning` averages the epochs before the
+    # wrong labels are fitted
+    epoch_probs: np.ndarray | None = None
 
 
 def resolve_device(name: str) -> str:
@@ -208,6 +213,7 @@ class Step:
         )
         for name, value in (common_signals(out.logits, self.given[idx]) | out.signals).items():
             self.record[name][epoch].index_copy_(0, slots, value.detach().float())
+        self.record[PROBS][epoch].index_copy_(0, slots, view_probs(out.logits))
         if out.new_labels is not None:
             changed = (out.new_labels != batch.y).long()
             epoch_col = torch.full_like(idx, epoch + 1)
@@ -221,6 +227,24 @@ class Step:
             return torch.zeros(4, 0, dtype=torch.long, device=self.current.device)
         table = torch.cat(steps, dim=1)
         return table[:4, table[4].bool()]
+
+
+PROBS = "probs"  # the record of `Step` that holds each epoch's probabilities, [epochs, N + 1, K]
+
+
+def view_probs(logits: torch.Tensor) -> torch.Tensor:
+    """softmax(logits) as float16, the precision the per-epoch probabilities are kept in."""
+    return torch.softmax(logits.detach().float(), dim=1).half()
+
+
+def new_record(method: Method, epochs: int, n: int, device: str) -> dict[str, torch.Tensor]:
+    """`Step.record`, zeros: [epochs, N + 1] per signal (the common ones and the method's own),
+    and [epochs, N + 1, K] float16 under PROBS."""
+    names = COMMON_SIGNALS + method.extra_signals
+    record = {s: torch.zeros(epochs, n + 1, device=device) for s in names}
+    classes = method.fc.out_features
+    record[PROBS] = torch.zeros(epochs, n + 1, classes, device=device, dtype=torch.float16)
+    return record
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -276,12 +300,10 @@ def train(
         trained = torch.from_numpy(np.setdiff1d(np.arange(n), held_out))
         test_pixels, test_labels = take(train_pixels, held_out), train_labels[held_out]
     trained_labels = train_labels[trained]
-    names = COMMON_SIGNALS + method.extra_signals
     given = train_labels.to(device)
     step = Step(
         method, optimizer, trainable, augment, normalize, place_pixels(train_pixels, device),
-        given, given.clone(), {s: torch.zeros(config.epochs, n + 1, device=device) for s in names},
-        config.amp,
+        given, given.clone(), new_record(method, config.epochs, n, device), config.amp,
     )  # fmt: skip
     events: list[torch.Tensor] = []
     test_accuracy: list[float] = []
@@ -328,7 +350,8 @@ def train(
             cuda = torch.device(device).type == "cuda"
             with torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else []):
                 # the hook's random draws (a seeded PCA, say) leave training's unchanged
-                on_epoch(epoch, method, {k: v[: epoch + 1, :n] for k, v in step.record.items()})
+                on_epoch(epoch, method, {k: v[: epoch + 1, :n] for k, v in step.record.items()
+                                         if k != PROBS})  # fmt: skip
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
                             test_accuracy, time.perf_counter() - start, best_state)  # fmt: skip
@@ -349,7 +372,7 @@ def train(
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
     return TrainResult(
-        signals={k: v[:, :n].cpu().numpy() for k, v in step.record.items()},
+        signals={k: v[:, :n].cpu().numpy() for k, v in step.record.items() if k != PROBS},
         test_accuracy=test_accuracy,
         probs=probs,
         embeddings=embeddings,
@@ -358,6 +381,7 @@ def train(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
         flip_attention=attention,
+        epoch_probs=step.record[PROBS][:, :n].cpu().numpy(),
         **best,
     )
 
@@ -372,8 +396,9 @@ def record_held_out(
 ) -> None:
     """Write the held-out samples' signals of `epoch` into `record` ([epochs, N + 1] each):
     `common_signals` of their eval-mode `logits` against their given `labels`, and for every
-    other signal (a method's own) the median of the trained samples' values that epoch."""
-    common = common_signals(logits, labels)
+    other signal (a method's own) the median of the trained samples' values that epoch; their
+    probabilities are the eval-mode model's."""
+    common = common_signals(logits, labels) | {PROBS: view_probs(logits)}
     for name, values in record.items():
         row = values[epoch]
         value = (

@@ -1,0 +1,158 @@
+"""The early-learning reading: each method's probabilities from before it fitted the wrong labels.
+
+A network trained on noisy labels first learns the patterns most samples share, and only later
+fits the samples whose label disagrees with them (Arpit et al., ICML 2017; Liu et al., "Early-
+Learning Regularization", NeurIPS 2020). A model read after it fitted them (a long run, a
+pre-trained backbone) agrees with the wrong labels; a model read in the early-learning phase
+does not. Without the truth, from what every run records per epoch e (no rule reads the truth):
+
+    fit[e]      the share of trained samples whose training view the model classified as their
+                given label (`signals["correct"]`, before that epoch's step on them)
+    accuracy[e] the accuracy on the test split, or on the validation split's given labels
+                (`auditor.data_choices`); absent without either
+
+the run memorises from the epoch `onset` by which its fit has run past what it can fit honestly,
+by each of two measures (the later of their first epochs, among those that hold after epoch 1):
+
+    fit[e] > 1 - rate                                  (rate: the share of samples DivideMix's
+                                                        two-component mixture on the mean loss
+                                                        puts in its high-loss component)
+    fit[e] - max_{e' <= e} accuracy[e'] > GAP          (GAP = `auditor.memorisation.GAP`, 0.10;
+                                                        only once that peak is above chance,
+                                                        1 / K + CHANCE_MARGIN)
+
+A fit above the clean share can only come from fitting wrong labels; a fit far above the best
+accuracy so far is fitting what the model does not generalise (on the test split, true labels,
+the early-learning fit is about (1 - rate) x the accuracy; on a validation split, given labels,
+it tracks the accuracy). Either alone fires early on small, hard data, where a model still
+learning overfits its clean samples too (synthetic faces: the second holds from epoch 17 of 60
+while detection keeps improving until about epoch 30); taking the later of the two waits until
+both say so. The running peak keeps one bad epoch from starting memorisation.
+
+The reading (`EarlyReading.probs`) averages each sample's training-view probabilities
+(`TrainResult.epoch_probs`: recorded in every step before the model trained on the sample that
+epoch, so no extra pass) over the second half of the early-learning phase, epochs
+[ceil(onset / 2), onset - 1]: late enough to have learnt, early enough not to have fitted the
+noise, and averaged, which steadies a single epoch's augmented view. A run with no onset is
+read as before: the model at its best epoch (or the final model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from auditor.evidence import MethodEvidence
+from auditor.memorisation import GAP
+
+CHANCE_MARGIN = 0.1  # an accuracy within this of chance (1 / K) says nothing (as auditor.symmetry)
+
+
+@dataclass(frozen=True)
+class EarlyReading:
+    """Where one method's early-learning reading comes from."""
+
+    onset: int | None  # 1-based first epoch that fits beyond what the model generalises; None
+    first: int | None  # 1-based epochs averaged, first..last; None without an onset
+    last: int | None
+    reason: str  # one sentence: what was read, and why
+
+    @property
+    def memorised(self) -> bool:
+        return self.onset is not None
+
+
+def loss_mixture_rate(loss: np.ndarray) -> float:
+    """The share of samples that DivideMix's two-component mixture on the mean loss (over the
+    epochs given, [epochs, N]) puts in its high-loss component: an estimate of the noise rate."""
+    from auditor.detectors.dynamics import loss_gmm
+
+    _, flags = loss_gmm(loss)
+    return float(flags.mean())
+
+
+def memorisation_onset(
+    fit: np.ndarray, accuracy: list[float], loss: np.ndarray, classes: int = 2
+) -> tuple[int | None, str]:
+    """(1-based onset epoch or None, the criteria in words): see the module docstring. `fit`
+    [epochs], `accuracy` per epoch (empty without a test or validation split), `loss` [epochs,
+    N] of the trained samples, `classes` K. Each criterion gives the first epoch at which it
+    holds; the onset is the latest of those that hold at some epoch after the first. The
+    accuracy is compared only once its running peak is above chance by CHANCE_MARGIN (a model
+    at chance on the test split has learnt nothing to generalise yet)."""
+    rate = loss_mixture_rate(loss)
+    criteria = {
+        f"its fit of the given labels exceeds the clean share the loss mixture estimates "
+        f"({1 - rate:.0%})": fit > 1.0 - rate
+    }
+    if len(accuracy) == len(fit) and len(fit):
+        peak = np.maximum.accumulate(np.asarray(accuracy, dtype=np.float64))
+        learnt = peak > 1.0 / classes + CHANCE_MARGIN
+        criteria[f"its fit exceeds its best accuracy so far by more than {GAP}"] = learnt & (
+            fit - peak > GAP
+        )
+    firsts = {what: int(np.argmax(held)) for what, held in criteria.items() if held.any()}
+    held = {what: first for what, first in firsts.items() if first > 0}
+    if not held:  # never, or from the first epoch: no early phase to read
+        return None, " nor ".join(criteria)
+    return max(held.values()) + 1, " and ".join(held)
+
+
+def early_reading(
+    name: str, fit: np.ndarray, accuracy: list[float], loss: np.ndarray, classes: int = 2
+) -> EarlyReading:
+    """The epochs method `name` is read at (see the module docstring)."""
+    onset, what = memorisation_onset(fit, accuracy, loss, classes)
+    if onset is None:
+        return EarlyReading(
+            None, None, None, f"{name}: no memorisation read (neither {what} after epoch 1)"
+        )
+    first, last = (onset + 1) // 2, onset - 1
+    return EarlyReading(
+        onset,
+        first,
+        last,
+        f"{name}: memorises from epoch {onset} of {len(fit)} ({what}); probabilities averaged "
+        f"over {f'epochs {first}-{last}' if last > first else f'epoch {first}'}, before it",
+    )
+
+
+def averaged_probs(epoch_probs: np.ndarray, reading: EarlyReading) -> np.ndarray:
+    """[N, K] the mean of `epoch_probs` [epochs, N, K] over the reading's epochs, renormalised
+    (each epoch's rows are float16 softmaxes)."""
+    probs = epoch_probs[reading.first - 1 : reading.last].astype(np.float64).mean(axis=0)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def read_early(
+    ev: MethodEvidence, held_out: np.ndarray | None = None
+) -> tuple[MethodEvidence, EarlyReading | None]:
+    """(`ev` with its early-learning probabilities when its run memorises, the reading), or
+    (`ev`, None) when it recorded no per-epoch probabilities. The fit is read over the trained
+    samples (not the validation split's `held_out` indices, which were never trained on)."""
+    if ev.epoch_probs is None or "correct" not in ev.signals or not len(ev.epoch_probs):
+        return ev, None
+    trained = np.ones(ev.signals["correct"].shape[1], dtype=bool)
+    if held_out is not None:
+        trained[held_out] = False
+    fit = ev.signals["correct"][:, trained].mean(axis=1)
+    reading = early_reading(ev.name, fit, ev.epoch_accuracy, ev.signals["loss"][:, trained],
+                            ev.epoch_probs.shape[2])  # fmt: skip
+    if not reading.memorised:
+        return ev, reading
+    if not ev.epoch_probs[reading.first - 1 : reading.last].any(axis=(1, 2)).all():
+        # epochs trained before a resume by a version that did not record probabilities
+        unread = f"{reading.reason}; not recorded for those epochs (resumed), read as before"
+        return ev, EarlyReading(None, None, None, unread)
+    return replace(ev, early_probs=averaged_probs(ev.epoch_probs, reading)), reading
+
+
+def early_loss_count(ev: MethodEvidence, reading: EarlyReading | None) -> int:
+    """How many labels DivideMix's loss mixture estimates are wrong: the samples in the
+    high-loss component of the mean loss over the epochs before the onset of memorisation
+    (every epoch when the run does not memorise), where the wrong labels still cost more."""
+    loss = ev.signals["loss"]
+    if reading is not None and reading.memorised:
+        loss = loss[: reading.last]
+    return int(round(loss_mixture_rate(loss) * loss.shape[1]))

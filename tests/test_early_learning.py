@@ -1,0 +1,116 @@
+"""The early-learning reading (`auditor.early_learning`) on hand-made per-epoch curves: a run that
+never memorises is read as before (its best epoch), one that memorises is read before it."""
+
+import numpy as np
+import pytest
+
+from auditor.early_learning import (
+    averaged_probs,
+    early_reading,
+    memorisation_onset,
+    read_early,
+)
+from auditor.evidence import MethodEvidence
+
+EPOCHS, N, K = 8, 6, 3
+# 2 of 6 samples keep a high loss: the loss mixture's noisy share is 1/3, its clean share 2/3
+LOSS = np.tile([0.1, 0.1, 0.2, 0.1, 3.0, 3.2], (EPOCHS, 1))
+NO_LOSS = LOSS  # the name the accuracy-led cases use: the fit there never passes 2/3 early
+
+
+def test_a_run_that_never_fits_beyond_its_accuracy_nor_the_clean_share_has_no_onset():
+    fit = np.array([0.3, 0.5, 0.6, 0.62, 0.64, 0.65, 0.66, 0.66])  # <= 2/3
+    accuracy = [0.35, 0.55, 0.62, 0.66, 0.68, 0.7, 0.7, 0.71]  # fit - peak <= 0.02
+    onset, _ = memorisation_onset(fit, accuracy, NO_LOSS)
+    assert onset is None
+    reading = early_reading("ce", fit, accuracy, NO_LOSS)
+    assert not reading.memorised and reading.first is None
+    assert reading.reason.startswith("ce: no memorisation read (neither its fit")
+
+
+def test_a_run_that_memorises_is_read_before_its_onset():
+    # fit - running peak of the accuracy: 0, 0, 0.02, 0.08, 0.11 (> 0.10 at epoch 5), ...;
+    # fit > 2/3 from epoch 4: the onset is the later of the two, 5
+    fit = np.array([0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99])
+    accuracy = [0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57]
+    onset, what = memorisation_onset(fit, accuracy, NO_LOSS)
+    assert onset == 5 and "loss mixture estimates (67%)" in what and "by more than 0.1" in what
+    reading = early_reading("ce", fit, accuracy, NO_LOSS)
+    assert (reading.onset, reading.first, reading.last) == (5, 3, 4)
+    assert "memorises from epoch 5 of 8" in reading.reason
+    assert "averaged over epochs 3-4" in reading.reason
+
+
+def test_the_running_peak_keeps_one_bad_epoch_from_starting_memorisation():
+    fit = np.array([0.3, 0.5, 0.6, 0.62, 0.64, 0.66])
+    accuracy = [0.3, 0.55, 0.62, 0.40, 0.63, 0.66]  # epoch 4 dips 0.22 below the fit
+    assert memorisation_onset(fit, accuracy, LOSS[:6])[0] is None
+
+
+def test_one_criterion_that_holds_is_enough():
+    fit = np.array([0.3, 0.5, 0.6, 0.7, 0.8, 0.9])  # > 2/3 from epoch 4
+    accuracy = [0.3, 0.5, 0.6, 0.7, 0.8, 0.9]  # never beyond
+    onset, what = memorisation_onset(fit, accuracy, LOSS[:6])
+    assert onset == 4 and "by more than" not in what
+
+
+def test_a_fit_beyond_from_the_first_epoch_leaves_nothing_earlier_to_read():
+    assert memorisation_onset(np.array([0.9, 0.95]), [0.5, 0.5], NO_LOSS)[0] is None
+
+
+def test_without_an_accuracy_the_fit_is_held_against_the_loss_mixtures_clean_share():
+    fit = np.array([0.2, 0.4, 0.5, 0.6, 0.66, 0.7, 0.9, 1.0])  # > 2/3 first at epoch 6
+    onset, what = memorisation_onset(fit, [], LOSS)
+    assert onset == 6 and "clean share the loss mixture estimates (67%)" in what
+
+
+def test_averaged_probs_is_the_renormalised_mean_over_the_reading():
+    epoch_probs = np.zeros((EPOCHS, N, K), dtype=np.float16)
+    epoch_probs[:, :, 0] = 1.0
+    epoch_probs[2] = epoch_probs[3] = np.float16(0.0)
+    epoch_probs[2, :, 1] = 1.0  # epoch 3 says class 1, epoch 4 class 2
+    epoch_probs[3, :, 2] = 1.0
+    reading = early_reading("ce", np.array([0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99]),
+                            [0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57], NO_LOSS)  # fmt: skip
+    np.testing.assert_allclose(averaged_probs(epoch_probs, reading), [[0, 0.5, 0.5]] * N)
+
+
+@pytest.mark.parametrize("memorises", [False, True])
+def test_read_early_changes_what_the_probability_detectors_read_only_when_memorised(memorises):
+    fit = [0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99] if memorises else [0.3, 0.5] + [0.6] * 6
+    correct = (np.arange(N)[None, :] / N < np.array(fit)[:, None]).astype(np.float32)
+    accuracy = [0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57] if memorises else [0.3] + [0.7] * 7
+    epoch_probs = np.full((EPOCHS, N, K), 1 / K, dtype=np.float16)
+    best = np.eye(K)[np.arange(N) % K]
+    ev = MethodEvidence("ce", {"correct": correct, "loss": LOSS}, best,
+                        best_probs=best, best_epoch=8, epoch_probs=epoch_probs,
+                        epoch_accuracy=accuracy)  # fmt: skip
+    read, reading = read_early(ev)
+    assert reading.memorised is memorises
+    expected = np.full((N, K), 1 / K) if memorises else best
+    np.testing.assert_allclose(read.probs, expected, atol=1e-3)
+    assert ev.early_probs is None  # the evidence given is not changed
+
+
+def test_epochs_without_recorded_probabilities_are_read_as_before():
+    """A run resumed from a checkpoint written before the probabilities were recorded has zeros
+    for its earlier epochs: it is read as before, and says so."""
+    fit = [0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99]
+    correct = (np.arange(N)[None, :] / N < np.array(fit)[:, None]).astype(np.float32)
+    best = np.eye(K)[np.arange(N) % K]
+    ev = MethodEvidence("ce", {"correct": correct, "loss": LOSS}, best, best_probs=best,
+                        best_epoch=8, epoch_probs=np.zeros((EPOCHS, N, K), dtype=np.float16),
+                        epoch_accuracy=[0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57])  # fmt: skip
+    read, reading = read_early(ev)
+    assert not reading.memorised and "not recorded for those epochs" in reading.reason
+    np.testing.assert_allclose(read.probs, best)
+
+
+def test_an_accuracy_at_chance_starts_nothing():
+    """A model at chance on the test split (10 classes, 0.1-0.15) has learnt nothing to
+    generalise: its fit running ahead is not memorisation."""
+    fit = np.array([0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.6, 0.6])  # below the clean share 2/3
+    accuracy = [0.1, 0.12, 0.1, 0.15, 0.1, 0.1, 0.12, 0.1]
+    assert memorisation_onset(fit, accuracy, LOSS, classes=10)[0] is None
+    assert memorisation_onset(fit, [a + 0.5 for a in accuracy], LOSS, classes=10)[0] is None
+    assert memorisation_onset(fit, [0.32] * EPOCHS, LOSS, classes=10)[0] == 4  # learnt: 0.32
