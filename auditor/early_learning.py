@@ -11,8 +11,9 @@ does not. Without the truth, from what every run records per epoch e (no rule re
     accuracy[e] the accuracy on the test split, or on the validation split's given labels
                 (`auditor.data_choices`); absent without either
 
-the run memorises from the epoch `onset` by which its fit has run past what it can fit honestly,
-by each of two measures (the later of their first epochs, among those that hold after epoch 1):
+the run memorises from the epoch `onset` by which its fit has run past what it can fit honestly
+by both of two measures (the later of their first epochs; none when either never holds, or
+holds from the first epoch; without an accuracy curve, the first measure alone):
 
     fit[e] > 1 - rate                                  (rate: the share of samples DivideMix's
                                                         two-component mixture on the mean loss
@@ -24,10 +25,12 @@ by each of two measures (the later of their first epochs, among those that hold 
 A fit above the clean share can only come from fitting wrong labels; a fit far above the best
 accuracy so far is fitting what the model does not generalise (on the test split, true labels,
 the early-learning fit is about (1 - rate) x the accuracy; on a validation split, given labels,
-it tracks the accuracy). Either alone fires early on small, hard data, where a model still
-learning overfits its clean samples too (synthetic faces: the second holds from epoch 17 of 60
-while detection keeps improving until about epoch 30); taking the later of the two waits until
-both say so. The running peak keeps one bad epoch from starting memorisation.
+it tracks the accuracy). Either alone misfires: the second on small, hard data, where a model
+still learning overfits its clean samples too (synthetic faces: it holds from epoch 17 of 60
+while detection keeps improving until about epoch 30); the first when the loss mixture
+misjudges the noise rate (a pre-trained backbone fine-tuned for 10 epochs: the mixture put half
+the samples in its high-loss component, and the fit passed 50% at epoch 2). Requiring both
+waits until they agree. The running peak keeps one bad epoch from starting memorisation.
 
 The reading (`EarlyReading.probs`) averages each sample's training-view probabilities
 (`TrainResult.epoch_probs`: recorded in every step before the model trained on the sample that
@@ -93,10 +96,10 @@ def memorisation_onset(
             fit - peak > GAP
         )
     firsts = {what: int(np.argmax(held)) for what, held in criteria.items() if held.any()}
-    held = {what: first for what, first in firsts.items() if first > 0}
-    if not held:  # never, or from the first epoch: no early phase to read
-        return None, " nor ".join(criteria)
-    return max(held.values()) + 1, " and ".join(held)
+    if len(firsts) < len(criteria) or min(firsts.values()) == 0:
+        # one never holds, or one holds from the first epoch: no early phase to read
+        return None, " and ".join(criteria)
+    return max(firsts.values()) + 1, " and ".join(criteria)
 
 
 def early_reading(
@@ -106,7 +109,7 @@ def early_reading(
     onset, what = memorisation_onset(fit, accuracy, loss, classes)
     if onset is None:
         return EarlyReading(
-            None, None, None, f"{name}: no memorisation read (neither {what} after epoch 1)"
+            None, None, None, f"{name}: no memorisation read (not from epoch 2 on: {what})"
         )
     first, last = (onset + 1) // 2, onset - 1
     return EarlyReading(

@@ -2,18 +2,25 @@
 
 Cells: regime {short: the registry entry as it is (10 epochs); long: the memorisation setting,
 1,000 training images, 60 epochs, batch 64, Adam decayed by 0.98 per epoch, where plain
-cross-entropy fits the wrong labels} x noise {symmetric, pair, instance, and human-fer where the
-classes are expressions} at 30%, on `demo` (Fashion-MNIST) and `synth-faces`.
+cross-entropy fits the wrong labels; pretrained-short / pretrained-long: the same 1,000 images
+and schedule for 10 / 30 epochs, fine-tuning a backbone pre-trained on disjoint images
+(bench/pretrain.py)} x noise {symmetric, pair, instance, human-fer where the classes are
+expressions, swap: two-way swaps inside three pairs of similar classes} at 30% (swap: 20% on
+Fashion-MNIST, see SWAP_RATE), on `demo` (Fashion-MNIST) and `synth-faces`.
 
 Per cell it trains what `audit run` trains with its defaults (ce and eac, through the engine's
-`train`), plus the baseline: CE on 4-fold cross-fitted probabilities (cleanlab's
-`find_label_issues`, prune_by_noise_rate, ranked by normalized margin), and keeps every
-method's evidence in `<out>/<cell>/evidence.npz` (`--collect`). Scoring is then
+`train`), plus the baselines: CE on 4-fold cross-fitted probabilities (cleanlab's
+`find_label_issues`, prune_by_noise_rate, ranked by normalized margin; skipped with
+`--no-crossfit`), and in the pre-trained cells the pre-trained model's own probabilities before
+any fine-tuning and cleanlab's recipe for images (frozen features, cross-validated logistic
+regression), and keeps every method's evidence in `<out>/<cell>/evidence.npz` (`--collect`),
+with each epoch's training-view probabilities (the early-learning reading's input) and, for
+study, the eval-mode model's probabilities after every epoch. Scoring is then
 `auditor.scoring.score_all`, the tool's own function, with its own decisions (which members,
-whether to read the cross-fitted probabilities), so the table can be rebuilt from the evidence
-without training (`--table`). Per cell it reports: suspicion AP / AUROC, the best single
-detector and its AP, the cross-fitted baseline's AP, the flags' precision / recall / F1, what
-the tool decided, and the compute (trained images, wall).
+which epochs to read), so the table can be rebuilt from the evidence without training
+(`--table`). Per cell it reports: suspicion AP / AUROC, the best single detector and its AP,
+the baselines' AP, whether the floors are met (`floors_met`), the flags' precision / recall /
+F1, the members, and the compute (trained images, wall).
 
     .venv/bin/python bench/detection.py --collect          # trains every cell (long)
     .venv/bin/python bench/detection.py --table --readme   # scores the evidence, writes README

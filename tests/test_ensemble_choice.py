@@ -9,6 +9,7 @@ from auditor.scoring import (
     CONCENTRATED_MEMBERS,
     ENSEMBLE_MEMBERS,
     confusion_structure,
+    memorised_members,
     score_all,
     trusted_sentences,
 )
@@ -89,3 +90,26 @@ def test_trust_decision_in_words():
         "below the best"
     ]
     assert "no test or validation split" in trusted_sentences({"ce": None}, ["ce"])[0]
+
+
+def test_a_method_that_memorised_votes_with_its_training_dynamics_not_its_neighbours():
+    assert memorised_members(ENSEMBLE_MEMBERS) == ("aum", "self_confidence")
+    assert memorised_members(CONCENTRATED_MEMBERS) == ("aum", "normalized_margin", "mistakenness")
+    given, true = noisy(spread)
+    ev = evidence(given, true)
+    epochs = 8
+    fit = np.array([0.3, 0.5, 0.6, 0.65, 0.8, 0.9, 0.95, 1.0])  # past 2/3 and past 0.6 + 0.1
+    rng = np.random.default_rng(1)
+    ev.signals = {
+        "correct": (rng.random((epochs, N)) < fit[:, None]).astype(np.float32),
+        "loss": np.where(given != true, 3.0, 0.1)[None, :].repeat(epochs, 0),  # a third noisy
+        "margin": rng.random((epochs, N)).astype(np.float32),
+        "p_given": rng.random((epochs, N)).astype(np.float32),
+    }
+    ev.epoch_probs = np.repeat(ev.best_probs[None].astype(np.float16), epochs, axis=0)
+    ev.epoch_accuracy = [0.3, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+    scores = score_all([ev], given, {"ce": 0.6})
+    assert scores.ensemble_members == ["ce_aum", "ce_self_confidence"]
+    assert scores.early_learning["ce"]["onset"] == 5
+    assert any(d.startswith("ce memorised: its training dynamics") for d in scores.decisions)
+    assert any("averaged over epochs 3-4" in d for d in scores.decisions)
