@@ -68,7 +68,8 @@ def verdict(fit: list[float], test_accuracy: list[float], split: str | None = "t
     if gap > GAP and fell:
         return (
             f"Looks memorised: {numbers}. The final model has fitted labels it does not "
-            "generalise; prefer per-epoch signals (aum, loss_mean) or an earlier epoch."
+            "generalise; which epochs the detectors read instead is in the decisions "
+            "(metrics.json ensemble.early_learning)."
         )
     if gap > GAP:
         return f"Fits the given labels beyond its {what}, but it held: {numbers}."
