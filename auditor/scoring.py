@@ -4,7 +4,7 @@ and the suggested labels. Detector names are `<method>_<detector>` (columns `sco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -272,11 +272,7 @@ def score_all(
         for ev in evidence
         if ev.name in trusted and "loss" in ev.signals
     }
-    out.early_learning = {
-        name: {"onset": r.onset, "first": r.first, "last": r.last, "reason": r.reason}
-        for name, r in readings.items()
-        if r is not None
-    }
+    out.early_learning = {name: asdict(r) for name, r in readings.items() if r is not None}
     out.finish(labels, loss_estimates, held_out)
     out.scores, out.rank_identical = distinct_scores(
         out.scores, protect=[*out.ensemble_members, "suspicion"]
