@@ -30,6 +30,7 @@ from auditor.options import (
     value_type,
 )
 from auditor.training.engine import TrainConfig, resolve_amp
+from auditor.training.length import MAX_EPOCHS, MIN_EPOCHS
 from methods import METHODS
 from methods.backbones import BACKBONES
 from methods.base import MAX_LR
@@ -83,7 +84,13 @@ class RunConfig:
     )
     # every sample's signals are kept for every epoch (epochs x N floats each): 10**9 epochs
     # asked for terabytes at the first step; the papers train 40-60
-    epochs: int = option(10, "training epochs", at_least=1, at_most=1000)
+    epochs: int | None = option(
+        None,
+        f"training epochs; not set: until the held-out accuracy stops rising, {MIN_EPOCHS} to "
+        f"{MAX_EPOCHS} ({MIN_EPOCHS} without a test or validation split)",
+        at_least=1,
+        at_most=1000,
+    )
     folds: int = option(
         1, "K >= 2: cross-fit K models for out-of-sample probabilities (1: none)", at_least=1
     )
@@ -194,7 +201,8 @@ class RunConfig:
         if self.flip is None:
             raise ValueError("decide --flip before training (auditor.run.decide_flip)")
         return TrainConfig(
-            epochs=self.epochs,
+            epochs=MAX_EPOCHS if self.epochs is None else self.epochs,
+            until_plateau=self.epochs is None,
             batch_size=self.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,

@@ -149,7 +149,7 @@ class MirrorProbe:
                     stratified_subset(self.given[rest], PROBE_TRAINING, seed=self.config.seed)
                 ]
             rows = np.concatenate([rest, held])  # the probe's own samples: trained, then held out
-            epochs = min(PROBE_EPOCHS, self.config.epochs)
+            epochs = min(PROBE_EPOCHS, self.config.epochs or PROBE_EPOCHS)
             say(f"measuring mirror symmetry: {epochs} epochs of ce without flips on {len(rest)} "
                 f"training images, read on {len(held)} held-out ones")  # fmt: skip
             settings = replace(self.config, flip=False, epochs=epochs).train_config(self.device)

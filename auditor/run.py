@@ -45,6 +45,7 @@ from auditor.training.augment import Normalizer
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import check_folds, cross_fit
 from auditor.training.engine import resolve_amp, resolve_device, train
+from auditor.training.length import MIN_EPOCHS, length_reason
 from methods import METHODS
 from methods.backbones import build_backbone
 from methods.base import Method
@@ -169,10 +170,13 @@ def train_method(
     if distributed.rank() == 0:  # the other nodes may not see the run folder
         checkpoints.mkdir(exist_ok=True)
     train_config = replace(config.train_config(device), checkpoint=str(checkpoints / f"{name}.pt"))
+    if train_config.until_plateau and data["test"] is None and data["held_out"] is None:
+        train_config = replace(train_config, epochs=MIN_EPOCHS, until_plateau=False)  # no accuracy
     n = len(data["labels"])
     trained = n - (0 if data["held_out"] is None else len(data["held_out"]))
     # K fold models each see (K - 1) / K of the data; AUM threshold runs are two more trainings
-    total = config.epochs * (trained + n * (config.folds - 1 + (2 if config.aum_threshold else 0)))
+    others = n * (config.folds - 1 + (2 if config.aum_threshold else 0))
+    total = train_config.epochs * (trained + others)  # the most, without --epochs
     start = time.perf_counter()
     with tqdm(
         total=total,
@@ -199,6 +203,11 @@ def train_method(
             progress=tick,
             held_out=data["held_out"],
         )
+        # the folds and AUM's threshold runs train as long as the model they stand beside
+        epochs = len(result.signals["loss"])
+        train_config = replace(train_config, epochs=epochs, until_plateau=False)
+        bar.total = epochs * (trained + others)
+        bar.refresh()
         oos = None
         if config.folds >= 2:
             oos = cross_fit(make, data["train"], data["labels"], data["normalize"], train_config,
@@ -351,13 +360,17 @@ def audit(
     }
     split = "test" if len(test_table) else "validation" if held_out is not None else None
 
-    evidence, accuracy, models = [], {}, {}
+    evidence, accuracy, models, lengths = [], {}, {}, {}
     for name in config.method:
         ev, test_accuracy, seconds, models[name] = train_method(
             name, config, train_table.num_classes, both[0].shape[1], data, device, state.checkpoints
         )
         evidence.append(ev)
         accuracy[name] = accuracy_protocols(test_accuracy)
+        if config.epochs is None:
+            lengths[name] = length_reason(test_accuracy, len(ev.signals["loss"]), split)
+            if state.primary:
+                print(f"audit: {name}: trained {lengths[name]}", file=sys.stderr)
         state.timings[f"train_{name}"] = seconds
         state.save("running")
     if not state.primary:
@@ -373,6 +386,7 @@ def audit(
     metrics = {
         "accuracy": accuracy,
         "accuracy_split": split,
+        "training_length": lengths,  # without --epochs: method -> why it trained that long
         "detectors": evaluate_detectors(scores.scores, scores.flags, labels.given, labels.true),
         "noise": labels.noise,
         "ensemble": {

@@ -211,7 +211,7 @@ def checkpoints_as_a_file(run_dir: Path) -> None:
 
 CKPT = "checkpoints/ce.pt"
 RESUME_CASES = [
-    (config(lambda c: c.update(epochs=None)), [MANIFEST, "config with epochs null"]),
+    (config(lambda c: c.update(batch_size=None)), [MANIFEST, "config with batch_size null"]),
     (config(lambda c: c.pop("epochs")), [MANIFEST, "config with no epochs"]),
     (config(lambda c: c.update(batch_size=0)), [MANIFEST, "--batch-size 0: must be at least 2"]),
     (config(lambda c: c.update(epochs="3")), [MANIFEST, "--epochs '3': must be int"]),

@@ -105,3 +105,27 @@ def test_flip_and_image_size_typed_are_kept(own_run):
     assert manifest["mirror_symmetry"]["source"] == "--flip" and manifest["config"]["flip"] is True
     assert manifest["config"]["method"] == ["ce", "eac"] and manifest["config"]["image_size"] == 16
     assert manifest["validation"] is None and "measuring mirror symmetry" not in result.stderr
+
+
+def test_without_epochs_the_tool_trains_until_the_validation_accuracy_stops_rising(tmp_path):
+    """No --epochs: each method trains 10 to 60 epochs, stopping at the first epoch the rule
+    (`auditor.training.length.plateaued`) says the validation accuracy stopped rising; how long
+    and why is printed and recorded in metrics.json."""
+    from auditor.training.length import MAX_EPOCHS, MIN_EPOCHS, plateaued
+
+    root = bars(tmp_path / "bars")
+    quick = [a for a in QUICK if a not in ("--epochs", "3")]
+    result = run_cli("run", "imagefolder", "--root", str(root), "--out", str(tmp_path / "runs"),
+                     "--noise-rate", "0.2", *quick)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    accuracy = metrics["accuracy"]["ce"]["per_epoch"]
+    epochs = len(accuracy)
+    assert MIN_EPOCHS <= epochs <= MAX_EPOCHS
+    assert not any(plateaued(accuracy[:e]) for e in range(1, epochs))
+    assert epochs == MAX_EPOCHS or plateaued(accuracy)
+    reason = metrics["training_length"]["ce"]
+    assert reason.startswith(f"{epochs} epochs") and f"audit: ce: trained {reason}" in result.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["config"]["epochs"] is None

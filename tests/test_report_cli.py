@@ -147,7 +147,8 @@ def test_help_shows_every_default_once(capsys):
     compare = help_text("compare", capsys)
     assert "any other OUT is a file prefix" in compare and "compare-pr.png" in compare
     run = help_text("run", capsys)  # the generated flags state their own defaults
-    assert "training epochs (default 10)" in run and "(default 1)" in run
+    assert "(default 1)" in run and "(default 256)" in run
+    assert "held-out accuracy stops rising, 10 to 60" in " ".join(run.split())
     assert "default None" not in run and "default: None" not in run
 
 

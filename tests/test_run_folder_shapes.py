@@ -235,7 +235,7 @@ def manifest_config(tmp_path_factory) -> dict:
 @pytest.mark.parametrize(
     ("edit", "needle"),
     [
-        ({"epochs": None}, "config with epochs null"),
+        ({"batch_size": None}, "config with batch_size null"),
         ({"epochs": "3"}, "--epochs '3': must be int"),
         ({"batch_size": 0}, "--batch-size 0: must be at least 2"),
         ({"method": ["sgd"]}, "--method sgd: choose from"),

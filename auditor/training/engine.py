@@ -26,13 +26,16 @@ from auditor.training.attention import flip_attention
 from auditor.training.augment import Augmenter, Normalizer
 from auditor.training.checkpoint import resume_state, save_checkpoint
 from auditor.training.feed import batches, place_pixels
+from auditor.training.length import plateaued
 from auditor.training.signals import COMMON_SIGNALS, common_signals
 from methods.base import Batch, Method, StepOutput
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 10  # with `until_plateau`, the most
+    # stop once the held-out accuracy stops rising (`auditor.training.length.plateaued`)
+    until_plateau: bool = False
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -315,7 +318,10 @@ def train(
     if progress is not None and first_epoch:
         progress(first_epoch * epoch_length(trained_labels, config.balanced), 0)
     start -= done
+    trained_epochs = first_epoch
     for epoch in range(first_epoch, config.epochs):
+        if config.until_plateau and stop_now(test_accuracy):
+            break
         method.train()
         order, recorded = epoch_order(
             trained_labels, balanced=config.balanced,
@@ -355,6 +361,7 @@ def train(
         if config.checkpoint is not None:
             save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
                             test_accuracy, time.perf_counter() - start, best_state)  # fmt: skip
+        trained_epochs = epoch + 1
     best = {}
     if final_pass and rank == 0:
         logits, pooled = predict(method, train_pixels, normalize, device, amp=config.amp)
@@ -372,7 +379,9 @@ def train(
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
     return TrainResult(
-        signals={k: v[:, :n].cpu().numpy() for k, v in step.record.items() if k != PROBS},
+        signals={
+            k: v[:trained_epochs, :n].cpu().numpy() for k, v in step.record.items() if k != PROBS
+        },
         test_accuracy=test_accuracy,
         probs=probs,
         embeddings=embeddings,
@@ -381,9 +390,15 @@ def train(
             zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
         ),
         flip_attention=attention,
-        epoch_probs=step.record[PROBS][:, :n].cpu().numpy(),
+        epoch_probs=step.record[PROBS][:trained_epochs, :n].cpu().numpy(),
         **best,
     )
+
+
+def stop_now(test_accuracy: list[float]) -> bool:
+    """`plateaued` on process 0's held-out accuracy (the only one that measures it), the same
+    answer in every process."""
+    return bool(distributed.broadcast_object(plateaued(test_accuracy)))
 
 
 def record_held_out(
