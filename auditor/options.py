@@ -1,6 +1,6 @@
 """Declared options: one dataclass field states an option's default, help, choices and bounds,
 and the command-line flags, the configuration merge, the manifest and the validation are all
-generated from it (`auditor.config`, `auditor.cli`).
+generated from it (`auditor.config`, `auditor.cli_parser`).
 
     @dataclass(frozen=True)
     class EACOptions(Options):

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from auditor import cli
+from auditor import cli, commands
 from tests.conftest import AUDIT, TRACEBACK, assert_no_traceback
 
 
@@ -17,7 +17,7 @@ def broken(args) -> int:
 def test_an_unexpected_error_is_one_sentence_and_a_saved_traceback(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("AUDIT_DEBUG", raising=False)
-    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    monkeypatch.setattr(commands, "cmd_datasets", broken)
     assert cli.main(["datasets"]) == 1
     err = capsys.readouterr().err
     assert TRACEBACK not in err
@@ -31,7 +31,7 @@ def test_an_unexpected_error_is_one_sentence_and_a_saved_traceback(monkeypatch, 
 def test_audit_debug_lets_the_traceback_through(monkeypatch, tmp_path):
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("AUDIT_DEBUG", "1")
-    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    monkeypatch.setattr(commands, "cmd_datasets", broken)
     with pytest.raises(RuntimeError, match="caught fire"):
         cli.main(["datasets"])
 
@@ -41,7 +41,7 @@ def test_an_unwritable_crash_folder_still_gives_one_sentence(monkeypatch, tmp_pa
     blocker.write_text("")
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(blocker))  # crashes/ cannot be made under a file
     monkeypatch.delenv("AUDIT_DEBUG", raising=False)
-    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    monkeypatch.setattr(commands, "cmd_datasets", broken)
     assert cli.main(["datasets"]) == 1
     err = capsys.readouterr().err
     assert TRACEBACK not in err and "rerun with AUDIT_DEBUG=1" in err

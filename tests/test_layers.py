@@ -36,6 +36,7 @@ DRAWERS = sources("auditor/outputs/*.py", "auditor/review.py")
 # what the writers may be imported by: the commands that write or read a run folder
 WRITERS_USERS = {
     "cli",
+    "commands",
     "run",
     "model_outputs",
     "predictions",

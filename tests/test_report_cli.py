@@ -153,7 +153,7 @@ def test_help_shows_every_default_once(capsys):
 
 
 def test_every_optional_flag_of_every_command_states_its_default():
-    from auditor.cli import build_parser
+    from auditor.cli_parser import build_parser
 
     parser = build_parser(run_flags=True)
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
