@@ -46,7 +46,7 @@ from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import check_folds, cross_fit
 from auditor.training.engine import resolve_amp, resolve_device, train
 from auditor.training.length import MIN_EPOCHS, length_reason
-from methods import METHODS
+from methods import METHODS, build_method
 from methods.backbones import build_backbone
 from methods.base import Method
 from methods.weights import load_backbone_weights
@@ -152,7 +152,7 @@ def make_method(
     backbone = build_backbone(config.backbone, in_channels)
     if weights is not None:
         backbone.load_state_dict(weights)
-    return METHODS[name](backbone, classes, config.methods[name])
+    return build_method(name, backbone, classes, **asdict(config.methods[name]))
 
 
 def train_method(
