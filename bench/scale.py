@@ -35,13 +35,11 @@ Stages (`--stages`, default all, in this order):
   score     `audit score` on N x 7 synthetic out-of-sample probabilities
 For the CLI stages images/s is N / the process's wall time.
 
-Memory: every 0.2 s the stage's process tree (the process, its descendants, and everything in
-its session, e.g. decoding workers, torchrun ranks, FiftyOne's MongoDB) is read from
-/proc/<pid>/status and /proc/<pid>/smaps_rollup. "peak RSS" is the largest sum over the tree of
-VmRSS at one poll (shared pages, e.g. of forked workers, counted once per process: an upper
-bound), or the largest single process's ru_maxrss from wait4 if that is larger (a peak shorter
-than a poll); the notes add the peak sum of PSS (shared pages divided among their processes)
-and of RssAnon. GB = 10^9 bytes.
+Memory: the stage's process tree (the process, its descendants, everything in its session:
+decoding workers, torchrun ranks, FiftyOne's MongoDB), polled every 0.2 s from /proc by
+bench/process_memory.py: "peak RSS" is the largest sum of VmRSS at one poll (shared pages counted
+once per process: an upper bound) or the largest single process's ru_maxrss, whichever is
+larger; the notes add the peak sums of PSS and RssAnon. GB = 10^9 bytes.
 
 Disk: a uint8 224 px cache takes 3 x 224 x 224 = 150,528 bytes per image (300,000 images:
 45 GB), hence --n-224 apart from --n. Free space is checked before anything is written and
@@ -58,18 +56,16 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.fer_fixtures: the AffectNet layout writer
 
-from readme_block import write_block  # noqa: E402  (bench/, beside this script)
+from process_memory import Measured, measure, result_of  # noqa: E402  (bench/, beside this script)
+from readme_block import write_block  # noqa: E402
 
 AUDIT = Path(sys.executable).parent / "audit"
 MARKERS = ("<!-- scale-benchmark -->", "<!-- /scale-benchmark -->")
@@ -78,7 +74,6 @@ GB = 1e9
 RSS_TARGET = 6 * GB
 BUILD_TARGET = 1.7  # all workers vs one process, images/s
 MAP_TARGET = 0.9  # training from the map vs in memory, images/s
-POLL_S = 0.2
 FACE_CHUNK = 500  # faces written by one task of the generator; a finished chunk is not redone
 DONE = "bench-generated.json"  # written last into a complete generated folder
 
@@ -125,38 +120,6 @@ def check_disk(folder: Path, needed: int, what: str) -> None:
         )
 
 
-def parse_stat(text: str) -> tuple[int, int]:
-    """(parent pid, session id) from the text of /proc/<pid>/stat."""
-    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
-    return int(fields[1]), int(fields[3])
-
-
-def parse_kb(text: str, keys: tuple[str, ...]) -> dict[str, int]:
-    """Bytes of the `keys` lines ('VmRSS:   1234 kB') of /proc/<pid>/status or smaps_rollup."""
-    out = dict.fromkeys(keys, 0)
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name in out:
-            out[name] = int(value.split()[0]) * 1024
-    return out
-
-
-def tree(root: int, procs: dict[int, tuple[int, int]]) -> set[int]:
-    """`root`, every process of its session (`root` leads one) and every descendant of those
-    (`procs`: pid -> (parent pid, session id))."""
-    children = defaultdict(list)
-    for pid, (ppid, _sid) in procs.items():
-        children[ppid].append(pid)
-    members = {root} | {pid for pid, (_ppid, sid) in procs.items() if sid == root}
-    todo = list(members)
-    while todo:
-        for child in children[todo.pop()]:
-            if child not in members:
-                members.add(child)
-                todo.append(child)
-    return members
-
-
 @dataclass
 class Row:
     """One line of the table. `checks`: (target, met or None when not measured)."""
@@ -198,86 +161,6 @@ def rss_check(row: Row) -> Row:
 def ratio_check(row: Row, base: Row, target: float, what: str) -> None:
     ratio = row.per_s / base.per_s if row.per_s and base.per_s else None
     row.checks.append((f">= {target}x {what} ({fmt(ratio, '.2f')}x)", None if ratio is None else ratio >= target))  # fmt: skip
-
-
-# ---- measuring a stage from outside ---------------------------------------------------------
-
-
-def processes() -> dict[int, tuple[int, int]]:
-    out = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat") as f:
-                    out[int(entry.name)] = parse_stat(f.read())
-            except (OSError, ValueError, IndexError):
-                continue  # gone since the listing
-    return out
-
-
-def tree_memory(root: int) -> dict[str, int]:
-    """Summed VmRSS, RssAnon and Pss (bytes) of `root`'s tree now."""
-    total = {"VmRSS": 0, "RssAnon": 0, "Pss": 0}
-    for pid in tree(root, processes()):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                status = parse_kb(f.read(), ("VmRSS", "RssAnon"))
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                pss = parse_kb(f.read(), ("Pss",))
-        except (OSError, ValueError):
-            continue
-        for key, value in (status | pss).items():
-            total[key] += value
-    return total
-
-
-@dataclass
-class Measured:
-    ok: bool
-    wall_s: float
-    rss: int  # max(peak of the tree's summed VmRSS, the largest process's ru_maxrss)
-    pss: int
-    anon: int
-    maxrss: int  # ru_maxrss of wait4: the largest single process of the tree (waited for)
-    stdout: str
-    log: Path
-    load: float  # the 1-minute load average when the stage started
-
-
-def measure(cmd: list[str], env: dict[str, str], log: Path) -> Measured:
-    """Run `cmd` in a new session; its wall time and the peaks of its process tree's memory."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    peak = {"VmRSS": 0, "RssAnon": 0, "Pss": 0}
-    load = os.getloadavg()[0]
-    with open(log, "w") as out, open(log.with_suffix(".stdout"), "w") as stdout:
-        print("$", " ".join(cmd), file=out, flush=True)
-        start = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=stdout, stderr=out, stdin=subprocess.DEVNULL,
-                                 env=env, start_new_session=True, cwd=REPO)  # fmt: skip
-        try:
-            while True:
-                pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-                if pid:
-                    break
-                for key, value in tree_memory(child.pid).items():
-                    peak[key] = max(peak[key], value)
-                time.sleep(POLL_S)
-        except KeyboardInterrupt:  # Ctrl-C reaches only this process: pass it on to the stage's
-            os.killpg(child.pid, signal.SIGINT)
-            child.wait()
-            raise
-        wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    maxrss = usage.ru_maxrss * 1024
-    text = log.with_suffix(".stdout").read_text()
-    return Measured(child.returncode == 0, wall, max(peak["VmRSS"], maxrss), peak["Pss"],
-                    peak["RssAnon"], maxrss, text, log, load)  # fmt: skip
-
-
-def result_of(m: Measured) -> dict:
-    """The JSON a Python stage prints last."""
-    lines = [line for line in m.stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(lines[-1][len("RESULT ") :]) if lines else {}
 
 
 # ---- the stages, each run in its own process (`scale.py _stage NAME JSON`) ------------------
@@ -410,10 +293,10 @@ class Bench:
 
     def python(self, name: str, log: str, cache: str, **kwargs) -> Measured:
         cmd = [sys.executable, __file__, "_stage", name, json.dumps(kwargs)]
-        return self.note(measure(cmd, self.env(cache), self.logs / f"{log}.log"), log)
+        return self.note(measure(cmd, self.env(cache), self.logs / f"{log}.log", REPO), log)
 
     def cli(self, log: str, *args: str, cache: str = "run") -> Measured:
-        return self.note(measure([str(AUDIT), *args], self.env(cache), self.logs / f"{log}.log"), log)  # fmt: skip
+        return self.note(measure([str(AUDIT), *args], self.env(cache), self.logs / f"{log}.log", REPO), log)  # fmt: skip
 
     def note(self, m: Measured, name: str) -> Measured:
         state = "ok" if m.ok else f"FAILED, see {m.log}"

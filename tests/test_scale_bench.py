@@ -1,4 +1,5 @@
-"""bench/scale.py's pure helpers and its process-tree memory measurement (fast)."""
+"""bench/scale.py's pure helpers and its process-tree memory measurement
+(bench/process_memory.py) (fast)."""
 
 import importlib.util
 import os
@@ -11,34 +12,47 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
+def load(name: str, module_name: str):
+    """bench/<name>.py as a module (bench/ on the path for its sibling imports)."""
+    spec = importlib.util.spec_from_file_location(module_name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def scale():
-    sys.path.insert(0, str(BENCH))  # its `readme_block` import
+    sys.path.insert(0, str(BENCH))  # its `readme_block` and `process_memory` imports
     try:
-        spec = importlib.util.spec_from_file_location("scale_bench", BENCH / "scale.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["scale_bench"] = module  # its dataclasses look their module up
-        spec.loader.exec_module(module)
-        yield module
+        yield load("scale", "scale_bench")
     finally:
         sys.modules.pop("scale_bench", None)
         sys.path.remove(str(BENCH))
 
 
-def test_stat_with_spaces_and_parentheses_in_the_name(scale):
-    assert scale.parse_stat("42 (a (b) c) S 7 42 99 0 -1") == (7, 99)
+@pytest.fixture(scope="module")
+def memory():
+    try:
+        yield load("process_memory", "process_memory_bench")
+    finally:
+        sys.modules.pop("process_memory_bench", None)
 
 
-def test_status_fields_in_bytes(scale):
+def test_stat_with_spaces_and_parentheses_in_the_name(memory):
+    assert memory.parse_stat("42 (a (b) c) S 7 42 99 0 -1") == (7, 99)
+
+
+def test_status_fields_in_bytes(memory):
     text = "Name:\tx\nVmRSS:\t  2048 kB\nRssAnon:\t 1024 kB\n"
-    assert scale.parse_kb(text, ("VmRSS", "RssAnon", "Pss")) == {
+    assert memory.parse_kb(text, ("VmRSS", "RssAnon", "Pss")) == {
         "VmRSS": 2048 * 1024, "RssAnon": 1024 * 1024, "Pss": 0}  # fmt: skip
 
 
-def test_tree_holds_descendants_and_the_session(scale):
+def test_tree_holds_descendants_and_the_session(memory):
     procs = {10: (1, 10), 11: (10, 10), 12: (11, 12), 13: (1, 10), 14: (13, 14), 20: (1, 20)}
     # 12 left the session (setsid) but descends from 10; 13 was re-parented to init
-    assert scale.tree(10, procs) == {10, 11, 12, 13, 14}
+    assert memory.tree(10, procs) == {10, 11, 12, 13, 14}
 
 
 def test_codes_balanced_and_prefixes_balanced(scale):
@@ -69,15 +83,16 @@ def test_table_marks_each_target(scale):
     assert lines[3].endswith("| RSS < 6 GB | yes |") and lines[4].endswith("| failed |")
 
 
-def test_measure_sums_the_tree(scale, tmp_path):
+def test_measure_sums_the_tree(memory, tmp_path):
     """Two grandchildren holding 200 MB each at once: the tree's sum of anonymous memory sees
     both. (ru_maxrss is not checked here: a child forked from this large pytest process starts
     with its parent's peak, which the bench's own small process does not have.)"""
     hold = "b = bytearray(200_000_000); import time; time.sleep(1.5)"
     code = (f"import subprocess, sys; ps = [subprocess.Popen([sys.executable, '-c', {hold!r}]) "
             "for _ in range(2)]; [p.wait() for p in ps]; print('RESULT {\"images\": 1}')")  # fmt: skip
-    m = scale.measure([sys.executable, "-c", code], dict(os.environ), tmp_path / "t.log")
-    assert m.ok and scale.result_of(m) == {"images": 1}
+    m = memory.measure([sys.executable, "-c", code], dict(os.environ), tmp_path / "t.log", tmp_path)
+    assert m.ok and memory.result_of(m) == {"images": 1}
     assert m.anon > 400e6 and m.rss >= m.anon
-    failed = scale.measure([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), tmp_path / "f.log")  # fmt: skip
+    failed = memory.measure([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ),
+                            tmp_path / "f.log", tmp_path)  # fmt: skip
     assert not failed.ok and failed.wall_s < 30
