@@ -41,17 +41,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     resume = None
     processes = args.nproc or 1
     if args.resume:
-        from auditor.outputs.run_folder import resumable_manifest
+        from auditor.resume import resume_request
 
-        given = sorted(f"--{k.replace('_', '-')}" for k, v in cli.items() if v is not None)
-        if args.dataset or given:
-            raise UserError(f"--resume continues a run with its own settings; drop {args.dataset or ''} {' '.join(given)}".replace("  ", " "))  # fmt: skip
-        manifest = resumable_manifest(Path(args.resume))
-        processes = int(manifest.get("processes", 1))
-        if args.nproc is not None and args.nproc != processes:
-            raise UserError(f"--resume: the run trains with {processes} process(es); drop --nproc {args.nproc}")  # fmt: skip
-        resume = (Path(args.resume), manifest)
-        args.dataset = manifest["dataset"]
+        resume = resume_request(args.resume, args.dataset, cli, args.nproc)
+        processes = resume.processes
+        args.dataset = resume.manifest["dataset"]
     if not args.dataset:
         raise UserError("audit run needs a DATASET (see `audit datasets`) or --resume RUN_DIR")
     entry = get_entry(args.dataset, load_registry())
@@ -61,13 +55,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_out_root(config.out, dataset_roots=[entry.resolve_root(config.root)])
         argv = ["audit", *args.argv]
     else:
-        config = from_dict(entry.name, resume[1]["config"])
-        argv = resume[1]["command"]
+        config = from_dict(entry.name, resume.manifest["config"])
+        argv = resume.manifest["command"]
     if processes > 1 and not under_torchrun:
         return launch_processes(processes, args.argv)
 
     from auditor.ledger import run_sentence
-    from auditor.outputs.run_folder import read_samples
+    from auditor.outputs.run_readers import read_samples
     from auditor.run import configure_threads, execute
     from auditor.summary import summary_lines
     from auditor.training import distributed

@@ -21,7 +21,7 @@ import pyarrow as pa
 from auditor.errors import UserError
 from auditor.fsutil import atomic_path
 from auditor.outputs.files import write_csv, write_parquet
-from auditor.outputs.run_folder import read_run, read_samples
+from auditor.outputs.run_readers import read_run, read_samples
 from auditor.write_guard import check_out, named_path, run_dataset_root
 
 METRIC_COLUMNS = ["auroc", "ap", "precision_at_k", "precision", "recall", "f1", "flagged"]

@@ -301,10 +301,6 @@ def split_methods(value: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-# Options declared after runs were already written, with the value that reproduces such a run
-# on --resume: it held nothing out and trained with flips.
-ADDED_SINCE = {"validation": 0.0, "flip": True}
-
 # Options naming the user's files, which later commands (export, apply, compare) locate again.
 PATH_OPTIONS = ("root", "labels", "noise_file")
 

@@ -22,7 +22,7 @@ from auditor.decisions import (
 )
 from auditor.errors import UserError
 from auditor.outputs.files import write_csv
-from auditor.outputs.run_folder import read_run, read_samples
+from auditor.outputs.run_readers import read_run, read_samples
 from auditor.write_guard import check_out, run_dataset_root
 
 

@@ -4,8 +4,8 @@
 checkpoint that cannot be read, or not as `auditor.training.checkpoint` saves it
 (`load_checkpoint`).
 
-Shared by the run folder's readers (`auditor.outputs.run_folder`) and the training loop
-(`auditor.training.checkpoint`), so it imports neither: `audit run --resume` checks every
+Shared by the run folder's readers (`auditor.outputs.run_readers`, `auditor.resume`) and the
+training loop (`auditor.training.checkpoint`), so it imports neither: `audit run --resume` checks every
 checkpoint before it changes anything, and the loop loads each through the same check.
 """
 

@@ -187,7 +187,7 @@ def import_samples(
 
 def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     """Create or update the run's persistent dataset and its saved views."""
-    from auditor.outputs.run_folder import read_run, read_samples
+    from auditor.outputs.run_readers import read_run, read_samples
 
     run_dir = Path(run_dir)
     manifest, _ = read_run(run_dir)
@@ -228,7 +228,7 @@ class RunEvidence:
 def run_evidence(run_dir: Path, samples: pd.DataFrame) -> RunEvidence:
     """embeddings.npy, cams.npz and near_duplicates.csv of the run, read and checked against its
     `samples`."""
-    from auditor.outputs.run_folder import read_cams, read_embeddings, read_near_duplicates
+    from auditor.outputs.run_readers import read_cams, read_embeddings, read_near_duplicates
 
     ids = samples["sample_id"]
     return RunEvidence(read_embeddings(run_dir, len(samples)), read_cams(run_dir, ids),

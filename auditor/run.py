@@ -39,6 +39,7 @@ from auditor.model_outputs import best_trusted, write_report_for, write_review_f
 from auditor.options import SettingError
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.outputs.tables import dynamics_table, relabel_events_table
+from auditor.resume import Resume, refuse_changed_data
 from auditor.scoring import score_all
 from auditor.training import distributed
 from auditor.training.augment import Normalizer
@@ -261,12 +262,12 @@ def execute(
     config: RunConfig,
     entry: DatasetEntry,
     argv: list[str],
-    resume: tuple[Path, dict] | None = None,
+    resume: Resume | None = None,
 ) -> tuple[Path, dict]:
-    """Run the whole audit; returns (run folder, metrics). With `resume` (the folder and
-    manifest of an unfinished run, see `resumable_manifest`), continue that run in its folder: trainings
-    already finished are loaded from their checkpoints, an interrupted one goes on from its
-    last finished epoch."""
+    """Run the whole audit; returns (run folder, metrics). With `resume` (an unfinished run,
+    `auditor.resume.resume_request`), continue that run in its folder: trainings already
+    finished are loaded from their checkpoints, an interrupted one goes on from its last
+    finished epoch."""
     t0 = time.perf_counter()
     table = load_dataset(entry, root=config.root, noise_file=config.noise_file, seed=config.seed)
     labels_info = None
@@ -292,14 +293,9 @@ def execute(
     if distributed.rank() != 0:
         state = RunState.follower(Path(str(distributed.broadcast_object(None))))
     elif resume is not None:
-        run_dir, manifest = resume
-        if manifest["dataset_fingerprint"] != table.fingerprint():
-            raise UserError(
-                f"--resume: the dataset {entry.name} changed since the run started "
-                f"(fingerprint {table.fingerprint()}, the run had {manifest['dataset_fingerprint']})"
-            )
-        refuse_other_split(manifest, validation_record(train_table, held_out, config))
-        state = RunState.resume(run_dir, manifest)
+        validation = validation_record(train_table, held_out, config)
+        refuse_changed_data(resume.manifest, entry.name, table.fingerprint(), validation)
+        state = RunState.resume(resume.run_dir, resume.manifest)
     else:
         state = RunState.start(Path(config.out), entry.name, config.method, {
             "command": argv, "dataset": entry.name, "dataset_kind": entry.kind,
@@ -323,18 +319,6 @@ def execute(
         metrics = audit(config, train_table, test_table, pixels, labels, held_out, device, weights,
                         normalize, state)  # fmt: skip
     return state.run_dir, metrics
-
-
-def refuse_other_split(manifest: dict, validation: dict | None) -> None:
-    """--resume: refuse when the validation split drawn now is not the one the run held out
-    (its checkpoints never trained on those samples): the given labels or the decodable
-    images changed."""
-    recorded = (manifest.get("validation") or {}).get("sample_ids")
-    if recorded != (validation or {}).get("sample_ids"):
-        raise UserError(
-            "--resume: the validation split drawn now is not the one the run held out (the "
-            "given labels or the decodable images changed since); start a new run"
-        )
 
 
 def audit(

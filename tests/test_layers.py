@@ -44,6 +44,7 @@ WRITERS_USERS = {
     "corrections",
     "decisions",
     "review",
+    "resume",
 }
 BELOW_WRITERS = [
     p

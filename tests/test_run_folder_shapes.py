@@ -28,13 +28,9 @@ from auditor.damage import (
 from auditor.decisions import suspects_frame
 from auditor.errors import UserError
 from auditor.outputs.files import write_json
-from auditor.outputs.run_folder import (
-    MANIFEST,
-    config_problem,
-    read_run,
-    read_samples,
-    write_run_files,
-)
+from auditor.outputs.run_folder import write_run_files
+from auditor.outputs.run_readers import MANIFEST, read_run, read_samples
+from auditor.resume import config_problem
 from auditor.scoring import Scores
 from auditor.training.augment import Normalizer
 from auditor.training.checkpoint import resume_state
@@ -341,7 +337,7 @@ def test_a_failed_save_leaves_the_last_checkpoint_whole(checkpoint, tmp_path, mo
 
 
 def test_a_run_written_before_validation_and_flip_resumes_as_it_trained(manifest_config, tmp_path):
-    from auditor.outputs.run_folder import resumable_manifest
+    from auditor.resume import resumable_manifest
 
     old = {k: v for k, v in manifest_config.items() if k not in ("validation", "flip")}
     manifest = {"run_id": "r", "status": "running", "dataset": "mine", "class_names": ["a", "b"],
