@@ -33,7 +33,7 @@ the samples in its high-loss component, and the fit passed 50% at epoch 2). Requ
 waits until they agree. The running peak keeps one bad epoch from starting memorisation.
 
 The reading (`EarlyReading.probs`) averages each sample's training-view probabilities
-(`TrainResult.epoch_probs`: recorded in every step before the model trained on the sample that
+(`MethodEvidence.epoch_probs`: recorded in every step before the model trained on the sample that
 epoch, so no extra pass) over the second half of the early-learning phase, epochs
 [ceil(onset / 2), onset - 1]: late enough to have learnt, early enough not to have fitted the
 noise, and averaged, which steadies a single epoch's augmented view. A run with no onset is

@@ -1,7 +1,14 @@
 """What training leaves behind, read by the detectors (`auditor.scoring`), the report and the
-review, which never run a model themselves: per method, its signals, final probabilities and
-embeddings (computed once at the end of its training by the engine), and the report's CAM
-gallery (drawn once by `auditor.training.gallery` when the suspects are known, after scoring)."""
+review, which never run a model themselves: per method, its `MethodEvidence` (the training
+engine's output, `auditor.training.engine.train`: its per-epoch signals and probabilities, the
+final and best-epoch models' probabilities and embeddings, computed once at the end of its
+training; cross-fitting and AUM's threshold runs add theirs with `dataclasses.replace`), and the
+report's CAM gallery (drawn once by `auditor.training.gallery` when the suspects are known,
+after scoring).
+
+The inputs a detector may read (`auditor.detectors.registry.detector(reads=...)`) are declared
+here, beside the fields they come from: `INPUTS`, and `SIGNAL<name>` for a per-epoch signal.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from auditor.detectors.registry import SIGNAL
+# what a detector may read: the given labels and these evidence values (`MethodEvidence.inputs`)
+INPUTS = ("labels", "probs", "final_probs", "embeddings", "final_labels", "flip_attention")
+SIGNAL = "signal:"  # `signal:<name>`: the per-epoch signal <name>, [epochs, N]
+EVENT_COLUMNS = ("index", "epoch", "from_label", "to_label")  # of `relabel_events`
 
 
 @dataclass
 class MethodEvidence:
-    """What one method's training left behind for the detectors."""
+    """What one method's training left behind for the detectors: the engine fills every field
+    but `oos_probs` (--folds), `aum_runs` (--aum-threshold) and `early_probs` (scoring)."""
 
     name: str
     signals: dict[str, np.ndarray]  # [epochs, N]
@@ -23,6 +34,7 @@ class MethodEvidence:
     oos_probs: np.ndarray | None = None  # [N, K], cross-fitted, when --folds >= 2
     embeddings: np.ndarray | None = None  # [N, C], final model's pooled features
     final_labels: np.ndarray | None = None  # [N] labels a relabelling method (SCN) ended on
+    # a relabelling method's relabellings, EVENT_COLUMNS -> [E], by epoch then sample
     relabel_events: dict[str, np.ndarray] = field(default_factory=dict)
     # --aum-threshold: per extra training, (mean margin [N], its threshold samples [N] bool)
     aum_runs: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -32,9 +44,13 @@ class MethodEvidence:
     # None without a test split
     best_probs: np.ndarray | None = None
     best_epoch: int | None = None
-    # [epochs, N, K] each epoch's training-view probabilities (`TrainResult.epoch_probs`)
+    # [epochs, N, K] float16: each epoch's softmax of the view that received the classification
+    # loss, read in the step before the model trained on it that epoch (held-out samples: the
+    # eval-mode model after the epoch); `auditor.early_learning` averages the epochs before the
+    # wrong labels are fitted
     epoch_probs: np.ndarray | None = None
-    # per epoch, the accuracy on the test split (or the validation split's given labels)
+    # per epoch, the accuracy on the test split (or the validation split's given labels); empty
+    # without either
     epoch_accuracy: list[float] = field(default_factory=list)
     # [N, K] the early-learning reading (`auditor.early_learning`), when the run memorises
     early_probs: np.ndarray | None = None
@@ -60,9 +76,8 @@ class MethodEvidence:
         embeddings = (
             self.embeddings if self.embeddings is not None and len(self.embeddings) else None
         )
-        available = {"labels": labels, "probs": self.probs, "final_probs": self.final_probs,
-                     "embeddings": embeddings, "final_labels": self.final_labels,
-                     "flip_attention": self.flip_attention}  # fmt: skip
+        available = {name: getattr(self, name) for name in INPUTS[1:]}
+        available |= {"labels": labels, "embeddings": embeddings}
         values = [
             self.signals.get(r[len(SIGNAL) :]) if r.startswith(SIGNAL) else available[r]
             for r in reads

@@ -47,7 +47,7 @@ from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import check_folds, cross_fit
 from auditor.training.engine import resolve_amp, resolve_device, train
 from auditor.training.length import MIN_EPOCHS, length_reason
-from methods import METHODS, build_method
+from methods import build_method
 from methods.backbones import build_backbone
 from methods.base import Method
 from methods.weights import load_backbone_weights
@@ -164,7 +164,10 @@ def train_method(
     data: dict,
     device: str,
     checkpoints: Path,
-) -> tuple[MethodEvidence, list[float], float, Method]:
+) -> tuple[MethodEvidence, float, Method]:
+    """(the evidence of method `name`'s training, with its cross-fitted probabilities and AUM
+    threshold runs when asked for; its seconds; its model after training)."""
+
     def make(seed: int, classes: int = num_classes) -> Method:
         return make_method(name, config, classes, in_channels, data["weights"], seed)
 
@@ -193,7 +196,7 @@ def train_method(
             bar.update(k)
 
         model = make(config.seed)
-        result = train(
+        evidence = train(
             model,
             data["train"],
             torch.from_numpy(data["labels"]),
@@ -205,36 +208,20 @@ def train_method(
             held_out=data["held_out"],
         )
         # the folds and AUM's threshold runs train as long as the model they stand beside
-        epochs = len(result.signals["loss"])
+        epochs = len(evidence.signals["loss"])
         train_config = replace(train_config, epochs=epochs, until_plateau=False)
         bar.total = epochs * (trained + others)
         bar.refresh()
-        oos = None
         if config.folds >= 2:
             oos = cross_fit(make, data["train"], data["labels"], data["normalize"], train_config,
                             config.folds, progress=tick)  # fmt: skip
-        aum_runs = None
+            evidence = replace(evidence, oos_probs=oos)
         if config.aum_threshold:
             aum_runs = aum_threshold_run(make, data["train"], data["labels"], num_classes,
                                          data["normalize"], train_config, progress=tick)  # fmt: skip
-    relabels = METHODS[name].relabels
-    evidence = MethodEvidence(
-        name=name,
-        signals=result.signals,
-        final_probs=result.probs,
-        oos_probs=oos,
-        embeddings=result.embeddings,
-        final_labels=result.final_labels if relabels else None,
-        relabel_events=result.relabel_events if relabels else {},
-        aum_runs=aum_runs,
-        flip_attention=result.flip_attention,
-        best_probs=result.best_probs,
-        best_epoch=result.best_epoch,
-        epoch_probs=result.epoch_probs,
-        epoch_accuracy=result.test_accuracy,
-    )
+            evidence = replace(evidence, aum_runs=aum_runs)
     check_converged(evidence, config)
-    return evidence, result.test_accuracy, time.perf_counter() - start, model
+    return evidence, time.perf_counter() - start, model
 
 
 def check_converged(evidence: MethodEvidence, config: RunConfig) -> None:
@@ -346,13 +333,13 @@ def audit(
 
     evidence, accuracy, models, lengths = [], {}, {}, {}
     for name in config.method:
-        ev, test_accuracy, seconds, models[name] = train_method(
+        ev, seconds, models[name] = train_method(
             name, config, train_table.num_classes, both[0].shape[1], data, device, state.checkpoints
         )
         evidence.append(ev)
-        accuracy[name] = accuracy_protocols(test_accuracy)
+        accuracy[name] = accuracy_protocols(ev.epoch_accuracy)
         if config.epochs is None:
-            lengths[name] = length_reason(test_accuracy, len(ev.signals["loss"]), split)
+            lengths[name] = length_reason(ev.epoch_accuracy, len(ev.signals["loss"]), split)
             if state.primary:
                 print(f"audit: {name}: trained {lengths[name]}", file=sys.stderr)
         state.timings[f"train_{name}"] = seconds

@@ -168,10 +168,10 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
         arrays[f"{name}/epoch_probs"] = np.stack(epoch_probs)
         info["methods"][name] = {"wall_s": time.perf_counter() - start,
                                  "images": config.epochs * len(labels.given),
-                                 "test_accuracy": result.test_accuracy}  # fmt: skip
+                                 "test_accuracy": result.epoch_accuracy}  # fmt: skip
         for key, value in result.signals.items():
             arrays[f"{name}/signal/{key}"] = value
-        arrays[f"{name}/final_probs"] = result.probs
+        arrays[f"{name}/final_probs"] = result.final_probs
         arrays[f"{name}/view_probs"] = result.epoch_probs
         arrays[f"{name}/best_probs"] = result.best_probs
         info["methods"][name]["best_epoch"] = result.best_epoch

@@ -29,9 +29,9 @@ def test_best_probs_are_the_model_after_the_best_epoch():
     test_labels = torch.randint(0, 4, (40,), generator=torch.Generator().manual_seed(1))
     result = train(method, pixels, labels, pixels, test_labels, normalize,
                    TrainConfig(epochs=5, batch_size=8), on_epoch=hook)  # fmt: skip
-    assert result.best_epoch == int(np.argmax(result.test_accuracy)) + 1
+    assert result.best_epoch == int(np.argmax(result.epoch_accuracy)) + 1
     np.testing.assert_allclose(result.best_probs, per_epoch[result.best_epoch - 1], atol=1e-6)
-    np.testing.assert_allclose(result.probs, per_epoch[-1], atol=1e-6)
+    np.testing.assert_allclose(result.final_probs, per_epoch[-1], atol=1e-6)
 
 
 def test_no_test_split_no_best_epoch():
@@ -51,13 +51,11 @@ def test_an_earlier_best_epoch_is_read_from_its_weights_and_the_final_ones_are_k
     earlier = build_method("ce", build_backbone("resnet-small", 1), 4).eval()
     final_before = {k: v.clone() for k, v in final.state_dict().items()}
     out = best_epoch_outputs(final, earlier.state_dict(), [0.5, 0.9, 0.7], pixels, normalize,
-                             "cpu", False, (np.zeros(1), np.zeros(1)))  # fmt: skip
-    logits, pooled = predict(earlier, pixels, normalize, "cpu")
+                             "cpu", False, np.zeros(1))  # fmt: skip
+    logits, _ = predict(earlier, pixels, normalize, "cpu")
     assert out["best_epoch"] == 2
     np.testing.assert_allclose(out["best_probs"], torch.softmax(logits, 1).numpy(), atol=1e-6)
-    np.testing.assert_allclose(out["best_embeddings"], pooled.numpy(), atol=1e-6)
     for k, v in final.state_dict().items():
         assert torch.equal(v, final_before[k]), k
-    last = best_epoch_outputs(final, None, [0.5, 0.9], pixels, normalize, "cpu", False,
-                              ("probs", "embeddings"))  # fmt: skip
-    assert last == {"best_epoch": 2, "best_probs": "probs", "best_embeddings": "embeddings"}
+    last = best_epoch_outputs(final, None, [0.5, 0.9], pixels, normalize, "cpu", False, "probs")
+    assert last == {"best_epoch": 2, "best_probs": "probs"}

@@ -18,7 +18,7 @@ def train_rul(hook) -> tuple[dict, np.ndarray]:
     method = build_method("rul", build_backbone("resnet-small", 1), 3)
     result = train(method, pixels, labels, pixels[:6], labels[:6], Normalizer.fit(pixels),
                    TrainConfig(epochs=3, batch_size=8), on_epoch=hook)  # fmt: skip
-    return result.signals, result.probs
+    return result.signals, result.final_probs
 
 
 def test_a_hook_sees_every_epoch_and_changes_nothing():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from auditor.config import RunConfig
+from auditor.evidence import MethodEvidence
 from auditor.training import engine
 from auditor.training.augment import Normalizer
 from auditor.training.engine import TrainConfig, train
@@ -82,13 +83,13 @@ def test_the_engine_stops_where_the_rule_says_and_returns_only_the_epochs_it_tra
     config = TrainConfig(epochs=5, batch_size=16, mirror=False, until_plateau=until_plateau,
                          checkpoint=str(tmp_path / "ce.pt"))  # fmt: skip
 
-    def trained() -> engine.TrainResult:
+    def trained() -> MethodEvidence:
         model = METHODS["ce"](build_backbone("resnet-small", 1), 3, METHODS["ce"].options_class())
         return train(model, pixels, labels, None, None, Normalizer.fit(pixels), config,
                      held_out=np.arange(40, 48), final_pass=False)  # fmt: skip
 
     epochs = 3 if until_plateau else 5
     for result in (trained(), trained()):  # the second resumes from the checkpoint
-        assert len(result.test_accuracy) == epochs
+        assert len(result.epoch_accuracy) == epochs
         assert all(len(v) == epochs for v in result.signals.values())
         assert result.epoch_probs.shape[0] == epochs

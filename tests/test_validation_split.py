@@ -56,8 +56,8 @@ def test_held_out_samples_are_never_trained_on_and_are_read_from_the_eval_model(
     assert sorted(set(trained)) == sorted(set(range(40)) - set(held))
     # one accuracy per epoch, read on the held-out samples against their given labels
     logits, _ = predict(method, pixels[held], normalize, "cpu")
-    assert len(result.test_accuracy) == 2
-    assert result.test_accuracy[-1] == float((logits.argmax(1) == labels[held]).float().mean())
+    assert len(result.epoch_accuracy) == 2
+    assert result.epoch_accuracy[-1] == float((logits.argmax(1) == labels[held]).float().mean())
     # their last-epoch signals are the final model's eval-mode ones; a method's own signal is
     # the median of the trained samples' that epoch
     expected = common_signals(logits, labels[held])
@@ -67,7 +67,7 @@ def test_held_out_samples_are_never_trained_on_and_are_read_from_the_eval_model(
     alpha = torch.from_numpy(result.signals["alpha"][-1, others]).median().item()
     np.testing.assert_allclose(result.signals["alpha"][-1, held], alpha)
     # every output is [N], by sample index
-    assert result.probs.shape == (40, 4) and result.best_probs.shape == (40, 4)
+    assert result.final_probs.shape == (40, 4) and result.best_probs.shape == (40, 4)
     assert (result.final_labels[held] == labels[held].numpy()).all()
 
 

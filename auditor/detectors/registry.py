@@ -5,9 +5,10 @@ those inputs.
     @detector("aum", reads=("signal:margin",))
     def area_under_margin(margin: np.ndarray) -> np.ndarray: ...
 
-Inputs a detector can read (`auditor.evidence.MethodEvidence.inputs`): `labels` (the given
-labels [N]), `probs` (out-of-sample with --folds, else the model at its epoch of best test
-accuracy, else the final model's; `MethodEvidence.probs`), `final_probs` (the
+Inputs a detector can read (`auditor.evidence.INPUTS`, `MethodEvidence.inputs`): `labels` (the
+given labels [N]), `probs` (out-of-sample with --folds, else the early-learning reading when the
+run memorises, else the model at its epoch of best test accuracy, else the final model's;
+`MethodEvidence.probs`), `final_probs` (the
 final model's, in-sample), `embeddings` (the final model's pooled features), `final_labels` (the
 labels a relabelling method ended on; only methods that relabel have them),
 `flip_attention` (the final model's, `auditor.training.attention`) and
@@ -27,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-INPUTS = ("labels", "probs", "final_probs", "embeddings", "final_labels", "flip_attention")
-SIGNAL = "signal:"
+from auditor.evidence import INPUTS, SIGNAL  # declared beside the evidence they read
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from auditor.datasets.pixel_map import Pixels, take
+from auditor.evidence import EVENT_COLUMNS, MethodEvidence
 from auditor.training import distributed
 from auditor.training.attention import flip_attention
 from auditor.training.augment import Augmenter, Normalizer
@@ -54,27 +55,6 @@ class TrainConfig:
 def checkpoint_for(config: TrainConfig, suffix: str) -> str | None:
     """The checkpoint path of a derived training (a fold, an AUM threshold run)."""
     return None if config.checkpoint is None else f"{config.checkpoint[: -len('.pt')]}-{suffix}.pt"
-
-
-@dataclass
-class TrainResult:
-    signals: dict[str, np.ndarray]  # name -> [epochs, N] float32, by training-sample index
-    test_accuracy: list[float]  # per epoch; empty without a test split
-    probs: np.ndarray  # [N, K] softmax of the final model on un-augmented training images
-    embeddings: np.ndarray  # [N, C] pooled features of the final model
-    final_labels: np.ndarray | None = None  # the labels trained on at the end (SCN relabels)
-    relabel_events: dict[str, np.ndarray] = field(default_factory=dict)  # index, epoch, from, to
-    flip_attention: np.ndarray | None = None  # [N], final model's; None without CAMs
-    # the model after the epoch of best test accuracy (the first, on ties), on the same images:
-    # from before the wrong labels were fitted, when the run memorises; None without a test split
-    best_epoch: int | None = None  # 1-based
-    best_probs: np.ndarray | None = None  # [N, K]
-    best_embeddings: np.ndarray | None = None  # [N, C]
-    # [epochs, N, K] float16: each epoch's softmax of the view that received the classification
-    # loss, read in the step before the model trained on it that epoch (held-out samples: the
-    # eval-mode model after the epoch); `auditor.early_learning` averages the epochs before the
-    # wrong labels are fitted
-    epoch_probs: np.ndarray | None = None
 
 
 def resolve_device(name: str) -> str:
@@ -266,7 +246,7 @@ def train(
     final_pass: bool = True,
     on_epoch: Callable[[int, Method, dict[str, torch.Tensor]], None] | None = None,
     held_out: np.ndarray | None = None,
-) -> TrainResult:
+) -> MethodEvidence:
     """Train `method` on (train_pixels uint8 [N, C, H, W], train_labels [N]) and record every
     sample's signals every epoch. With `held_out` (indices of a validation split, for a dataset
     without a test split: `test_pixels` is then None), those samples are not trained on: after
@@ -372,25 +352,25 @@ def train(
                                        amp=config.amp)  # fmt: skip
         if test_accuracy:
             best = best_epoch_outputs(method, best_state, test_accuracy, train_pixels, normalize,
-                                      device, config.amp, (probs, embeddings))  # fmt: skip
+                                      device, config.amp, probs)  # fmt: skip
     else:
         probs = embeddings = np.zeros((0, 0), dtype=np.float32)
         attention = None
     event_table = torch.cat(events, dim=1).cpu().numpy() if events else np.zeros((4, 0), np.int64)
     event_table = event_table[:, np.lexsort((event_table[0], event_table[1]))]  # by epoch, sample
-    return TrainResult(
+    relabels = type(method).relabels
+    return MethodEvidence(
+        name=method.name,
         signals={
             k: v[:trained_epochs, :n].cpu().numpy() for k, v in step.record.items() if k != PROBS
         },
-        test_accuracy=test_accuracy,
-        probs=probs,
+        final_probs=probs,
         embeddings=embeddings,
-        final_labels=step.current.cpu().numpy(),
-        relabel_events=dict(
-            zip(("index", "epoch", "from_label", "to_label"), event_table, strict=True)
-        ),
+        final_labels=step.current.cpu().numpy() if relabels else None,
+        relabel_events=dict(zip(EVENT_COLUMNS, event_table, strict=True)) if relabels else {},
         flip_attention=attention,
         epoch_probs=step.record[PROBS][:trained_epochs, :n].cpu().numpy(),
+        epoch_accuracy=test_accuracy,
         **best,
     )
 
@@ -432,22 +412,22 @@ def best_epoch_outputs(
     normalize: Normalizer,
     device: str,
     amp: bool,
-    final: tuple[np.ndarray, np.ndarray],
+    final_probs: np.ndarray,
 ) -> dict:
-    """`best_epoch`, `best_probs`, `best_embeddings` of `TrainResult`: the un-augmented
-    training images through the model as it was after the epoch of best test accuracy (the
-    first, on ties), `final` (the final model's probs and embeddings) when that epoch is the
-    last. `method` is left with its final weights."""
+    """`best_epoch` and `best_probs` of `MethodEvidence`: the un-augmented training images
+    through the model as it was after the epoch of best test accuracy (the first, on ties),
+    `final_probs` (the final model's) when that epoch is the last. `method` is left with its
+    final weights."""
     best_epoch = int(np.argmax(test_accuracy)) + 1
     if best_epoch == len(test_accuracy) or best_state is None:
-        probs, embeddings = final
+        probs = final_probs
     else:
         final_state = {k: v.detach().clone() for k, v in method.state_dict().items()}
         method.load_state_dict(best_state)
-        logits, pooled = predict(method, pixels, normalize, device, amp=amp)
+        logits, _ = predict(method, pixels, normalize, device, amp=amp)
         method.load_state_dict(final_state)
-        probs, embeddings = torch.softmax(logits, dim=1).numpy(), pooled.numpy()
-    return {"best_epoch": best_epoch, "best_probs": probs, "best_embeddings": embeddings}
+        probs = torch.softmax(logits, dim=1).numpy()
+    return {"best_epoch": best_epoch, "best_probs": probs}
 
 
 def merge_processes(
