@@ -197,9 +197,9 @@ class RunConfig:
         return {"dataset": self.dataset} | core | parts
 
     def train_config(self, device: str) -> TrainConfig:
-        """The engine's settings; `flip` must be decided first (`auditor.run.decide_flip`)."""
+        """The engine's settings; `flip` must be decided first (`auditor.data_choices.decide_flip`)."""
         if self.flip is None:
-            raise ValueError("decide --flip before training (auditor.run.decide_flip)")
+            raise ValueError("decide --flip before training (auditor.data_choices.decide_flip)")
         return TrainConfig(
             epochs=MAX_EPOCHS if self.epochs is None else self.epochs,
             until_plateau=self.epochs is None,

@@ -45,7 +45,8 @@ from auditor.datasets.registry import get_entry, load_registry
 from auditor.detectors.probabilities import cleanlab_detector
 from auditor.evaluation import accuracy_protocols, detection_metrics
 from auditor.evidence import MethodEvidence
-from auditor.run import choose_normalizer, configure_threads, decode, labels_for, split_and_limit
+from auditor.prepare import choose_normalizer, decode, labels_for, split_and_limit
+from auditor.run import configure_threads
 from auditor.scoring import score_all
 from auditor.training.crossfit import cross_fit
 from auditor.training.engine import predict, train

@@ -43,7 +43,8 @@ from auditor.datasets import load_dataset  # noqa: E402
 from auditor.datasets.registry import get_entry, load_registry  # noqa: E402
 from auditor.evaluation import detection_metrics  # noqa: E402
 from auditor.evidence import MethodEvidence  # noqa: E402
-from auditor.run import choose_normalizer, configure_threads, decode, labels_for, split_and_limit  # noqa: E402
+from auditor.prepare import choose_normalizer, decode, labels_for, split_and_limit  # noqa: E402
+from auditor.run import configure_threads  # noqa: E402
 from auditor.scoring import method_scores  # noqa: E402
 from auditor.training.attention import flip_attention  # noqa: E402
 from auditor.training.engine import predict, train  # noqa: E402

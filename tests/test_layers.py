@@ -38,7 +38,7 @@ WRITERS_USERS = {
     "cli",
     "commands",
     "run",
-    "model_outputs",
+    "run_outputs",
     "predictions",
     "compare",
     "corrections",

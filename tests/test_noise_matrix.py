@@ -269,7 +269,7 @@ def test_the_manifest_records_the_matrix_used(tmp_path):
     import torch
 
     from auditor.datasets.table import ArrayImages, SampleTable
-    from auditor.run import labels_for
+    from auditor.prepare import labels_for
 
     n = 700
     table = SampleTable(

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from auditor.config import resolve
-from auditor.run import choose_normalizer, warn_if_from_scratch
+from auditor.prepare import choose_normalizer, warn_if_from_scratch
 from auditor.training import distributed
 from auditor.training.augment import Normalizer
 

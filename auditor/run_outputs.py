@@ -1,4 +1,5 @@
-"""What a run draws from the model of its best trusted method, after the tables: the files
+"""The last phase of `audit run`: write the run folder's files (docs/run-folder.md): the tables
+and metrics.json, then what is drawn from the model of the best trusted method, the files
 `audit review` shows (embeddings, the suspects' CAMs, near-duplicate pairs) and report.html."""
 
 from __future__ import annotations
@@ -8,20 +9,52 @@ import time
 import numpy as np
 import pandas as pd
 
-from auditor.config import RunConfig
-from auditor.datasets.pixel_map import Pixels
 from auditor.duplicates import near_duplicates
 from auditor.evidence import MethodEvidence
 from auditor.fsutil import write_text_atomic
+from auditor.method_training import Trained
 from auditor.outputs.report import GALLERY, build_report
-from auditor.outputs.run_folder import RunState, write_cams, write_embeddings, write_near_duplicates
+from auditor.outputs.run_folder import (
+    RunState,
+    write_cams,
+    write_embeddings,
+    write_near_duplicates,
+    write_run_files,
+)
+from auditor.outputs.tables import dynamics_table, relabel_events_table
+from auditor.prepare import Prepared
+from auditor.run_scoring import Scored
 from auditor.scoring import trusted_methods
-from auditor.training.augment import Normalizer
 from auditor.training.gallery import draw_gallery
 from methods.base import Method
 
 REVIEW_CAMS = 5_000  # cams.npz holds the CAMs of at most this many flagged samples
 CAM_BATCH = 256  # images per forward pass when drawing them
+
+
+def write_outputs(prepared: Prepared, trained: Trained, scored: Scored, state: RunState) -> None:
+    """Every file of the run folder but the manifest, whose status the caller sets after."""
+    table, labels, evidence = prepared.train_table, prepared.labels, trained.evidence
+    samples = write_run_files(
+        state.run_dir,
+        sample_ids=table.sample_ids,
+        filepaths=table.filepaths,
+        class_names=table.class_names,
+        given=labels.given,
+        true=labels.true,
+        scores=scored.scores,
+        metrics=scored.metrics,
+        dynamics=dynamics_table(table.sample_ids, {ev.name: ev.signals for ev in evidence}),
+        events=relabel_events_table(
+            table.sample_ids, {ev.name: ev.relabel_events for ev in evidence if ev.relabels}
+        ),
+    )
+    best = best_trusted({m: a["last5_mean"] for m, a in trained.accuracy.items()})
+    chosen = next(ev for ev in evidence if ev.name == best)
+    write_review_files(samples, chosen.embeddings, trained.models[best], prepared, state)
+    if prepared.config.report:
+        write_report_for(scored.metrics, samples, evidence, chosen, trained.models[best],
+                         prepared, state)  # fmt: skip
 
 
 def best_trusted(last5: dict[str, float | None]) -> str:
@@ -34,9 +67,7 @@ def write_review_files(
     samples: pd.DataFrame,
     embeddings: np.ndarray,
     model: Method,
-    pixels: Pixels,
-    normalize: Normalizer,
-    device: str,
+    prepared: Prepared,
     state: RunState,
 ) -> None:
     """What `audit review` shows beside the tables, from the best trusted method (`model`): its
@@ -45,6 +76,7 @@ def write_review_files(
     (`cams.npz`; none for a method without CAMs), and the near-duplicate pairs with different
     given labels (`near_duplicates.csv`, `auditor.duplicates`)."""
     t = time.perf_counter()
+    pixels, normalize, device = prepared.pixels[0], prepared.normalize, prepared.device
     write_embeddings(state.run_dir, embeddings)
     flagged = samples[samples["flag_suspicion"]]
     rows = flagged.sort_values("suspicion", ascending=False, kind="stable").index[:REVIEW_CAMS]
@@ -64,21 +96,19 @@ def write_review_files(
 
 
 def write_report_for(
-    config: RunConfig,
     metrics: dict,
     samples: pd.DataFrame,
     evidence: list[MethodEvidence],
     chosen: MethodEvidence,
     model: Method,
-    pixels: Pixels,
-    normalize: Normalizer,
-    device: str,
+    prepared: Prepared,
     state: RunState,
 ) -> None:
     """report.html, drawn from the evidence of the best trusted method (`chosen`, its `model`):
     its embeddings, and the CAMs of its model on the top suspects (for their suggested class);
     the loss histograms of every method of `evidence`."""
     t = time.perf_counter()
+    pixels, normalize, device = prepared.pixels[0], prepared.normalize, prepared.device
     top = samples.sort_values("suspicion", ascending=False, kind="stable").index[:GALLERY]
     rows = top.to_numpy().copy()  # writable: torch.from_numpy warns on pandas' read-only array
     gallery = draw_gallery(model, pixels, rows, samples["suggested_label"].to_numpy()[rows],
@@ -87,7 +117,7 @@ def write_report_for(
         manifest=state.manifest, metrics=metrics, samples=samples,
         last_loss={ev.name: ev.signals["loss"][-1] for ev in evidence},
         embeddings=chosen.embeddings, gallery=gallery, class_names=state.manifest["class_names"],
-        seed=config.seed,
+        seed=prepared.config.seed,
     )  # fmt: skip
     write_text_atomic(state.run_dir / "report.html", report)
     state.timings["report"] = time.perf_counter() - t
