@@ -52,13 +52,8 @@ from auditor.datasets.registry import get_entry, load_registry
 from auditor.datasets.synth_faces import write_rafdb_layout
 from auditor.datasets.table import stratified_subset
 from auditor.training.augment import Augmenter, Normalizer
-from auditor.training.engine import (
-    TrainConfig,
-    optimisation_step,
-    resolve_amp,
-    resolve_device,
-    train,
-)
+from auditor.training.engine import TrainConfig, resolve_amp, resolve_device, train
+from auditor.training.step import optimisation_step
 from methods import build_method
 from methods.backbones import build_backbone
 from methods.base import Batch, Method

@@ -50,7 +50,7 @@ def test_normalizer_standardises_channels():
 
 
 def test_epoch_order_every_sample_once_and_balanced_extras():
-    from auditor.training.engine import epoch_order
+    from auditor.training.sampling import epoch_order
 
     labels = torch.tensor([0] * 6 + [1] * 2 + [2] * 3)
     order, recorded = epoch_order(

@@ -10,15 +10,10 @@ import pytest
 import torch
 
 from auditor.training.augment import Augmenter, Normalizer
-from auditor.training.engine import (
-    Step,
-    TrainConfig,
-    batch_bounds,
-    predict,
-    resolve_amp,
-    train,
-)
+from auditor.training.engine import TrainConfig, predict, resolve_amp, train
 from auditor.training.feed import batches, cache_on_device, place_pixels
+from auditor.training.sampling import batch_bounds
+from auditor.training.step import Step
 from methods import build_method
 from methods.backbones import build_backbone
 from tests.conftest import run_cli

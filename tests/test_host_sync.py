@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from auditor.training.augment import Augmenter, Normalizer
-from auditor.training.engine import Step, new_record
+from auditor.training.step import Step, new_record
 from methods import METHODS, build_method
 from methods.backbones import build_backbone
 

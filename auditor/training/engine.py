@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,8 +28,10 @@ from auditor.training.augment import Augmenter, Normalizer
 from auditor.training.checkpoint import resume_state, save_checkpoint
 from auditor.training.feed import batches, place_pixels
 from auditor.training.length import plateaued
-from auditor.training.signals import COMMON_SIGNALS, common_signals
-from methods.base import Batch, Method, StepOutput
+from auditor.training.sampling import batch_bounds, epoch_length, epoch_order
+from auditor.training.signals import common_signals
+from auditor.training.step import PROBS, Step, autocast, new_record, view_probs
+from methods.base import Method
 
 
 @dataclass(frozen=True)
@@ -77,50 +79,6 @@ def resolve_amp(name: str, device: str) -> bool:
     return name == "bf16"
 
 
-def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """[start, stop) of ceil(n / batch_size) near-equal batches over n positions: every sample
-    is seen every epoch and no batch is smaller than another by more than one (BatchNorm needs
-    more than one sample)."""
-    n_batches = max(1, -(-n // batch_size))
-    size, larger = divmod(n, n_batches)  # the first `larger` batches take one more
-    starts = [i * size + min(i, larger) for i in range(n_batches + 1)]
-    return list(zip(starts[:-1], starts[1:], strict=True))
-
-
-def epoch_order(
-    labels: torch.Tensor, *, balanced: bool, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sample order, recorded mask) of one epoch. Every sample comes exactly once with
-    recorded = True. With `balanced` (class-balanced sampling, as AffectNet users train), each
-    class is topped up with extra draws, with replacement, of its own samples until it has as
-    many as the largest class; those extra draws train but do not overwrite the signals, so
-    every sample's per-epoch signal stays its single recorded pass. (torchsampler's
-    ImbalancedDatasetSampler draws the whole epoch with replacement instead, which would leave
-    some samples without a signal.)"""
-    n = len(labels)
-    order = torch.arange(n)
-    if balanced:
-        counts = torch.bincount(labels)
-        extra = []
-        for c in torch.nonzero(counts).squeeze(1).tolist():
-            members = torch.nonzero(labels == c).squeeze(1)
-            need = int(counts.max()) - len(members)
-            if need > 0:
-                extra.append(members[torch.randint(len(members), (need,), generator=generator)])
-        order = torch.cat([order, *extra])
-    recorded = torch.arange(len(order)) < n
-    shuffle = torch.randperm(len(order), generator=generator)
-    return order[shuffle], recorded[shuffle]
-
-
-def epoch_length(labels: torch.Tensor, balanced: bool) -> int:
-    """Samples drawn per epoch by `epoch_order`."""
-    if not balanced:
-        return len(labels)
-    counts = torch.bincount(labels)
-    return int((counts > 0).sum() * counts.max())
-
-
 @torch.no_grad()
 def predict(
     method: Method,
@@ -140,94 +98,6 @@ def predict(
         logits.append(out.float().cpu())
         feats.append(pooled.float().cpu())
     return torch.cat(logits), torch.cat(feats)
-
-
-def autocast(device: str, enabled: bool) -> torch.autocast:
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def optimisation_step(
-    method: Method,
-    optimizer: torch.optim.Optimizer,
-    trainable: list[torch.nn.Parameter],
-    batch: Batch,
-    augment: Augmenter,
-    amp: bool,
-) -> StepOutput:
-    """The method's loss (under bf16 autocast when `amp`), backward, gradients averaged over
-    torchrun processes (a no-op outside torchrun), the optimiser step and the method's
-    after-step hook."""
-    with autocast(str(batch.x.device), amp):
-        out = method.training_step(batch, augment)
-    optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
-    distributed.average_gradients(trainable)
-    optimizer.step()
-    method.after_step()
-    return out
-
-
-@dataclass
-class Step:
-    """One optimisation step and its bookkeeping, for one training. `record[name]` is
-    [epochs, N + 1]: column N takes the extra draws of balanced sampling, which train but are
-    not recorded, so that no step has to select rows by a mask (a host sync on CUDA)."""
-
-    method: Method
-    optimizer: torch.optim.Optimizer
-    trainable: list[torch.nn.Parameter]
-    augment: Augmenter
-    normalize: Normalizer
-    pixels: Pixels  # uint8 [N, C, H, W], see `auditor.training.feed.place_pixels`
-    given: torch.Tensor  # [N] on the device: signals are read against the given label
-    current: torch.Tensor  # [N] on the device: what the method trains on (SCN relabels it)
-    record: dict[str, torch.Tensor]
-    amp: bool
-    relabels: list[torch.Tensor] = field(default_factory=list)  # this epoch's [5, B] per step
-
-    def run(self, epoch: int, raw: torch.Tensor, idx: torch.Tensor, slots: torch.Tensor) -> None:
-        """Train on the samples `idx` (on the device), whose uint8 images are `raw` (there too,
-        `auditor.training.feed.batches`), and write their signals of `epoch` to columns `slots`
-        (= idx, or N for an unrecorded draw)."""
-        x = self.normalize(raw).contiguous(memory_format=torch.channels_last)
-        batch = Batch(x, self.current[idx], idx, epoch)
-        out = optimisation_step(
-            self.method, self.optimizer, self.trainable, batch, self.augment, self.amp
-        )
-        for name, value in (common_signals(out.logits, self.given[idx]) | out.signals).items():
-            self.record[name][epoch].index_copy_(0, slots, value.detach().float())
-        self.record[PROBS][epoch].index_copy_(0, slots, view_probs(out.logits))
-        if out.new_labels is not None:
-            changed = (out.new_labels != batch.y).long()
-            epoch_col = torch.full_like(idx, epoch + 1)
-            self.relabels.append(torch.stack([idx, epoch_col, batch.y, out.new_labels, changed]))
-            self.current[idx] = out.new_labels
-
-    def epoch_relabels(self) -> torch.Tensor:
-        """[4, E] (index, epoch, from, to) of the labels this epoch's steps changed; clears."""
-        steps, self.relabels = self.relabels, []
-        if not steps:
-            return torch.zeros(4, 0, dtype=torch.long, device=self.current.device)
-        table = torch.cat(steps, dim=1)
-        return table[:4, table[4].bool()]
-
-
-PROBS = "probs"  # the record of `Step` that holds each epoch's probabilities, [epochs, N + 1, K]
-
-
-def view_probs(logits: torch.Tensor) -> torch.Tensor:
-    """softmax(logits) as float16, the precision the per-epoch probabilities are kept in."""
-    return torch.softmax(logits.detach().float(), dim=1).half()
-
-
-def new_record(method: Method, epochs: int, n: int, device: str) -> dict[str, torch.Tensor]:
-    """`Step.record`, zeros: [epochs, N + 1] per signal (the common ones and the method's own),
-    and [epochs, N + 1, K] float16 under PROBS."""
-    names = COMMON_SIGNALS + method.extra_signals
-    record = {s: torch.zeros(epochs, n + 1, device=device) for s in names}
-    classes = method.fc.out_features
-    record[PROBS] = torch.zeros(epochs, n + 1, classes, device=device, dtype=torch.float16)
-    return record
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
