@@ -1,5 +1,5 @@
 """The `audit` argument parser: every command's flags (`audit run`'s option flags generated
-from the declared options, `auditor.config.add_run_flags`), each stating its default."""
+from the declared options, `auditor.run_flags.add_run_flags`), each stating its default."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from auditor import commands
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """`--help` states every default: appends "(default X)" to an option's help, as
-    `auditor.config.add_flag` writes it for `audit run`'s generated flags, unless the help
+    `auditor.run_flags.add_flag` writes it for `audit run`'s generated flags, unless the help
     already states it, or the default is None (nothing is set unless given), a bool (an on/off
     flag, off by default unless its help says otherwise) or argparse's SUPPRESS (--help)."""
 
@@ -68,7 +68,7 @@ FORCE_HELP = (
 
 def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     """Every command's flags. `audit run`'s option flags are generated from the declared
-    options (`auditor.config.add_run_flags`: the methods of loaded plug-ins have theirs);
+    options (`auditor.run_flags.add_run_flags`: the methods of loaded plug-ins have theirs);
     building them imports the methods (torch), so `run_flags=False` leaves them out for the
     other commands."""
     parser = argparse.ArgumentParser(
@@ -93,7 +93,7 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
         "(default: a new run)",
     )
     if run_flags:
-        from auditor.config import add_run_flags
+        from auditor.run_flags import add_run_flags
 
         add_run_flags(p)
     p.add_argument(

@@ -4,14 +4,13 @@ the dataset's registry defaults over the declared defaults.
 Every option is declared once (`auditor.options.option`): the core ones as the fields of
 `RunConfig`, each method's in its options dataclass (`methods.base.Method.options_class`,
 flags `--<method>-<option>`), each noise model's in its own (`auditor.datasets.noise`, flags
-`--noise-<option>`). The `audit run` flags (`add_run_flags`), the merge (`resolve`), the
+`--noise-<option>`). The `audit run` flags (`auditor.run_flags`), the merge (`resolve`), the
 manifest's `config` (`RunConfig.as_dict`) and the validation are generated from those
 declarations.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -27,7 +26,6 @@ from auditor.options import (
     problems_with,
     public_name,
     spec_of,
-    value_type,
 )
 from auditor.training.engine import TrainConfig, resolve_amp
 from auditor.training.length import MAX_EPOCHS, MIN_EPOCHS
@@ -257,41 +255,6 @@ def part_keys(config: RunConfig | None = None) -> dict[str, tuple[str, str, str,
 
 def declared_defaults() -> dict[str, Any]:
     return {f.name: default_of(f) for f in CORE} | {k: v[-1] for k, v in part_keys().items()}
-
-
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per declared option: `--<option>` for the core ones, `--<method>-<option>` for
-    each registered method's, `--noise-<option>` for each noise model's. Every default is None,
-    so that only what the user typed overrides the preset and the dataset's defaults
-    (`resolve`)."""
-    part_keys()  # refuses a part option whose flag another option already has
-    for f in CORE:
-        spec = spec_of(f)
-        add_flag(parser, f.name, spec.help, value_type(RunConfig, f), spec.allowed(), default_of(f))
-    for group in GROUPS:
-        for part, cls in group.parts().items():
-            if not fields(cls):
-                continue
-            section = parser.add_argument_group(group.title.format(part))
-            for f in fields(cls):
-                spec = spec_of(f)
-                add_flag(section, group.prefix(part) + public_name(f), spec.help,
-                         value_type(cls, f), spec.allowed(), default_of(f))  # fmt: skip
-
-
-def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> None:
-    flag = "--" + key.replace("_", "-")
-    text = help + (f"; one of {', '.join(map(str, choices))}" if choices else "")
-    if kind is bool:
-        shown = "auto" if default is None else "on" if default else "off"
-        parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
-                            help=f"{text} (default {shown})")  # fmt: skip
-    elif kind is list:
-        parser.add_argument(flag, dest=key, action="append", help=f"{text} (default {','.join(default)})")  # fmt: skip
-    else:
-        shown = " (default: not set)" if default is None else f" (default {default})"
-        shown = "" if "(default" in text else shown  # the help states it already
-        parser.add_argument(flag, dest=key, type=kind, help=text + shown)
 
 
 def split_methods(value: Any) -> list[str]:

@@ -58,7 +58,7 @@ import auditor.detectors  # noqa: E402, F401  (registers the built-in detectors)
 from auditor import brain, ledger  # noqa: E402
 from auditor.annotations import Marks  # noqa: E402
 from auditor.decisions import DECISIONS  # noqa: E402
-from auditor.detectors.registry import voting  # noqa: E402
+from auditor.detectors.votes import detector_votes, voting_columns  # noqa: E402
 
 
 def dataset_name(manifest: dict) -> str:
@@ -94,24 +94,6 @@ def write_png(target: Path, pixels: np.ndarray) -> None:
 
     with atomic_path(target) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
-
-
-def voting_columns(samples: pd.DataFrame) -> list[str]:
-    """The `score_<name>` columns of the detectors that vote (`voting`): all but those of
-    detectors declared `votes=False`."""
-    return [c for c in samples.columns if c.startswith("score_") and voting(c[len("score_") :])]
-
-
-def detector_votes(samples: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """(for each sample, how many voting detectors rank it in their top k; the number of voting
-    detectors), k = the number of samples the ensemble flags (at least 1)."""
-    score_columns = voting_columns(samples)
-    k = max(int(samples["flag_suspicion"].sum()), 1)
-    votes = np.zeros(len(samples), dtype=np.int64)
-    for column in score_columns:
-        order = np.argsort(-samples[column].fillna(-np.inf).to_numpy(), kind="stable")
-        votes[order[:k]] += 1
-    return votes, len(score_columns)
 
 
 def fiftyone_samples(

@@ -226,7 +226,7 @@ def test_non_voting_detectors_count_in_no_votes_and_have_no_top_view():
     (declared `votes=False`); its score column stays."""
     import pandas as pd
 
-    from auditor.review import detector_votes, voting_columns
+    from auditor.detectors.votes import detector_votes, voting_columns
 
     samples = pd.DataFrame(
         {

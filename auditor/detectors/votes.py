@@ -1,0 +1,28 @@
+"""How many detectors vote for each sample (`audit review`'s `detector_votes` and its `top-`
+views): every detector that votes (`auditor.detectors.registry.voting`: all but those declared
+`votes=False`) puts its k most suspect samples forward, k = the number the ensemble flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from auditor.detectors.registry import voting
+
+
+def voting_columns(samples: pd.DataFrame) -> list[str]:
+    """The `score_<name>` columns of the detectors that vote (`voting`): all but those of
+    detectors declared `votes=False`."""
+    return [c for c in samples.columns if c.startswith("score_") and voting(c[len("score_") :])]
+
+
+def detector_votes(samples: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """(for each sample, how many voting detectors rank it in their top k; the number of voting
+    detectors), k = the number of samples the ensemble flags (at least 1)."""
+    score_columns = voting_columns(samples)
+    k = max(int(samples["flag_suspicion"].sum()), 1)
+    votes = np.zeros(len(samples), dtype=np.int64)
+    for column in score_columns:
+        order = np.argsort(-samples[column].fillna(-np.inf).to_numpy(), kind="stable")
+        votes[order[:k]] += 1
+    return votes, len(score_columns)
