@@ -1,4 +1,5 @@
-"""`python -m auditor ...` is `audit ...` (what torchrun starts: `torchrun ... -m auditor run ...`)."""
+"""`python -m auditor ...` is `audit ...` (what torchrun starts: `torchrun ... -m auditor
+run ...`)."""
 
 from auditor.cli import main
 

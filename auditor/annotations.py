@@ -109,9 +109,15 @@ def decide(marks: Marks, class_names: list[str]) -> tuple[str, int | None] | str
     if decision is None:
         return None if target is None else ("relabel", target)
     if decision == "keep" and target is not None and class_names[target] != marks.given:
-        return f"tagged keep but names class {class_names[target]!r} ({targets[target]}): relabel, or clear it"  # fmt: skip
+        return (
+            f"tagged keep but names class {class_names[target]!r} ({targets[target]}): "
+            "relabel, or clear it"
+        )
     if decision == "drop" and target is not None:
-        return f"tagged drop but names class {class_names[target]!r} ({targets[target]}): relabel, or clear it"  # fmt: skip
+        return (
+            f"tagged drop but names class {class_names[target]!r} ({targets[target]}): "
+            "relabel, or clear it"
+        )
     return decision, target if decision == "relabel" else None
 
 

@@ -79,14 +79,31 @@ def register_embeddings(
     for key in (VIS_KEY, SIMILARITY_KEY):
         if dataset.has_brain_run(key):
             dataset.delete_brain_run(key)
-    fob.compute_similarity(dataset, embeddings="embedding", backend="sklearn", metric="cosine",
-                           brain_key=SIMILARITY_KEY, progress=False)  # fmt: skip
+    fob.compute_similarity(
+        dataset,
+        embeddings="embedding",
+        backend="sklearn",
+        metric="cosine",
+        brain_key=SIMILARITY_KEY,
+        progress=False,
+    )
     rows = visualized_rows(flagged, seed)
-    print(f"audit: UMAP of {len(rows)} samples for the App's embeddings panel (the first run "
-          "also compiles it: up to a minute)", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"audit: UMAP of {len(rows)} samples for the App's embeddings panel (the first run "
+        "also compiles it: up to a minute)",
+        file=sys.stderr,
+        flush=True,
+    )
     view = dataset.select_by("audit_id", [str(s) for s in np.asarray(sample_ids)[rows]])
-    fob.compute_visualization(view, embeddings="embedding", method="umap", brain_key=VIS_KEY,
-                              seed=seed, verbose=False, progress=False)  # fmt: skip
+    fob.compute_visualization(
+        view,
+        embeddings="embedding",
+        method="umap",
+        brain_key=VIS_KEY,
+        seed=seed,
+        verbose=False,
+        progress=False,
+    )
 
 
 def visualized_rows(flagged: np.ndarray, seed: int) -> np.ndarray:
@@ -113,8 +130,10 @@ def set_cams(dataset: fo.Dataset, cams: dict[str, np.ndarray]) -> None:
     high = np.maximum(cams["cam"].max(axis=(1, 2)), cams["mirror_cam"].max(axis=(1, 2)))
     for field, maps in (("cam", cams["cam"]), ("cam_mirror", cams["mirror_cam"])):
         tags = kept.get(field, {})
-        heatmaps = [fo.Heatmap(map=m, range=[float(lo), float(hi)], tags=tags.get(sid) or [])
-                    for sid, m, lo, hi in zip(cams["sample_id"], maps, low, high, strict=True)]  # fmt: skip
+        heatmaps = [
+            fo.Heatmap(map=m, range=[float(lo), float(hi)], tags=tags.get(sid) or [])
+            for sid, m, lo, hi in zip(cams["sample_id"], maps, low, high, strict=True)
+        ]
         dataset.set_values(field, by_audit_id(cams["sample_id"], heatmaps), key_field="audit_id")
 
 
@@ -129,14 +148,21 @@ def set_duplicates(dataset: fo.Dataset, pairs: pd.DataFrame) -> None:
     ids = sorted(set(pairs["sample_id_a"]) | set(pairs["sample_id_b"]))
     if ids:
         index = {sid: i for i, sid in enumerate(ids)}
-        edges = (pairs["sample_id_a"].map(index).to_numpy(), pairs["sample_id_b"].map(index).to_numpy())  # fmt: skip
-        _, group = connected_components(coo_matrix((np.ones(len(pairs)), edges), shape=(len(ids),) * 2))  # fmt: skip
+        edges = (
+            pairs["sample_id_a"].map(index).to_numpy(),
+            pairs["sample_id_b"].map(index).to_numpy(),
+        )
+        _, group = connected_components(
+            coo_matrix((np.ones(len(pairs)), edges), shape=(len(ids),) * 2)
+        )
         partners: dict[str, list[str]] = {sid: [] for sid in ids}
         for a, b in zip(pairs["sample_id_a"], pairs["sample_id_b"], strict=True):
             partners[a].append(b)
             partners[b].append(a)
         dataset.set_values("duplicate_of", partners, key_field="audit_id")
-        dataset.set_values("duplicate_group", by_audit_id(np.asarray(ids), group.tolist()), key_field="audit_id")  # fmt: skip
+        dataset.set_values(
+            "duplicate_group", by_audit_id(np.asarray(ids), group.tolist()), key_field="audit_id"
+        )
     view = dataset.exists("duplicate_of").sort_by([("duplicate_group", 1), ("audit_id", 1)])
     dataset.save_view(DUPLICATES_VIEW, view, overwrite=True)
 

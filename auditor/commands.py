@@ -37,7 +37,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from auditor.write_guard import check_out_root
 
     under_torchrun = "LOCAL_RANK" in os.environ
-    cli = {k: v for k, v in vars(args).items() if k not in ("command", "func", "dataset", "resume", "nproc", "argv")}  # fmt: skip
+    cli = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "func", "dataset", "resume", "nproc", "argv")
+    }
     resume = None
     processes = args.nproc or 1
     if args.resume:
@@ -123,8 +127,10 @@ def cmd_review(args: argparse.Namespace) -> int:
     from auditor.review import launch, load_into_fiftyone
 
     dataset = load_into_fiftyone(Path(args.run_dir), top=args.top)
-    print(f"FiftyOne dataset {dataset.name}: {len(dataset)} samples, "
-          f"saved views: {', '.join(dataset.list_saved_views())}")  # fmt: skip
+    print(
+        f"FiftyOne dataset {dataset.name}: {len(dataset)} samples, "
+        f"saved views: {', '.join(dataset.list_saved_views())}"
+    )
     if not args.launch:
         return 0
     launch(dataset, args.address, args.port)

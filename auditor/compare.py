@@ -40,10 +40,18 @@ def detector_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
         noise = metrics.get("noise") or {}
         ranked_as = dropped_to_kept(metrics)
         for name, m in (metrics.get("detectors") or {}).items():
-            rows.append({"run": str(run_dir), "run_id": manifest["run_id"], "dataset": manifest.get("dataset"),
-                         "noise_type": noise.get("type"), "noise_rate": noise.get("real_rate"),
-                         "detector": name, "ranked_as": ranked_as.get(name)}
-                        | {c: m.get(c) for c in METRIC_COLUMNS})  # fmt: skip
+            rows.append(
+                {
+                    "run": str(run_dir),
+                    "run_id": manifest["run_id"],
+                    "dataset": manifest.get("dataset"),
+                    "noise_type": noise.get("type"),
+                    "noise_rate": noise.get("real_rate"),
+                    "detector": name,
+                    "ranked_as": ranked_as.get(name),
+                }
+                | {c: m.get(c) for c in METRIC_COLUMNS}
+            )
     frame = pd.DataFrame(
         rows,
         columns=[
@@ -66,10 +74,17 @@ def accuracy_table(runs: list[tuple[Path, dict, dict]]) -> pd.DataFrame:
     """Per run and method: the accuracy protocols and the `split` they were read on (test, or
     the validation split the run held out)."""
     rows = [
-        {"run_id": manifest["run_id"], "method": method, "split": split_of(metrics),
-         "last": a.get("last"), "best": a.get("best"), "last5_mean": a.get("last5_mean")}
-        for _, manifest, metrics in runs for method, a in (metrics.get("accuracy") or {}).items()
-    ]  # fmt: skip
+        {
+            "run_id": manifest["run_id"],
+            "method": method,
+            "split": split_of(metrics),
+            "last": a.get("last"),
+            "best": a.get("best"),
+            "last5_mean": a.get("last5_mean"),
+        }
+        for _, manifest, metrics in runs
+        for method, a in (metrics.get("accuracy") or {}).items()
+    ]
     return pd.DataFrame(rows, columns=["run_id", "method", "split", "last", "best", "last5_mean"])
 
 
@@ -85,9 +100,11 @@ def validation_caution(runs: list[tuple[Path, dict, dict]]) -> list[str]:
     own = [f"run{i + 1}" for i, (_, _, m) in enumerate(runs) if split_of(m) == "validation"]
     if not own:
         return []
-    return [f"{', '.join(own)}: accuracy read on the run's own validation split, against its "
-            "given labels; across runs that differ in labels or samples it is not the same "
-            "measure (give the dataset a test split to compare runs)"]  # fmt: skip
+    return [
+        f"{', '.join(own)}: accuracy read on the run's own validation split, against its "
+        "given labels; across runs that differ in labels or samples it is not the same "
+        "measure (give the dataset a test split to compare runs)"
+    ]
 
 
 def pr_panels(runs: list[tuple[Path, dict, dict]], top: int = 5) -> list[tuple]:
@@ -151,9 +168,10 @@ def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) 
 def legend_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
     """The runs' short names (`run1`, ... in the order given), used by every table and sentence."""
     return ["runs"] + [
-        f"  run{i + 1} = {m['run_id']} ({m.get('dataset')}, noise {(met.get('noise') or {}).get('type')})"
+        f"  run{i + 1} = {m['run_id']} ({m.get('dataset')}, "
+        f"noise {(met.get('noise') or {}).get('type')})"
         for i, (_, m, met) in enumerate(runs)
-    ]  # fmt: skip
+    ]
 
 
 def rank_identical_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
@@ -231,7 +249,9 @@ def seed_stds(runs: list[tuple[Path, dict, dict]], method: str) -> list[float | 
         config = manifest.get("config")
         if config is None:  # `audit score` runs
             return None
-        return json.dumps({k: v for k, v in config.items() if k not in ("seed", "out")}, sort_keys=True)  # fmt: skip
+        return json.dumps(
+            {k: v for k, v in config.items() if k not in ("seed", "out")}, sort_keys=True
+        )
 
     groups: dict[str, dict[object, float]] = {}
     for _, manifest, metrics in runs:
@@ -252,8 +272,11 @@ def spread_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
     methods = dict.fromkeys(m for _, _, met in runs for m in (met.get("accuracy") or {}))
     lines = []
     for method in methods:
-        have = [i for i, (_, _, met) in enumerate(runs)
-                if ((met.get("accuracy") or {}).get(method) or {}).get("last5_mean") is not None]  # fmt: skip
+        have = [
+            i
+            for i, (_, _, met) in enumerate(runs)
+            if ((met.get("accuracy") or {}).get(method) or {}).get("last5_mean") is not None
+        ]
         stds = seed_stds(runs, method)
         for i in have[1:]:
             first, other = runs[have[0]][2]["accuracy"][method], runs[i][2]["accuracy"][method]
@@ -261,8 +284,11 @@ def spread_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
             names = (f"run{have[0] + 1}", f"run{i + 1}")
             lines.append(spread_sentence(method, names, first, other, max(pair) if pair else None))
     if lines:
-        lines.insert(0, "test accuracy (last-5 mean), each run against the first: a difference "
-                        f"beyond {SPREAD_FACTOR}x the spread is taken as real")  # fmt: skip
+        lines.insert(
+            0,
+            "test accuracy (last-5 mean), each run against the first: a difference "
+            f"beyond {SPREAD_FACTOR}x the spread is taken as real",
+        )
     return lines
 
 
@@ -335,5 +361,7 @@ def compare_runs(run_dirs: list[Path], out: str | None, *, force: bool = False) 
     else:
         lines += ["no run knows the truth: no detector metrics to compare", ""]
     lines += rank_identical_lines(runs) + [""]
-    lines += [f"wrote {table}, {frame.name}, {accuracy_file.name}" + (f", {figure.name}" if drew else "")]  # fmt: skip
+    lines += [
+        f"wrote {table}, {frame.name}, {accuracy_file.name}" + (f", {figure.name}" if drew else "")
+    ]
     return lines

@@ -53,13 +53,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 class RunConfig:
     dataset: str
     method: list[str] = option(
-        ["ce", "eac"], "the methods to train (repeatable or comma-separated)",
+        ["ce", "eac"],
+        "the methods to train (repeatable or comma-separated)",
         choices=lambda: tuple(METHODS),
-    )  # fmt: skip
+    )
     preset: str | None = option(
-        None, "paper: the papers' settings (resnet18, 224 px, Adam 2e-4, 60 epochs, batch 256)",
+        None,
+        "paper: the papers' settings (resnet18, 224 px, Adam 2e-4, 60 epochs, batch 256)",
         choices=PRESETS,
-    )  # fmt: skip
+    )
     noise_rate: float = option(
         0.0,
         "inject this fraction of label noise (datasets.yaml may set its own)",
@@ -95,7 +97,8 @@ class RunConfig:
     backbone: str = option("resnet-small", "the network under every method", choices=BACKBONES)
     weights: str | None = option(
         None,
-        "backbone checkpoint (.pth: state dict, {'state_dict': ...}, MS-Celeb layout) or 'imagenet'",
+        "backbone checkpoint (.pth: state dict, {'state_dict': ...}, MS-Celeb layout) or "
+        "'imagenet'",
     )
     allow_partial_weights: bool = option(
         False, "load a checkpoint even when some backbone tensors do not match"
@@ -150,7 +153,8 @@ class RunConfig:
     )
     strict: bool = option(
         False,
-        "an image that cannot be decoded is an error (off: it is skipped and listed in the manifest)",
+        "an image that cannot be decoded is an error (off: it is skipped and listed in the "
+        "manifest)",
     )
     report: bool = option(True, "write report.html (its UMAP map and CAM gallery)")
     balanced_sampling: bool = option(
@@ -165,7 +169,9 @@ class RunConfig:
         at_least=0,
         at_most=2**32 - 1,
     )
-    device: str = option("auto", "auto: cuda when visible, else cpu", choices=("auto", "cpu", "cuda"))  # fmt: skip
+    device: str = option(
+        "auto", "auto: cuda when visible, else cpu", choices=("auto", "cpu", "cuda")
+    )
     amp: str = option(
         "auto",
         "bf16 autocast of the forward pass and loss; auto: on for CUDA, off on CPU",
@@ -195,7 +201,8 @@ class RunConfig:
         return {"dataset": self.dataset} | core | parts
 
     def train_config(self, device: str) -> TrainConfig:
-        """The engine's settings; `flip` must be decided first (`auditor.data_choices.decide_flip`)."""
+        """The engine's settings; `flip` must be decided first
+        (`auditor.data_choices.decide_flip`)."""
         if self.flip is None:
             raise ValueError("decide --flip before training (auditor.data_choices.decide_flip)")
         return TrainConfig(
@@ -228,11 +235,19 @@ class Group:
 
 
 GROUPS = (
-    Group("methods", lambda: {n: c.options_class for n, c in METHODS.items()},
-          lambda name: f"{name}_", "{} options"),
-    Group("noise_models", lambda: {n: m.options_class for n, m in NOISE_MODELS.items()},
-          lambda name: "noise_", "{} noise options"),
-)  # fmt: skip
+    Group(
+        "methods",
+        lambda: {n: c.options_class for n, c in METHODS.items()},
+        lambda name: f"{name}_",
+        "{} options",
+    ),
+    Group(
+        "noise_models",
+        lambda: {n: m.options_class for n, m in NOISE_MODELS.items()},
+        lambda name: "noise_",
+        "{} noise options",
+    ),
+)
 
 
 def part_keys(config: RunConfig | None = None) -> dict[str, tuple[str, str, str, Any]]:
@@ -258,7 +273,8 @@ def declared_defaults() -> dict[str, Any]:
 
 
 def split_methods(value: Any) -> list[str]:
-    """`ce,eac` or ["ce", "eac"] or repeated flags -> ["ce", "eac"] (order kept, duplicates dropped)."""
+    """`ce,eac` or ["ce", "eac"] or repeated flags -> ["ce", "eac"] (order kept, duplicates
+    dropped)."""
     items = value if isinstance(value, list) else [value]
     names = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
     return list(dict.fromkeys(names))

@@ -47,7 +47,9 @@ def export_relabels(
     manifest, _ = read_run(run_dir)
     samples = read_samples(run_dir)
     class_names = manifest["class_names"]
-    default = "relabel-reviewed.csv" if from_fiftyone else f"suspects{f'-top{top}' if top else ''}.csv"  # fmt: skip
+    default = (
+        "relabel-reviewed.csv" if from_fiftyone else f"suspects{f'-top{top}' if top else ''}.csv"
+    )
     target = check_out(
         run_dir / default if out is None else out,
         dataset_roots=[run_dataset_root(manifest)],
@@ -60,15 +62,26 @@ def export_relabels(
         from auditor.review import dataset_name, marks_from_fiftyone, open_dataset
 
         dataset = open_dataset(manifest)
-        reading = read_marks(marks_from_fiftyone(dataset), class_names, f"FiftyOne dataset {dataset.name}")  # fmt: skip
-        frame = reviewed_frame(samples, class_names, manifest["run_id"], reading.decided,
-                               f"fiftyone:{dataset_name(manifest)}")  # fmt: skip
+        reading = read_marks(
+            marks_from_fiftyone(dataset), class_names, f"FiftyOne dataset {dataset.name}"
+        )
+        frame = reviewed_frame(
+            samples,
+            class_names,
+            manifest["run_id"],
+            reading.decided,
+            f"fiftyone:{dataset_name(manifest)}",
+        )
         write_csv(target, frame)
         added = ledger.append(path, ledger_rows(frame), manifest["run_id"])
-        lines = ["decisions: " + ", ".join(f"{k} {v}" for k, v in reading.counts().items()),
-                 f"review ledger {path}: {added} decisions added"]  # fmt: skip
+        lines = [
+            "decisions: " + ", ".join(f"{k} {v}" for k, v in reading.counts().items()),
+            f"review ledger {path}: {added} decisions added",
+        ]
         if reading.undecided:
-            lines.append(f"touched but undecided (remarks only): {', '.join(reading.undecided[:10])}")  # fmt: skip
+            lines.append(
+                f"touched but undecided (remarks only): {', '.join(reading.undecided[:10])}"
+            )
         return target, len(frame), lines
     state = ledger.review_state(samples, ledger.read_ledger(path))
     chosen = samples if include_reviewed else samples[~state["reviewed"].to_numpy()]
@@ -138,5 +151,9 @@ def apply_relabels(run_dir: Path, relabels: Path, out: str | Path, *, force: boo
     labels[[row_of[sid] for sid in corrected.index]] = corrected.to_numpy()
     written = write_label_file(target, table, labels, entry.kind)
     changed = int(sum(given[sid] != label for sid, label in decisions.relabel.items()))
-    added = ledger.append(ledger.ledger_path(run_dir), decision_rows(decisions, samples, class_names, relabels), manifest["run_id"])  # fmt: skip
+    added = ledger.append(
+        ledger.ledger_path(run_dir),
+        decision_rows(decisions, samples, class_names, relabels),
+        manifest["run_id"],
+    )
     return decisions.counts() | {"changed": changed, "rows_written": written, "ledger_added": added}

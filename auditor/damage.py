@@ -5,8 +5,8 @@ checkpoint that cannot be read, or not as `auditor.training.checkpoint` saves it
 (`load_checkpoint`).
 
 Shared by the run folder's readers (`auditor.outputs.run_readers`, `auditor.resume`) and the
-training loop (`auditor.training.checkpoint`), so it imports neither: `audit run --resume` checks every
-checkpoint before it changes anything, and the loop loads each through the same check.
+training loop (`auditor.training.checkpoint`), so it imports neither: `audit run --resume`
+checks every checkpoint before it changes anything, and the loop loads each through the same check.
 """
 
 from __future__ import annotations
@@ -59,8 +59,15 @@ class OneOf:
     values: tuple
 
 
-KIND_NAMES = {None: "null", bool: "true or false", int: "an integer", float: "a number",
-              str: "a string", dict: "an object", list: "a list"}  # fmt: skip
+KIND_NAMES = {
+    None: "null",
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "an object",
+    list: "a list",
+}
 
 
 def shape_name(shape: Any) -> str:
@@ -102,7 +109,9 @@ def shape_problem(value: Any, shape: Any, where: str = "") -> str | None:
                 if isinstance(inner, Opt):
                     continue
                 return f"has no `{inside}`"
-            problem = shape_problem(value[key], inner.shape if isinstance(inner, Opt) else inner, inside)  # fmt: skip
+            problem = shape_problem(
+                value[key], inner.shape if isinstance(inner, Opt) else inner, inside
+            )
             if problem:
                 return problem
         return None
@@ -116,7 +125,13 @@ def file_problem(path: Path) -> str | None:
     file (a folder, a FIFO that would block its reader); None when it is one."""
     if path.is_file():
         return None
-    return "is missing" if not path.exists() else "is a folder, not a file" if path.is_dir() else "is not a regular file"  # fmt: skip
+    return (
+        "is missing"
+        if not path.exists()
+        else "is a folder, not a file"
+        if path.is_dir()
+        else "is not a regular file"
+    )
 
 
 def run_file(path: Path) -> Path:

@@ -64,8 +64,10 @@ def working_size(config: RunConfig, table: SampleTable, entry: DatasetEntry) -> 
         return config
     size = max(own, 8)  # the option's lower bound
     own_words = "the images' own" if size == own else f"the smallest (the images are {own} px)"
-    say(f"working size {size} px, {own_words}, not the default {config.image_size} px "
-        "(--image-size sets it)")  # fmt: skip
+    say(
+        f"working size {size} px, {own_words}, not the default {config.image_size} px "
+        "(--image-size sets it)"
+    )
     return replace(config, image_size=size)
 
 
@@ -89,12 +91,16 @@ def hold_out(labels: np.ndarray, config: RunConfig, has_test: bool) -> np.ndarra
         return None
     held = validation_split(labels, config.validation, config.seed)
     if len(held) == 0:
-        say(f"no validation split: --validation {config.validation:g} of the smallest classes "
-            "rounds to no sample; the rules that read accuracy have none to read")  # fmt: skip
+        say(
+            f"no validation split: --validation {config.validation:g} of the smallest classes "
+            "rounds to no sample; the rules that read accuracy have none to read"
+        )
         return None
-    say(f"no test split: holds out {len(held)} of the {len(labels)} training samples as a "
+    say(
+        f"no test split: holds out {len(held)} of the {len(labels)} training samples as a "
         f"validation split (--validation {config.validation:g}, stratified by given label), "
-        "never trained on, still audited")  # fmt: skip
+        "never trained on, still audited"
+    )
     return held
 
 
@@ -150,15 +156,31 @@ class MirrorProbe:
                 ]
             rows = np.concatenate([rest, held])  # the probe's own samples: trained, then held out
             epochs = min(PROBE_EPOCHS, self.config.epochs or PROBE_EPOCHS)
-            say(f"measuring mirror symmetry: {epochs} epochs of ce without flips on {len(rest)} "
-                f"training images, read on {len(held)} held-out ones")  # fmt: skip
+            say(
+                f"measuring mirror symmetry: {epochs} epochs of ce without flips on {len(rest)} "
+                f"training images, read on {len(held)} held-out ones"
+            )
             settings = replace(self.config, flip=False, epochs=epochs).train_config(self.device)
             model = self.make(self.config.seed)
-            train(model, take(self.pixels, rows), torch.from_numpy(self.given[rows]), None, None,
-                  self.normalize, settings, final_pass=False,
-                  held_out=np.arange(len(rest), len(rows)))  # fmt: skip
-            measured = mirror_accuracy(model, take(self.pixels, held), self.given[held],
-                                       self.normalize, self.device, amp=settings.amp)  # fmt: skip
+            train(
+                model,
+                take(self.pixels, rows),
+                torch.from_numpy(self.given[rows]),
+                None,
+                None,
+                self.normalize,
+                settings,
+                final_pass=False,
+                held_out=np.arange(len(rest), len(rows)),
+            )
+            measured = mirror_accuracy(
+                model,
+                take(self.pixels, held),
+                self.given[held],
+                self.normalize,
+                self.device,
+                amp=settings.amp,
+            )
         self.seconds = time.perf_counter() - start
         return distributed.broadcast_object(measured)
 
@@ -178,9 +200,11 @@ def decide_flip(
     if flag is None:
         say(decision.sentence(entry.name))
         if not decision.flip:
-            say("flip attention (how differently a model attends to an image and to its "
+            say(
+                "flip attention (how differently a model attends to an image and to its "
                 "mirror) is not scored: without mirror symmetry it measures nothing about the "
-                "label")  # fmt: skip
+                "label"
+            )
     methods, warnings = methods_for_mirror(
         config.method, "method" in config.explicit, decision, entry.name
     )

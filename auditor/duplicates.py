@@ -74,7 +74,7 @@ def near_pairs(unit: torch.Tensor, labels: np.ndarray) -> set[tuple[int, int]]:
     a, j = np.nonzero(dist < threshold)
     b = idx[a, j]
     keep = labels[a] != labels[b]
-    return {(min(x, y), max(x, y)) for x, y in zip(a[keep].tolist(), b[keep].tolist(), strict=True)}  # fmt: skip
+    return {(min(x, y), max(x, y)) for x, y in zip(a[keep].tolist(), b[keep].tolist(), strict=True)}
 
 
 def near_duplicates(
@@ -91,7 +91,9 @@ def near_duplicates(
     unit = F.normalize(torch.as_tensor(np.asarray(embeddings, dtype=np.float32)), dim=1)
     exact = exact_pairs(pixels, labels)
     near = near_pairs(unit, labels) - exact
-    pairs = [(a, b, kind) for kind, found in (("exact", exact), ("near", near)) for a, b in sorted(found)]  # fmt: skip
+    pairs = [
+        (a, b, kind) for kind, found in (("exact", exact), ("near", near)) for a, b in sorted(found)
+    ]
     a = np.array([p[0] for p in pairs], dtype=np.int64)
     b = np.array([p[1] for p in pairs], dtype=np.int64)
     distance = (1.0 - (unit[a] * unit[b]).sum(dim=1)).clamp_min(0.0).double().numpy()

@@ -140,8 +140,9 @@ def read_early(
     if held_out is not None:
         trained[held_out] = False
     fit = ev.signals["correct"][:, trained].mean(axis=1)
-    reading = early_reading(ev.name, fit, ev.epoch_accuracy, ev.signals["loss"][:, trained],
-                            ev.epoch_probs.shape[2])  # fmt: skip
+    reading = early_reading(
+        ev.name, fit, ev.epoch_accuracy, ev.signals["loss"][:, trained], ev.epoch_probs.shape[2]
+    )
     if not reading.memorised:
         return ev, reading
     if not ev.epoch_probs[reading.first - 1 : reading.last].any(axis=(1, 2)).all():

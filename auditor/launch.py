@@ -21,8 +21,11 @@ def main(argv: list[str]) -> int:
         return 130
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
-        print(f"audit: training process {rank} exited with code {failure.exitcode}; its "
-              "message is above", file=sys.stderr)  # fmt: skip
+        print(
+            f"audit: training process {rank} exited with code {failure.exitcode}; its "
+            "message is above",
+            file=sys.stderr,
+        )
         return failure.exitcode if failure.exitcode > 0 else 1
     return 0
 

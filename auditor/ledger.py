@@ -56,10 +56,14 @@ def read_ledger(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise UserError(f"review ledger {path} cannot be read ({err}); restore it or move it away") from err  # fmt: skip
+        raise UserError(
+            f"review ledger {path} cannot be read ({err}); restore it or move it away"
+        ) from err
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
-        raise UserError(f"review ledger {path} lacks the columns {missing}; restore it or move it away")  # fmt: skip
+        raise UserError(
+            f"review ledger {path} lacks the columns {missing}; restore it or move it away"
+        )
     return frame[COLUMNS].map(restore_cell)
 
 

@@ -48,8 +48,9 @@ def train_all(
         evidence.append(ev)
         accuracy[name] = accuracy_protocols(ev.epoch_accuracy)
         if prepared.config.epochs is None:
-            lengths[name] = length_reason(ev.epoch_accuracy, len(ev.signals["loss"]),
-                                          prepared.split)  # fmt: skip
+            lengths[name] = length_reason(
+                ev.epoch_accuracy, len(ev.signals["loss"]), prepared.split
+            )
             if distributed.rank() == 0:
                 print(f"audit: {name}: trained {lengths[name]}", file=sys.stderr)
         after_each(name, seconds)
@@ -112,12 +113,20 @@ def train_method(
         bar.total = epochs * (trained + others)
         bar.refresh()
         if config.folds >= 2:
-            oos = cross_fit(make, pixels, given, normalize, train_config, config.folds,
-                            progress=tick)  # fmt: skip
+            oos = cross_fit(
+                make, pixels, given, normalize, train_config, config.folds, progress=tick
+            )
             evidence = replace(evidence, oos_probs=oos)
         if config.aum_threshold:
-            aum_runs = aum_threshold_run(make, pixels, given, prepared.train_table.num_classes,
-                                         normalize, train_config, progress=tick)  # fmt: skip
+            aum_runs = aum_threshold_run(
+                make,
+                pixels,
+                given,
+                prepared.train_table.num_classes,
+                normalize,
+                train_config,
+                progress=tick,
+            )
             evidence = replace(evidence, aum_runs=aum_runs)
     check_converged(evidence, config)
     return evidence, time.perf_counter() - start, model
@@ -128,13 +137,18 @@ def check_converged(evidence: MethodEvidence, config: RunConfig) -> None:
     (from values within their declared bounds that still overflow the loss: a high rate, a
     heavy loss weight, a checkpoint of huge weights) would be scored as if they meant
     something. The message names the rate, the method's numeric options and the weights."""
-    outputs = {"probabilities": evidence.final_probs, "cross-fitted probabilities":
-               evidence.oos_probs, "embeddings": evidence.embeddings}  # fmt: skip
+    outputs = {
+        "probabilities": evidence.final_probs,
+        "cross-fitted probabilities": evidence.oos_probs,
+        "embeddings": evidence.embeddings,
+    }
     for what, values in outputs.items():
         if values is not None and not np.isfinite(values).all():
-            own = [f"--{key.replace('_', '-')} {value:g}"
-                   for key, (group, part, _, value) in part_keys(config).items()
-                   if (group, part) == ("methods", evidence.name) and isinstance(value, float)]  # fmt: skip
+            own = [
+                f"--{key.replace('_', '-')} {value:g}"
+                for key, (group, part, _, value) in part_keys(config).items()
+                if (group, part) == ("methods", evidence.name) and isinstance(value, float)
+            ]
             weights = [f"--weights {config.weights}"] if config.weights else []
             raise SettingError(
                 f"{evidence.name}: training diverged, its {what} are NaN or infinite. Its "

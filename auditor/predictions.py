@@ -19,8 +19,13 @@ from auditor.evaluation import evaluate_detectors
 from auditor.outputs.run_folder import RunState, write_run_files
 from auditor.scoring import score_probabilities
 
-EMPTY_DYNAMICS = pa.table({"epoch": pa.array([], pa.int64()), "sample_id": pa.array([], pa.string()),
-                           "method": pa.array([], pa.string())})  # fmt: skip
+EMPTY_DYNAMICS = pa.table(
+    {
+        "epoch": pa.array([], pa.int64()),
+        "sample_id": pa.array([], pa.string()),
+        "method": pa.array([], pa.string()),
+    }
+)
 
 
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
@@ -37,7 +42,11 @@ def load_array(path: str | Path, what: str) -> np.ndarray:
     file = Path(path)
     if not file.is_file():
         kind = "a folder" if file.is_dir() else "not a regular file"
-        raise UserError(f"{what} {path}: {kind}, not a .npy file" if file.exists() else f"{what} {path}: no such file")  # fmt: skip
+        raise UserError(
+            f"{what} {path}: {kind}, not a .npy file"
+            if file.exists()
+            else f"{what} {path}: no such file"
+        )
     try:
         with file.open("rb") as handle:
             npy = handle.read(len(NPY_MAGIC)) == NPY_MAGIC
@@ -116,18 +125,35 @@ def score_predictions(
         if true is None
         else {"type": "given-vs-true", "real_rate": float((given != true).mean())}
     )
-    state = RunState.start(Path(out), "score", ["probs"], {
-        "command": argv, "dataset": "score", "pred_probs": str(pred_probs), "labels": str(labels),
-        "true_labels": true_labels, "n_train": n, "class_names": [str(c) for c in range(k)], "noise": noise,
-    })  # fmt: skip
+    state = RunState.start(
+        Path(out),
+        "score",
+        ["probs"],
+        {
+            "command": argv,
+            "dataset": "score",
+            "pred_probs": str(pred_probs),
+            "labels": str(labels),
+            "true_labels": true_labels,
+            "n_train": n,
+            "class_names": [str(c) for c in range(k)],
+            "noise": noise,
+        },
+    )
     with state.recording(t0):
         scores = score_probabilities(probs, given)
         detectors = evaluate_detectors(scores.scores, scores.flags, given, true)
-        metrics = {"accuracy": {}, "detectors": detectors, "noise": noise,
-                   "ensemble": {"members": scores.ensemble_members,
-                                "flagged": int(scores.flags["suspicion"].sum()),
-                                "decisions": scores.decisions},
-                   "rank_identical": scores.rank_identical}  # fmt: skip
+        metrics = {
+            "accuracy": {},
+            "detectors": detectors,
+            "noise": noise,
+            "ensemble": {
+                "members": scores.ensemble_members,
+                "flagged": int(scores.flags["suspicion"].sum()),
+                "decisions": scores.decisions,
+            },
+            "rank_identical": scores.rank_identical,
+        }
         write_run_files(
             state.run_dir,
             sample_ids=np.array([f"{i:07d}" for i in range(n)]),

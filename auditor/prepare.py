@@ -75,8 +75,14 @@ class Prepared:
     def new_model(self, name: str, seed: int, classes: int | None = None) -> Method:
         """A new model of method `name` (of `classes` outputs, default the dataset's): its
         backbone initialised from `seed` alone, then given the --weights state dict."""
-        return make_method(name, self.config, classes or self.train_table.num_classes,
-                           self.train_table.channels, self.weights, seed)  # fmt: skip
+        return make_method(
+            name,
+            self.config,
+            classes or self.train_table.num_classes,
+            self.train_table.channels,
+            self.weights,
+            seed,
+        )
 
 
 def prepare(config: RunConfig, entry: DatasetEntry, resumed: bool) -> Prepared:
@@ -101,24 +107,49 @@ def prepare(config: RunConfig, entry: DatasetEntry, resumed: bool) -> Prepared:
     normalize, normalisation = choose_normalizer(pixels[0], config.weights)
     probe = MirrorProbe(
         lambda seed: make_method("ce", config, table.num_classes, table.channels, weights, seed),
-        config, pixels[0], labels.given, held_out, normalize, device,
-    )  # fmt: skip
+        config,
+        pixels[0],
+        labels.given,
+        held_out,
+        normalize,
+        device,
+    )
     config, mirror = decide_flip(config, entry, probe, table.num_classes)
     manifest = {
-        "dataset": entry.name, "dataset_kind": entry.kind,
-        "dataset_fingerprint": table.fingerprint(), "config": config.as_dict(),
-        "device": device, "seed": config.seed, "noise": labels.noise,
+        "dataset": entry.name,
+        "dataset_kind": entry.kind,
+        "dataset_fingerprint": table.fingerprint(),
+        "config": config.as_dict(),
+        "device": device,
+        "seed": config.seed,
+        "noise": labels.noise,
         "precision": "bf16 autocast" if resolve_amp(config.amp, device) else "float32",
-        "n_train": len(train_table), "n_test": len(test_table),
+        "n_train": len(train_table),
+        "n_test": len(test_table),
         "class_names": table.class_names,
         "dataset_notes": table.extra,
-        "skipped": skipped, "labels_file": labels_info, "weights": weights_info,
-        "normalisation": normalisation, "processes": distributed.world_size(),
+        "skipped": skipped,
+        "labels_file": labels_info,
+        "weights": weights_info,
+        "normalisation": normalisation,
+        "processes": distributed.world_size(),
         "validation": validation_record(train_table, held_out, config),
         "mirror_symmetry": mirror.as_dict(),
-    }  # fmt: skip
-    return Prepared(config, entry, train_table, test_table, pixels, labels, held_out, device,
-                    weights, normalize, manifest, probe.seconds)  # fmt: skip
+    }
+    return Prepared(
+        config,
+        entry,
+        train_table,
+        test_table,
+        pixels,
+        labels,
+        held_out,
+        device,
+        weights,
+        normalize,
+        manifest,
+        probe.seconds,
+    )
 
 
 def split_and_limit(table: SampleTable, config: RunConfig) -> tuple[SampleTable, SampleTable]:
@@ -143,8 +174,15 @@ def decode(
     tables, pixels, skipped = [], [], []
     for table in (train, test):
         px, failures = load_pixels(table, config.image_size, config.workers, config.image_cache)
-        skipped += [{"sample_id": str(table.sample_ids[i]), "filepath": str(table.filepaths[i]),
-                     "split": str(table.split[i]), "reason": reason} for i, reason in failures.items()]  # fmt: skip
+        skipped += [
+            {
+                "sample_id": str(table.sample_ids[i]),
+                "filepath": str(table.filepaths[i]),
+                "split": str(table.split[i]),
+                "reason": reason,
+            }
+            for i, reason in failures.items()
+        ]
         keep = np.setdiff1d(np.arange(len(table)), np.fromiter(failures, dtype=np.int64))
         tables.append(table.select(keep) if failures else table)
         pixels.append(take(px, keep) if failures else px)
@@ -154,8 +192,11 @@ def decode(
         listing = "; ".join(f"{s['filepath']}: {s['reason']}" for s in skipped[:5])
         if config.strict:
             raise UserError(f"{len(skipped)} images cannot be decoded (--strict): {listing}")
-        print(f"audit: skipped {len(skipped)} undecodable images ({listing}); listed in manifest.json",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"audit: skipped {len(skipped)} undecodable images ({listing}); listed in "
+            "manifest.json",
+            file=sys.stderr,
+        )
     return tables[0], tables[1], (pixels[0], pixels[1]), skipped
 
 
@@ -227,8 +268,12 @@ def backbone_weights(config: RunConfig, in_channels: int) -> tuple[dict | None, 
         config.weights, backbone, config.backbone, allow_partial=config.allow_partial_weights
     )
     print(report.summary(), file=sys.stderr)
-    return weights, {"source": config.weights, "matched": report.matched,
-                     "expected": report.expected, "ignored": report.unused}  # fmt: skip
+    return weights, {
+        "source": config.weights,
+        "matched": report.matched,
+        "expected": report.expected,
+        "ignored": report.unused,
+    }
 
 
 def choose_normalizer(pixels: Pixels, weights: str | None) -> tuple[Normalizer, dict]:
@@ -245,6 +290,9 @@ def choose_normalizer(pixels: Pixels, weights: str | None) -> tuple[Normalizer, 
 def warn_if_from_scratch(config: RunConfig) -> None:
     """One warning on stderr (process 0 only) when --preset paper trains without --weights."""
     if config.preset == "paper" and config.weights is None and distributed.rank() == 0:
-        print(f"audit: warning: --preset paper without --weights trains {config.backbone} from "
-              "scratch; the papers' numbers need a face-pretrained backbone (the MS-Celeb-1M "
-              "ResNet-18: --weights PATH)", file=sys.stderr)  # fmt: skip
+        print(
+            f"audit: warning: --preset paper without --weights trains {config.backbone} from "
+            "scratch; the papers' numbers need a face-pretrained backbone (the MS-Celeb-1M "
+            "ResNet-18: --weights PATH)",
+            file=sys.stderr,
+        )

@@ -22,9 +22,19 @@ def launch_processes(nproc: int, argv: list[str]) -> int:
         if arg.startswith("--nproc="):
             argv = argv[:i] + argv[i + 1 :]
             break
-    command = [sys.executable, "-m", "auditor.launch", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "auditor", *argv]  # fmt: skip
-    launcher = subprocess.Popen(command, preexec_fn=term_with_parent if sys.platform == "linux" else None)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "auditor.launch",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "auditor",
+        *argv,
+    ]
+    launcher = subprocess.Popen(
+        command, preexec_fn=term_with_parent if sys.platform == "linux" else None
+    )
     try:
         return launcher.wait()
     except KeyboardInterrupt:

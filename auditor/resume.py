@@ -80,9 +80,14 @@ def resumable_manifest(run_dir: Path) -> dict:
     RESUMABLE, its config what `audit run` would accept and would write (`config_problem`), and
     every checkpoint readable (`auditor.damage.check_checkpoints`). Nothing in the
     folder is changed by a refusal."""
-    manifest = read_manifest(run_dir, RESUMABLE, lambda s: "the run is already complete" if s == "complete" else None)  # fmt: skip
+    manifest = read_manifest(
+        run_dir, RESUMABLE, lambda s: "the run is already complete" if s == "complete" else None
+    )
     if manifest.get("resumable") is False:
-        raise UserError(f"--resume {run_dir}: the run failed on its settings, which --resume keeps ({manifest.get('error')}): start a new run")  # fmt: skip
+        raise UserError(
+            f"--resume {run_dir}: the run failed on its settings, which --resume keeps "
+            f"({manifest.get('error')}): start a new run"
+        )
     manifest["config"] = ADDED_SINCE | manifest["config"]  # a run written before those options
     problem = config_problem(manifest["dataset"], manifest["config"])
     if problem:
@@ -97,15 +102,19 @@ def config_problem(dataset: str, values: dict) -> str | None:
     `auditor.config.from_dict` refuses; None when it is."""
     defaults = declared_defaults()
     nulls = sorted(k for k, v in values.items() if v is None and defaults.get(k) is not None)
-    problem = config_with(("{} null", nulls), ("no {}", sorted({f.name for f in CORE} - set(values))))  # fmt: skip
+    problem = config_with(
+        ("{} null", nulls), ("no {}", sorted({f.name for f in CORE} - set(values)))
+    )
     if problem:
         return problem
     try:
         written = from_dict(dataset, values).as_dict()
     except UserError as err:
         return f"has a config that audit run refuses: {err}"
-    return config_with(("no {}", sorted(set(written) - set(values))),
-                       ("{}, options of no method or noise it uses", sorted(set(values) - set(written))))  # fmt: skip
+    return config_with(
+        ("no {}", sorted(set(written) - set(values))),
+        ("{}, options of no method or noise it uses", sorted(set(values) - set(written))),
+    )
 
 
 def config_with(*parts: tuple[str, list[str]]) -> str | None:

@@ -138,7 +138,11 @@ def fiftyone_samples(
             fields["is_noisy"] = bool(row.is_noisy)
         for column in score_columns:
             value = getattr(row, column)
-            fields[column] = None if pd.isna(value) else (bool(value) if column.startswith("flag_") else float(value))  # fmt: skip
+            fields[column] = (
+                None
+                if pd.isna(value)
+                else (bool(value) if column.startswith("flag_") else float(value))
+            )
         yield fo.Sample(filepath=paths[i], **fields)
 
 
@@ -186,10 +190,16 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     else:
         dataset = fo.Dataset(name, persistent=True)
         dataset.add_sample_field("audit_id", fo.StringField)
-        dataset.add_sample_field("corrected", fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification)  # fmt: skip
+        dataset.add_sample_field(
+            "corrected", fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification
+        )
         import_samples(dataset, new, None)
-    dataset.info = {"run_dir": str(run_dir.resolve()), "run_id": manifest["run_id"],
-                    "class_names": class_names, "decisions": list(DECISIONS)}  # fmt: skip
+    dataset.info = {
+        "run_dir": str(run_dir.resolve()),
+        "run_id": manifest["run_id"],
+        "class_names": class_names,
+        "decisions": list(DECISIONS),
+    }
     dataset.default_classes = list(class_names)
     dataset.save()
     save_views(dataset, samples, top)
@@ -213,18 +223,28 @@ def run_evidence(run_dir: Path, samples: pd.DataFrame) -> RunEvidence:
     from auditor.outputs.run_readers import read_cams, read_embeddings, read_near_duplicates
 
     ids = samples["sample_id"]
-    return RunEvidence(read_embeddings(run_dir, len(samples)), read_cams(run_dir, ids),
-                       read_near_duplicates(run_dir, ids))  # fmt: skip
+    return RunEvidence(
+        read_embeddings(run_dir, len(samples)),
+        read_cams(run_dir, ids),
+        read_near_duplicates(run_dir, ids),
+    )
 
 
-def add_run_evidence(dataset: fo.Dataset, samples: pd.DataFrame, evidence: RunEvidence, seed: int) -> None:  # fmt: skip
+def add_run_evidence(
+    dataset: fo.Dataset, samples: pd.DataFrame, evidence: RunEvidence, seed: int
+) -> None:
     """Image metadata, and the run's `evidence` for FiftyOne's own tools (`auditor.brain`): the
     embedding brain runs, the suspects' CAM heatmaps and the near-duplicate pairs, each when the
     run has it."""
     dataset.compute_metadata(progress=False)
     if evidence.embeddings is not None:
-        brain.register_embeddings(dataset, samples["sample_id"].to_numpy(), evidence.embeddings,
-                                  samples["flag_suspicion"].to_numpy(), seed)  # fmt: skip
+        brain.register_embeddings(
+            dataset,
+            samples["sample_id"].to_numpy(),
+            evidence.embeddings,
+            samples["flag_suspicion"].to_numpy(),
+            seed,
+        )
     if evidence.cams is not None:
         brain.set_cams(dataset, evidence.cams)
     if evidence.pairs is not None:
@@ -294,7 +314,9 @@ def marks_from_fiftyone(dataset: fo.Dataset) -> list[Marks]:
     columns = dict(zip(paths, dataset.values(paths), strict=True))
     out = []
     for i, sid in enumerate(columns["audit_id"]):
-        label_tags = {n: tuple(columns[f"{n}.tags"][i]) for n in label_fields if columns[f"{n}.tags"][i]}  # fmt: skip
+        label_tags = {
+            n: tuple(columns[f"{n}.tags"][i]) for n in label_fields if columns[f"{n}.tags"][i]
+        }
         corrected = columns["corrected.label"][i]
         if not (columns["tags"][i] or label_tags or corrected):
             continue
@@ -306,7 +328,7 @@ def marks_from_fiftyone(dataset: fo.Dataset) -> list[Marks]:
                 label_tags=label_tags,
                 field_labels={
                     n: columns[f"{n}.label"][i] for n in classified if columns[f"{n}.label"][i]
-                },  # fmt: skip
+                },
                 corrected=corrected,
             )
         )
@@ -325,8 +347,14 @@ def launch(dataset: fo.Dataset, address: str, port: int) -> None:
     view (the session's view, and the saved view the printed address names), the embeddings
     panel beside the grid (`brain.app_spaces`)."""
     suspects = dataset.load_saved_view("suspects")
-    session = fo.launch_app(view=suspects, spaces=brain.app_spaces(dataset), address=address,
-                            port=port, remote=True, auto=False)  # fmt: skip
+    session = fo.launch_app(
+        view=suspects,
+        spaces=brain.app_spaces(dataset),
+        address=address,
+        port=port,
+        remote=True,
+        auto=False,
+    )
     print(
         f"FiftyOne App: http://{address}:{port}/datasets/{dataset.name}?view=suspects "
         "(Ctrl-C to stop)",

@@ -56,13 +56,18 @@ def open_run(prepared: Prepared, argv: list[str], resume: Resume | None) -> RunS
         return RunState.follower(Path(str(distributed.broadcast_object(None))))
     manifest = prepared.manifest
     if resume is not None:
-        refuse_changed_data(resume.manifest, prepared.entry.name,
-                            manifest["dataset_fingerprint"], manifest["validation"])  # fmt: skip
+        refuse_changed_data(
+            resume.manifest,
+            prepared.entry.name,
+            manifest["dataset_fingerprint"],
+            manifest["validation"],
+        )
         state = RunState.resume(resume.run_dir, resume.manifest)
     else:
         config = prepared.config
-        state = RunState.start(Path(config.out), prepared.entry.name, config.method,
-                               {"command": argv} | manifest)  # fmt: skip
+        state = RunState.start(
+            Path(config.out), prepared.entry.name, config.method, {"command": argv} | manifest
+        )
     distributed.broadcast_object(str(state.run_dir))
     return state
 

@@ -28,8 +28,14 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
             section = parser.add_argument_group(group.title.format(part))
             for f in fields(cls):
                 spec = spec_of(f)
-                add_flag(section, group.prefix(part) + public_name(f), spec.help,
-                         value_type(cls, f), spec.allowed(), default_of(f))  # fmt: skip
+                add_flag(
+                    section,
+                    group.prefix(part) + public_name(f),
+                    spec.help,
+                    value_type(cls, f),
+                    spec.allowed(),
+                    default_of(f),
+                )
 
 
 def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> None:
@@ -37,10 +43,17 @@ def add_flag(parser, key: str, help: str, kind: type, choices, default: Any) -> 
     text = help + (f"; one of {', '.join(map(str, choices))}" if choices else "")
     if kind is bool:
         shown = "auto" if default is None else "on" if default else "off"
-        parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
-                            help=f"{text} (default {shown})")  # fmt: skip
+        parser.add_argument(
+            flag,
+            dest=key,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"{text} (default {shown})",
+        )
     elif kind is list:
-        parser.add_argument(flag, dest=key, action="append", help=f"{text} (default {','.join(default)})")  # fmt: skip
+        parser.add_argument(
+            flag, dest=key, action="append", help=f"{text} (default {','.join(default)})"
+        )
     else:
         shown = " (default: not set)" if default is None else f" (default {default})"
         shown = "" if "(default" in text else shown  # the help states it already

@@ -53,8 +53,9 @@ def write_outputs(prepared: Prepared, trained: Trained, scored: Scored, state: R
     chosen = next(ev for ev in evidence if ev.name == best)
     write_review_files(samples, chosen.embeddings, trained.models[best], prepared, state)
     if prepared.config.report:
-        write_report_for(scored.metrics, samples, evidence, chosen, trained.models[best],
-                         prepared, state)  # fmt: skip
+        write_report_for(
+            scored.metrics, samples, evidence, chosen, trained.models[best], prepared, state
+        )
 
 
 def best_trusted(last5: dict[str, float | None]) -> str:
@@ -82,15 +83,31 @@ def write_review_files(
     rows = flagged.sort_values("suspicion", ascending=False, kind="stable").index[:REVIEW_CAMS]
     rows = rows.to_numpy().copy()  # writable: torch.from_numpy warns on pandas' read-only array
     suggested = samples["suggested_label"].to_numpy()
-    batches = [draw_gallery(model, pixels, rows[s : s + CAM_BATCH],
-                            suggested[rows[s : s + CAM_BATCH]], normalize, device)
-               for s in range(0, len(rows), CAM_BATCH)]  # fmt: skip
+    batches = [
+        draw_gallery(
+            model,
+            pixels,
+            rows[s : s + CAM_BATCH],
+            suggested[rows[s : s + CAM_BATCH]],
+            normalize,
+            device,
+        )
+        for s in range(0, len(rows), CAM_BATCH)
+    ]
     if batches and batches[0] is not None:
-        write_cams(state.run_dir, samples["sample_id"].to_numpy()[rows],
-                   np.concatenate([g.cams for g in batches]),
-                   np.concatenate([g.mirror_cams for g in batches]))  # fmt: skip
-    pairs = near_duplicates(samples["sample_id"].to_numpy(), samples["given_label"].to_numpy(),
-                            state.manifest["class_names"], embeddings, pixels)  # fmt: skip
+        write_cams(
+            state.run_dir,
+            samples["sample_id"].to_numpy()[rows],
+            np.concatenate([g.cams for g in batches]),
+            np.concatenate([g.mirror_cams for g in batches]),
+        )
+    pairs = near_duplicates(
+        samples["sample_id"].to_numpy(),
+        samples["given_label"].to_numpy(),
+        state.manifest["class_names"],
+        embeddings,
+        pixels,
+    )
     write_near_duplicates(state.run_dir, pairs)
     state.timings["review_files"] = time.perf_counter() - t
 
@@ -111,13 +128,18 @@ def write_report_for(
     pixels, normalize, device = prepared.pixels[0], prepared.normalize, prepared.device
     top = samples.sort_values("suspicion", ascending=False, kind="stable").index[:GALLERY]
     rows = top.to_numpy().copy()  # writable: torch.from_numpy warns on pandas' read-only array
-    gallery = draw_gallery(model, pixels, rows, samples["suggested_label"].to_numpy()[rows],
-                           normalize, device)  # fmt: skip
+    gallery = draw_gallery(
+        model, pixels, rows, samples["suggested_label"].to_numpy()[rows], normalize, device
+    )
     report = build_report(
-        manifest=state.manifest, metrics=metrics, samples=samples,
+        manifest=state.manifest,
+        metrics=metrics,
+        samples=samples,
         last_loss={ev.name: ev.signals["loss"][-1] for ev in evidence},
-        embeddings=chosen.embeddings, gallery=gallery, class_names=state.manifest["class_names"],
+        embeddings=chosen.embeddings,
+        gallery=gallery,
+        class_names=state.manifest["class_names"],
         seed=prepared.config.seed,
-    )  # fmt: skip
+    )
     write_text_atomic(state.run_dir / "report.html", report)
     state.timings["report"] = time.perf_counter() - t

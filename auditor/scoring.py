@@ -93,10 +93,14 @@ def probability_source(
     if ev.early_probs is not None and reading is not None:
         return reading.reason
     if ev.best_probs is not None:
-        return (f"{ev.name}: probabilities from the model after epoch {ev.best_epoch} of {epochs}, "
-                f"its best {split_words(split)}")  # fmt: skip
-    return (f"{ev.name}: probabilities from the final model (no test or validation split to "
-            "choose an epoch)")  # fmt: skip
+        return (
+            f"{ev.name}: probabilities from the model after epoch {ev.best_epoch} of {epochs}, "
+            f"its best {split_words(split)}"
+        )
+    return (
+        f"{ev.name}: probabilities from the final model (no test or validation split to "
+        "choose an epoch)"
+    )
 
 
 def trusted_sentences(
@@ -104,15 +108,19 @@ def trusted_sentences(
 ) -> list[str]:
     """The trust decision in words."""
     if not any(a is not None for a in accuracy.values()):
-        return [f"trusts every method ({', '.join(accuracy)}): no test or validation split to "
-                "compare them"]  # fmt: skip
+        return [
+            f"trusts every method ({', '.join(accuracy)}): no test or validation split to "
+            "compare them"
+        ]
     shown = {m: "none" if a is None else f"{a:.3f}" for m, a in accuracy.items()}
     left = [m for m in accuracy if m not in trusted]
     out = f"trusts {', '.join(f'{m} ({shown[m]})' for m in trusted)}"
     if left:
-        out += (f"; leaves out {', '.join(f'{m} ({shown[m]})' for m in left)}: "
-                f"{split_words(split)} (last-5 mean) more than {ACCURACY_TOLERANCE} below the "
-                "best")  # fmt: skip
+        out += (
+            f"; leaves out {', '.join(f'{m} ({shown[m]})' for m in left)}: "
+            f"{split_words(split)} (last-5 mean) more than {ACCURACY_TOLERANCE} below the "
+            "best"
+        )
     return [out]
 
 

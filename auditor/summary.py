@@ -17,7 +17,8 @@ def summary_lines(metrics: dict) -> list[str]:
         lines.append(f"  {'':<12} {'last':>6}  {'best':>6}  {'last5':>6}")
         for method, acc in metrics["accuracy"].items():
             lines.append(
-                f"  {method:<12} {_fmt(acc['last'])}  {_fmt(acc['best'])}  {_fmt(acc['last5_mean'])}"
+                f"  {method:<12} {_fmt(acc['last'])}  {_fmt(acc['best'])}  "
+                f"{_fmt(acc['last5_mean'])}"
             )
     for method, curves in metrics.get("memorisation", {}).items():
         lines.append(f"  {method}: {curves['verdict']}")

@@ -34,9 +34,23 @@ from auditor.errors import UserError
 
 SYSTEM_FOLDERS = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
 # What `audit run` / `audit score` write in a run folder (docs/run-folder.md), files and folders.
-RUN_FILES = frozenset({"manifest.json", "metrics.json", "samples.parquet", "dynamics.parquet",
-                       "relabel_events.parquet", "relabel.csv", "embeddings.npy", "cams.npz",
-                       "near_duplicates.csv", "report.html", ".lock", "checkpoints", "images"})  # fmt: skip
+RUN_FILES = frozenset(
+    {
+        "manifest.json",
+        "metrics.json",
+        "samples.parquet",
+        "dynamics.parquet",
+        "relabel_events.parquet",
+        "relabel.csv",
+        "embeddings.npy",
+        "cams.npz",
+        "near_duplicates.csv",
+        "report.html",
+        ".lock",
+        "checkpoints",
+        "images",
+    }
+)
 SCRATCH = Path("/dev/shm")  # a plain tmpfs: the one regular place to write under /dev
 
 
@@ -181,7 +195,9 @@ def check_out(
             "write to a new file (--force never overwrites a run's files)"
         )
     if run is None and not force:
-        raise UserError(f"{flag} {out} already exists: pass --force to overwrite it, or name a new file")  # fmt: skip
+        raise UserError(
+            f"{flag} {out} already exists: pass --force to overwrite it, or name a new file"
+        )
     return target
 
 

@@ -56,7 +56,9 @@ def annotate(suspects: pd.DataFrame, samples: pd.DataFrame, class_names: list[st
     out = suspects.copy()
     if mode == "oracle":
         out["decision"] = ["relabel" if w else "keep" for w in wrong]
-        out["new_name"] = [class_names[t] if w else "" for t, w in zip(true_label, wrong, strict=True)]  # fmt: skip
+        out["new_name"] = [
+            class_names[t] if w else "" for t, w in zip(true_label, wrong, strict=True)
+        ]
     else:
         out["decision"] = "relabel"
         out["new_name"] = ""
@@ -91,15 +93,32 @@ def one_loop(seed: int, args: argparse.Namespace, out: Path) -> dict:
     class_names = manifest["class_names"]
     samples = pd.read_parquet(before / "samples.parquet")
     top = args.top or max(int(samples["flag_suspicion"].sum()), 1)
-    suspects_csv = Path(audit("export", str(before), "--top", str(top), "--out", str(out / "suspects.csv")))  # fmt: skip
+    suspects_csv = Path(
+        audit("export", str(before), "--top", str(top), "--out", str(out / "suspects.csv"))
+    )
     suspects = pd.read_csv(suspects_csv, dtype={"decision": str}, keep_default_na=False)
     decided, counts = annotate(suspects, samples, class_names, args.annotator)
     decisions_csv = out / "decisions.csv"
     decided.to_csv(decisions_csv, index=False)
-    corrected = Path(audit("apply", str(before), "--relabels", str(decisions_csv), "--out", str(out / "corrected.csv")))  # fmt: skip
-    after = Path(audit("run", "demo", "--labels", str(corrected), *common, "--out", str(out / "runs")))  # fmt: skip
-    compare = subprocess.run([str(AUDIT), "compare", str(before), str(after), "--out", str(out / "compare")],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    corrected = Path(
+        audit(
+            "apply",
+            str(before),
+            "--relabels",
+            str(decisions_csv),
+            "--out",
+            str(out / "corrected.csv"),
+        )
+    )
+    after = Path(
+        audit("run", "demo", "--labels", str(corrected), *common, "--out", str(out / "runs"))
+    )
+    compare = subprocess.run(
+        [str(AUDIT), "compare", str(before), str(after), "--out", str(out / "compare")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     accuracy = {
         name: json.loads((run / "metrics.json").read_text())["accuracy"]
         for name, run in (("before", before), ("after", after))
@@ -130,7 +149,11 @@ def table(loops: list[dict], methods: list[str]) -> str:
     lines = [head + " |", "|" + "---|" * (3 + 3 * len(methods))]
     gains: dict[str, list[float]] = {m: [] for m in methods}
     for loop in loops:
-        cells = [str(loop["seed"]), f"{loop['top']:,}", f"{loop['noise_before']:.3f} -> {loop['noise_after']:.3f}"]  # fmt: skip
+        cells = [
+            str(loop["seed"]),
+            f"{loop['top']:,}",
+            f"{loop['noise_before']:.3f} -> {loop['noise_after']:.3f}",
+        ]
         for m in methods:
             b = loop["accuracy"]["before"][m]["last5_mean"]
             a = loop["accuracy"]["after"][m]["last5_mean"]
@@ -166,16 +189,21 @@ def main() -> None:
     for seed in seeds:
         loops.append(one_loop(seed, args, out / f"seed{seed}"))
         loop = loops[-1]
-        print(f"seed {seed}: reviewed the top {loop['top']}: {loop['counts']}; label noise "
-              f"{loop['noise_before']:.3f} -> {loop['noise_after']:.3f}; "
-              f"{loop['seconds_per_audit']:.0f} s per audit", flush=True)  # fmt: skip
+        print(
+            f"seed {seed}: reviewed the top {loop['top']}: {loop['counts']}; label noise "
+            f"{loop['noise_before']:.3f} -> {loop['noise_after']:.3f}; "
+            f"{loop['seconds_per_audit']:.0f} s per audit",
+            flush=True,
+        )
         print(loop["compare"], flush=True)
     (out / "loops.json").write_text(json.dumps(loops, indent=1, default=str))
     methods = list(loops[0]["accuracy"]["before"])
     text = table(loops, methods)
     identical = digests(FASHION) == before_digests
-    print(f"\nannotator: {args.annotator}; {len(seeds)} seeds in {time.perf_counter() - t:.0f} s; "
-          f"original labels byte-identical: {identical}\n")  # fmt: skip
+    print(
+        f"\nannotator: {args.annotator}; {len(seeds)} seeds in {time.perf_counter() - t:.0f} s; "
+        f"original labels byte-identical: {identical}\n"
+    )
     print(text)
     if args.readme:
         write_block(MARKERS, text)

@@ -60,8 +60,12 @@ FOLDS = 4
 LONG = {"limit": 1000, "epochs": 60, "batch_size": 64, "lr_gamma": 0.98}
 # fine-tuning a backbone pre-trained on disjoint images (bench/pretrain.py), the long regime's
 # 1,000 images and schedule, for 10 and 30 epochs
-REGIMES = {"short": {}, "long": LONG, "pretrained-short": LONG | {"epochs": 10},
-           "pretrained-long": LONG | {"epochs": 30}}  # fmt: skip
+REGIMES = {
+    "short": {},
+    "long": LONG,
+    "pretrained-short": LONG | {"epochs": 10},
+    "pretrained-long": LONG | {"epochs": 30},
+}
 # Two-way swaps inside a few pairs of similar classes (the way human annotators confuse
 # sadness and neutral, fear and surprise): `--noise-type matrix` with a matrix whose flips go
 # from each class of a pair to the other, scaled to the rate (the other classes stay clean).
@@ -132,7 +136,9 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
     entry = get_entry(dataset, load_registry())
     folder = out / cell_name(dataset, regime, noise)
     cli = noise_options(dataset, noise, list(entry.classes), folder) | {
-        "method": list(METHODS_TRAINED), "flip": entry.mirror_symmetric}  # fmt: skip
+        "method": list(METHODS_TRAINED),
+        "flip": entry.mirror_symmetric,
+    }
     config = resolve(dataset, cli | REGIMES[regime], entry.defaults)
     table = load_dataset(entry, seed=config.seed)
     train_table, test_table = split_and_limit(table, config)
@@ -140,14 +146,24 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
     labels = labels_for(train_table, config, train_px)
     weights = None
     if regime.startswith("pretrained"):
-        path = pretrained_backbone(dataset, config.backbone, config.image_size,
-                                   set(train_table.sample_ids), out / f"pretrained-{dataset}.pt")  # fmt: skip
+        path = pretrained_backbone(
+            dataset,
+            config.backbone,
+            config.image_size,
+            set(train_table.sample_ids),
+            out / f"pretrained-{dataset}.pt",
+        )
         weights = torch.load(path, weights_only=True)
     normalize, _ = choose_normalizer(train_px, None if weights is None else "pretrained")
     train_config = replace(config.train_config("cpu"), checkpoint=None)
     arrays: dict[str, np.ndarray] = {"given": labels.given, "true": labels.true}
-    info: dict = {"n_train": len(labels.given), "n_test": len(test_table), "epochs": config.epochs,
-                  "real_rate": float((labels.given != labels.true).mean()), "methods": {}}  # fmt: skip
+    info: dict = {
+        "n_train": len(labels.given),
+        "n_test": len(test_table),
+        "epochs": config.epochs,
+        "real_rate": float((labels.given != labels.true).mean()),
+        "methods": {},
+    }
 
     def make(seed: int, name: str) -> object:
         torch.manual_seed(seed)
@@ -164,12 +180,22 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
             store.append(torch.softmax(logits, dim=1).numpy().astype(np.float16))
 
         start = time.perf_counter()
-        result = train(make(config.seed, name), train_px, torch.from_numpy(labels.given), test_px,
-                       torch.from_numpy(test_table.labels), normalize, train_config, on_epoch=read)  # fmt: skip
+        result = train(
+            make(config.seed, name),
+            train_px,
+            torch.from_numpy(labels.given),
+            test_px,
+            torch.from_numpy(test_table.labels),
+            normalize,
+            train_config,
+            on_epoch=read,
+        )
         arrays[f"{name}/epoch_probs"] = np.stack(epoch_probs)
-        info["methods"][name] = {"wall_s": time.perf_counter() - start,
-                                 "images": config.epochs * len(labels.given),
-                                 "test_accuracy": result.epoch_accuracy}  # fmt: skip
+        info["methods"][name] = {
+            "wall_s": time.perf_counter() - start,
+            "images": config.epochs * len(labels.given),
+            "test_accuracy": result.epoch_accuracy,
+        }
         for key, value in result.signals.items():
             arrays[f"{name}/signal/{key}"] = value
         arrays[f"{name}/final_probs"] = result.final_probs
@@ -181,18 +207,24 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
             arrays[f"{name}/flip_attention"] = result.flip_attention
         if METHODS[name].relabels:
             arrays[f"{name}/final_labels"] = result.final_labels
-        print(f"{cell_name(dataset, regime, noise)} {name}: {info['methods'][name]['wall_s']:.0f} s",
-              flush=True)  # fmt: skip
+        print(
+            f"{cell_name(dataset, regime, noise)} {name}: {info['methods'][name]['wall_s']:.0f} s",
+            flush=True,
+        )
     if weights is not None:
-        for key, score in pretrained_baselines(path, config.backbone, train_px, labels.given,
-                                               table.num_classes).items():  # fmt: skip
+        for key, score in pretrained_baselines(
+            path, config.backbone, train_px, labels.given, table.num_classes
+        ).items():
             arrays[f"baseline/{key}"] = score
     if crossfit:
         start = time.perf_counter()
-        arrays["ce/oos_probs"] = cross_fit(lambda s: make(s, "ce"), train_px, labels.given,
-                                           normalize, train_config, FOLDS)  # fmt: skip
-        info["crossfit"] = {"wall_s": time.perf_counter() - start,
-                            "images": config.epochs * len(labels.given) * (FOLDS - 1)}  # fmt: skip
+        arrays["ce/oos_probs"] = cross_fit(
+            lambda s: make(s, "ce"), train_px, labels.given, normalize, train_config, FOLDS
+        )
+        info["crossfit"] = {
+            "wall_s": time.perf_counter() - start,
+            "images": config.epochs * len(labels.given) * (FOLDS - 1),
+        }
         print(f"{folder.name} ce {FOLDS}-fold: {info['crossfit']['wall_s']:.0f} s", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -216,18 +248,20 @@ def load_evidence(folder: Path) -> tuple[list[MethodEvidence], dict, np.ndarray,
                 np.float32
             )
             method["best_epoch"] = epoch
-        evidence.append(MethodEvidence(
-            name=name,
-            signals={k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
-            final_probs=arrays[f"{name}/final_probs"],
-            embeddings=arrays[f"{name}/embeddings"],
-            final_labels=arrays.get(f"{name}/final_labels"),
-            flip_attention=arrays.get(f"{name}/flip_attention"),
-            best_probs=arrays[f"{name}/best_probs"],
-            best_epoch=method["best_epoch"],
-            epoch_probs=arrays.get(f"{name}/view_probs"),
-            epoch_accuracy=method["test_accuracy"],
-        ))  # fmt: skip
+        evidence.append(
+            MethodEvidence(
+                name=name,
+                signals={k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+                final_probs=arrays[f"{name}/final_probs"],
+                embeddings=arrays[f"{name}/embeddings"],
+                final_labels=arrays.get(f"{name}/final_labels"),
+                flip_attention=arrays.get(f"{name}/flip_attention"),
+                best_probs=arrays[f"{name}/best_probs"],
+                best_epoch=method["best_epoch"],
+                epoch_probs=arrays.get(f"{name}/view_probs"),
+                epoch_accuracy=method["test_accuracy"],
+            )
+        )
     accuracy = {m: accuracy_protocols(v["test_accuracy"]) for m, v in info["methods"].items()}
     info["oos_probs"] = arrays.get("ce/oos_probs")
     info["baselines"] = {
@@ -252,14 +286,22 @@ def score_cell(folder: Path) -> dict:
     images = sum(m["images"] for m in info["methods"].values())
     wall = sum(m["wall_s"] for m in info["methods"].values())
     return {
-        "cell": folder.name, "real_rate": info["real_rate"], "n_train": info["n_train"],
-        "suspicion": metrics["suspicion"], "best": best, "best_ap": metrics[best]["ap"],
-        "baselines": baselines, "flags": (p, r, f1),
-        "flagged": int(scores.flags["suspicion"].sum()), "noisy": int(is_noisy.sum()),
-        "members": scores.ensemble_members, "images": images, "wall": wall,
+        "cell": folder.name,
+        "real_rate": info["real_rate"],
+        "n_train": info["n_train"],
+        "suspicion": metrics["suspicion"],
+        "best": best,
+        "best_ap": metrics[best]["ap"],
+        "baselines": baselines,
+        "flags": (p, r, f1),
+        "flagged": int(scores.flags["suspicion"].sum()),
+        "noisy": int(is_noisy.sum()),
+        "members": scores.ensemble_members,
+        "images": images,
+        "wall": wall,
         "accuracy": {m: a["last5_mean"] for m, a in accuracy.items()},
         "decisions": scores.decisions,
-    }  # fmt: skip
+    }
 
 
 def floors_met(row: dict) -> bool:
@@ -272,11 +314,16 @@ def floors_met(row: dict) -> bool:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| cell | real rate | suspicion AP / AUROC | best single detector (AP) | baselines (AP) | floors met | flags P / R / F1 (flagged / noisy) | ensemble members | trained images, wall |",
+        "| cell | real rate | suspicion AP / AUROC | best single detector (AP) | baselines (AP) "
+        "| floors met | flags P / R / F1 (flagged / noisy) | ensemble members "
+        "| trained images, wall |",
         "|" + "---|" * 9,
-    ]  # fmt: skip
-    names = {"crossfit": "cleanlab 4-fold", "pretrained_probs": "pre-trained model",
-             "frozen_logreg": "frozen features + logreg"}  # fmt: skip
+    ]
+    names = {
+        "crossfit": "cleanlab 4-fold",
+        "pretrained_probs": "pre-trained model",
+        "frozen_logreg": "frozen features + logreg",
+    }
     for r in rows:
         s, (p, rec, f1) = r["suspicion"], r["flags"]
         base = ", ".join(f"{names[k]} {v:.3f}" for k, v in r["baselines"].items()) or "-"
@@ -295,8 +342,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "reports" / "detection"))
     parser.add_argument("--collect", action="store_true", help="train the cells not collected yet")
     parser.add_argument("--cells", nargs="+", help="only these cells (dataset-regime-noise)")
-    parser.add_argument("--no-crossfit", action="store_true",
-                        help="collect without CE's cross-fitted baseline (its column reads -)")  # fmt: skip
+    parser.add_argument(
+        "--no-crossfit",
+        action="store_true",
+        help="collect without CE's cross-fitted baseline (its column reads -)",
+    )
     parser.add_argument("--table", action="store_true", help="score the collected evidence")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()

@@ -22,15 +22,32 @@ from pathlib import Path
 
 AUDIT = Path(sys.executable).parent / "audit"
 # peak resident memory of a command, read by a wrapper from its own children's rusage
-PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)")  # fmt: skip
+PEAK = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+    "sys.exit(r.returncode)"
+)
 
 
 def run(out: Path, *args: str) -> tuple[Path, dict, float, float]:
     """(run folder, metrics, seconds, peak resident MB) of one `audit run demo`."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", PEAK, str(AUDIT), "run", "demo", "--no-report",
-                             "--out", str(out), *args], capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PEAK,
+            str(AUDIT),
+            "run",
+            "demo",
+            "--no-report",
+            "--out",
+            str(out),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(result.stderr[-2000:])
@@ -51,12 +68,18 @@ def main() -> None:
         b["detectors"]["ce_normalized_margin"],
     )  # cleanlab's ranking
     print(f"demo, 30% symmetric noise, {n} training images, {epochs} epochs, CPU")
-    print(f"A one training   suspicion AP {ours['ap']:.3f} AUROC {ours['auroc']:.3f} | "
-          f"{a_s:6.0f} s, {a_images:,} trained images, peak {a_mb:,.0f} MB")  # fmt: skip
-    print(f"B 4-fold cleanlab  cleanlab AP {base['ap']:.3f} AUROC {base['auroc']:.3f} | "
-          f"{b_s:6.0f} s, {b_images:,} trained images, peak {b_mb:,.0f} MB")  # fmt: skip
-    print(f"A / B: AP {ours['ap'] / base['ap']:.3f}x, wall time {a_s / b_s:.2f}, "
-          f"trained images {a_images / b_images:.2f}")  # fmt: skip
+    print(
+        f"A one training   suspicion AP {ours['ap']:.3f} AUROC {ours['auroc']:.3f} | "
+        f"{a_s:6.0f} s, {a_images:,} trained images, peak {a_mb:,.0f} MB"
+    )
+    print(
+        f"B 4-fold cleanlab  cleanlab AP {base['ap']:.3f} AUROC {base['auroc']:.3f} | "
+        f"{b_s:6.0f} s, {b_images:,} trained images, peak {b_mb:,.0f} MB"
+    )
+    print(
+        f"A / B: AP {ours['ap'] / base['ap']:.3f}x, wall time {a_s / b_s:.2f}, "
+        f"trained images {a_images / b_images:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -112,10 +112,20 @@ def run_setting(
     labels = labels_for(train_table, config, train_px)
     is_noisy = labels.given != labels.true
     normalize, _ = choose_normalizer(train_px, None)
-    data = {"train": train_px, "labels": labels.given, "test": test_px,
-            "test_labels": torch.from_numpy(test_table.labels), "normalize": normalize}  # fmt: skip
-    out = {"noise": noise, "real_rate": float(is_noisy.mean()), "n_train": len(is_noisy),
-           "config": config.as_dict(), "methods": {}}  # fmt: skip
+    data = {
+        "train": train_px,
+        "labels": labels.given,
+        "test": test_px,
+        "test_labels": torch.from_numpy(test_table.labels),
+        "normalize": normalize,
+    }
+    out = {
+        "noise": noise,
+        "real_rate": float(is_noisy.mean()),
+        "n_train": len(is_noisy),
+        "config": config.as_dict(),
+        "methods": {},
+    }
     for name in methods:
         torch.manual_seed(config.seed)
         backbone = build_backbone(config.backbone, train_px.shape[1])
@@ -123,13 +133,22 @@ def run_setting(
         records: list[dict] = []
         start = time.perf_counter()
         result = train(
-            method, train_px, torch.from_numpy(labels.given), test_px, data["test_labels"],
-            normalize, replace(config.train_config("cpu"), checkpoint=None), final_pass=False,
+            method,
+            train_px,
+            torch.from_numpy(labels.given),
+            test_px,
+            data["test_labels"],
+            normalize,
+            replace(config.train_config("cpu"), checkpoint=None),
+            final_pass=False,
             on_epoch=epoch_reader(records, data, is_noisy, detector_every, config.epochs),
-        )  # fmt: skip
+        )
         wall = time.perf_counter() - start
-        out["methods"][name] = {"epochs": records, "wall_s": wall,
-                                "read_s": sum(r["read_s"] for r in records)}  # fmt: skip
+        out["methods"][name] = {
+            "epochs": records,
+            "wall_s": wall,
+            "read_s": sum(r["read_s"] for r in records),
+        }
         if METHODS[name].relabels:  # where the labels it trained on at the end went (SCN)
             final, changed = result.final_labels, result.final_labels != labels.given
             out["methods"][name]["relabelled"] = {
@@ -139,10 +158,13 @@ def run_setting(
                 "noisy": int(is_noisy.sum()),
             }
         last = records[-1]
-        print(f"{noise:9s} {name:5s} peak {max(r['test_accuracy'] for r in records):.3f} "
-              f"final {last['test_accuracy']:.3f} memorised {last['memorisation']:.3f} "
-              f"loss clean/noisy {last['loss_clean']:.2f}/{last['loss_noisy']:.2f} "
-              f"wall {wall:.0f} s {out['methods'][name].get('relabelled', '')}", flush=True)  # fmt: skip
+        print(
+            f"{noise:9s} {name:5s} peak {max(r['test_accuracy'] for r in records):.3f} "
+            f"final {last['test_accuracy']:.3f} memorised {last['memorisation']:.3f} "
+            f"loss clean/noisy {last['loss_clean']:.2f}/{last['loss_noisy']:.2f} "
+            f"wall {wall:.0f} s {out['methods'][name].get('relabelled', '')}",
+            flush=True,
+        )
     return out
 
 
@@ -159,21 +181,28 @@ def summary(method: dict) -> dict:
         key=lambda t: t[2],
     )
     return {
-        "peak": peak["test_accuracy"], "peak_epoch": peak["epoch"],
-        "final": last["test_accuracy"], "memorisation": last["memorisation"],
+        "peak": peak["test_accuracy"],
+        "peak_epoch": peak["epoch"],
+        "final": last["test_accuracy"],
+        "memorisation": last["memorisation"],
         "peak_memorisation": max(r["memorisation"] for r in rows),
-        "loss_clean": last["loss_clean"], "loss_noisy": last["loss_noisy"],
-        "loss_auroc": dets["loss"]["auroc"], "best": best, "best_ap": dets[best]["ap"],
+        "loss_clean": last["loss_clean"],
+        "loss_noisy": last["loss_noisy"],
+        "loss_auroc": dets["loss"]["auroc"],
+        "best": best,
+        "best_ap": dets[best]["ap"],
         "best_any": best_any,
         "flip_attention": dets.get("flip_attention"),
-    }  # fmt: skip
+    }
 
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| noise | method | test acc. peak (epoch) / final | memorised: final (peak) | loss clean / noisy, final | final-model loss AUROC | best detector, final model (AP) | best detector, any epoch (AP) | flip attention AUROC, final model | wall |",
+        "| noise | method | test acc. peak (epoch) / final | memorised: final (peak) "
+        "| loss clean / noisy, final | final-model loss AUROC | best detector, final model (AP) "
+        "| best detector, any epoch (AP) | flip attention AUROC, final model | wall |",
         "|" + "---|" * 10,
-    ]  # fmt: skip
+    ]
     for setting in results:
         for name, method in setting["methods"].items():
             s = summary(method)
@@ -198,8 +227,11 @@ def figure(results: list[dict], path: Path) -> None:
             epochs = [r["epoch"] for r in method["epochs"]]
             axes[0, col].plot(epochs, [r["memorisation"] for r in method["epochs"]], label=name)
             axes[1, col].plot(epochs, [r["test_accuracy"] for r in method["epochs"]], label=name)
-        axes[0, col].set(title=f"{setting['noise']} noise, {setting['real_rate']:.0%}",
-                         ylabel="noisy samples fitted to their wrong label", ylim=(0, 1))  # fmt: skip
+        axes[0, col].set(
+            title=f"{setting['noise']} noise, {setting['real_rate']:.0%}",
+            ylabel="noisy samples fitted to their wrong label",
+            ylim=(0, 1),
+        )
         axes[1, col].set(xlabel="epoch", ylabel="test accuracy")
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
@@ -215,9 +247,12 @@ def main() -> None:
     parser.add_argument("--noise", nargs="+", default=list(NOISES), choices=NOISES)
     parser.add_argument("--method", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a run option of demo-long, as in datasets.yaml (epochs=20, scn_lr=0.0002)",
-    )  # fmt: skip
+    )
     parser.add_argument("--detector-every", type=int, default=5)
     parser.add_argument("--out", default=str(REPO / "reports" / "memorisation"))
     parser.add_argument("--readme", action="store_true", help="write the table and figure")

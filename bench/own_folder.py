@@ -41,8 +41,18 @@ from auditor.datasets.table import stratified_subset
 
 AUDIT = Path(sys.executable).parent / "audit"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat",
-                   "sandal", "shirt", "sneaker", "bag", "ankle-boot")  # fmt: skip
+FASHION_CLASSES = (
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
+)
 MARKERS = ("<!-- own-folder-benchmark -->", "<!-- /own-folder-benchmark -->")
 DATASETS = ("digits", "fashion")
 NOISES = ("symmetric", "instance")
@@ -112,10 +122,23 @@ def run_cell(cell: str, root: Path, work: Path, epochs: int | None) -> Path:
     """One `audit run imagefolder` of the cell; its run folder (the CLI's last line), beside
     which the lines it printed on stderr are kept (`log_path`)."""
     _, noise, setting = cell.split("-", 2)
-    args = ["run", "imagefolder", "--root", str(root), "--noise-rate", str(NOISE_RATE),
-            "--noise-type", noise, "--out", str(work / "runs" / cell), "--no-report",
-            "--seed", "0", *SETTINGS[setting],
-            *(["--epochs", str(epochs)] if epochs is not None else [])]  # fmt: skip
+    args = [
+        "run",
+        "imagefolder",
+        "--root",
+        str(root),
+        "--noise-rate",
+        str(NOISE_RATE),
+        "--noise-type",
+        noise,
+        "--out",
+        str(work / "runs" / cell),
+        "--no-report",
+        "--seed",
+        "0",
+        *SETTINGS[setting],
+        *(["--epochs", str(epochs)] if epochs is not None else []),
+    ]
     env = os.environ | {"AUDIT_CACHE_DIR": str(work / "cache")}
     result = subprocess.run([str(AUDIT), *args], capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -192,8 +215,11 @@ def trained_only(run_dir: Path, manifest: dict) -> tuple[float, str, float]:
     held = set((manifest.get("validation") or {}).get("sample_ids") or [])
     kept = samples[~samples["sample_id"].isin(held)]
     noisy = kept["is_noisy"].to_numpy(dtype=bool)
-    scores = {c.removeprefix("score_"): kept[c].to_numpy(dtype=float)
-              for c in kept.columns if c.startswith("score_")}  # fmt: skip
+    scores = {
+        c.removeprefix("score_"): kept[c].to_numpy(dtype=float)
+        for c in kept.columns
+        if c.startswith("score_")
+    }
     aps = {n: average_precision_score(noisy, s) for n, s in scores.items() if np.isfinite(s).all()}
     best = max(aps, key=aps.get)
     return average_precision_score(noisy, kept["suspicion"]), best, aps[best]
@@ -207,9 +233,11 @@ def ensemble_methods(row: dict) -> list[str]:
 def table(rows: list[dict]) -> str:
     """Markdown: one row per cell, then how many cells reach the best single detector."""
     lines = [
-        "| cell | suspicion AP / AUROC | best single detector (AP) | gap | reaches | trained samples only: suspicion AP, best single (AP) | trained, in the ensemble | images, held out | size, flips | training, total |",
+        "| cell | suspicion AP / AUROC | best single detector (AP) | gap | reaches "
+        "| trained samples only: suspicion AP, best single (AP) | trained, in the ensemble "
+        "| images, held out | size, flips | training, total |",
         "|" + "---|" * 10,
-    ]  # fmt: skip
+    ]
     for r in rows:
         gap = r["ap"] - r["best_ap"]
         lines.append(
@@ -225,8 +253,10 @@ def table(rows: list[dict]) -> str:
         cells = [r for r in rows if r["cell"].split("-", 2)[2] == setting]
         reached = sum(r["ap"] - r["best_ap"] >= -TOLERANCE for r in cells)
         counts += [f"{setting} {reached} of {len(cells)}"] if cells else []
-    lines.append(f"\nsuspicion reaches the best single detector's AP (within {TOLERANCE}), "
-                 f"cells per setting: {'; '.join(counts)}.")  # fmt: skip
+    lines.append(
+        f"\nsuspicion reaches the best single detector's AP (within {TOLERANCE}), "
+        f"cells per setting: {'; '.join(counts)}."
+    )
     return "\n".join(lines)
 
 

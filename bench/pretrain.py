@@ -39,8 +39,9 @@ PRETRAIN_EPOCHS = 5
 PRETRAIN_SEED = 11  # the synthetic faces' generator seed (the audited set uses 1 and 2)
 
 
-def pretraining_images(dataset: str, image_size: int, audited: set[str]) -> tuple[torch.Tensor,
-                                                                                  np.ndarray]:  # fmt: skip
+def pretraining_images(
+    dataset: str, image_size: int, audited: set[str]
+) -> tuple[torch.Tensor, np.ndarray]:
     """(uint8 [n, C, S, S], labels [n]) disjoint from the audited samples (`audited`: their
     sample ids)."""
     if dataset.startswith("synth-faces"):
@@ -53,8 +54,9 @@ def pretraining_images(dataset: str, image_size: int, audited: set[str]) -> tupl
     return pixels, table.labels[np.sort(rows)]
 
 
-def pretrained_backbone(dataset: str, backbone: str, image_size: int, audited: set[str],
-                        path: Path) -> Path:  # fmt: skip
+def pretrained_backbone(
+    dataset: str, backbone: str, image_size: int, audited: set[str], path: Path
+) -> Path:
     """Pre-train (once: kept at `path`) and save the backbone's state dict; the whole model's
     (backbone and head) beside it as `<path stem>-model.pt`."""
     if path.exists():
@@ -63,8 +65,16 @@ def pretrained_backbone(dataset: str, backbone: str, image_size: int, audited: s
     torch.manual_seed(PRETRAIN_SEED)
     model = METHODS["ce"](build_backbone(backbone, pixels.shape[1]), int(labels.max()) + 1)
     config = TrainConfig(epochs=PRETRAIN_EPOCHS, batch_size=128, seed=PRETRAIN_SEED)
-    train(model, pixels, torch.from_numpy(labels), None, None,
-          Normalizer.imagenet(pixels.shape[1]), config, final_pass=False)  # fmt: skip
+    train(
+        model,
+        pixels,
+        torch.from_numpy(labels),
+        None,
+        None,
+        Normalizer.imagenet(pixels.shape[1]),
+        config,
+        final_pass=False,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.backbone.state_dict(), path)
     torch.save(model.state_dict(), model_path(path))
@@ -75,8 +85,9 @@ def model_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}-model.pt")
 
 
-def pretrained_baselines(path: Path, backbone: str, pixels: torch.Tensor, given: np.ndarray,
-                         num_classes: int) -> dict[str, np.ndarray]:  # fmt: skip
+def pretrained_baselines(
+    path: Path, backbone: str, pixels: torch.Tensor, given: np.ndarray, num_classes: int
+) -> dict[str, np.ndarray]:
     """{baseline: score [N]} on the audited images `pixels` with their `given` labels (higher =
     more suspect): the pre-trained model's own normalized margin, and the frozen features'
     cross-validated logistic regression's."""
@@ -88,5 +99,7 @@ def pretrained_baselines(path: Path, backbone: str, pixels: torch.Tensor, given:
     x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
     logreg = LogisticRegression(max_iter=1000, C=1.0)
     oos = cross_val_predict(logreg, x, given, cv=5, method="predict_proba")
-    return {"pretrained_probs": normalized_margin(own, given),
-            "frozen_logreg": normalized_margin(oos, given)}  # fmt: skip
+    return {
+        "pretrained_probs": normalized_margin(own, given),
+        "frozen_logreg": normalized_margin(oos, given),
+    }

@@ -94,15 +94,23 @@ class Measured:
 
 
 def measure(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> Measured:
-    """Run `cmd` in a new session, in `cwd`; its wall time and the peaks of its process tree's memory."""
+    """Run `cmd` in a new session, in `cwd`; its wall time and the peaks of its process tree's
+    memory."""
     log.parent.mkdir(parents=True, exist_ok=True)
     peak = {"VmRSS": 0, "RssAnon": 0, "Pss": 0}
     load = os.getloadavg()[0]
     with open(log, "w") as out, open(log.with_suffix(".stdout"), "w") as stdout:
         print("$", " ".join(cmd), file=out, flush=True)
         start = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=stdout, stderr=out, stdin=subprocess.DEVNULL,
-                                 env=env, start_new_session=True, cwd=cwd)  # fmt: skip
+        child = subprocess.Popen(
+            cmd,
+            stdout=stdout,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=cwd,
+        )
         try:
             while True:
                 pid, status, usage = os.wait4(child.pid, os.WNOHANG)
@@ -119,8 +127,17 @@ def measure(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> Measur
     child.returncode = os.waitstatus_to_exitcode(status)
     maxrss = usage.ru_maxrss * 1024
     text = log.with_suffix(".stdout").read_text()
-    return Measured(child.returncode == 0, wall, max(peak["VmRSS"], maxrss), peak["Pss"],
-                    peak["RssAnon"], maxrss, text, log, load)  # fmt: skip
+    return Measured(
+        child.returncode == 0,
+        wall,
+        max(peak["VmRSS"], maxrss),
+        peak["Pss"],
+        peak["RssAnon"],
+        maxrss,
+        text,
+        log,
+        load,
+    )
 
 
 def result_of(m: Measured) -> dict:

@@ -116,7 +116,8 @@ def check_disk(folder: Path, needed: int, what: str) -> None:
         raise SystemExit(
             f"not enough disk for {what}: {needed / GB:.1f} GB needed (+1 GB to spare), "
             f"{free / GB:.1f} GB free in {folder}. Lower --n-224 (each 10,000 images is "
-            f"{cache_bytes(10_000, 224) / GB:.1f} GB at 224 px) or --n, or use --work on a larger disk."
+            f"{cache_bytes(10_000, 224) / GB:.1f} GB at 224 px) or --n, or use --work on a "
+            "larger disk."
         )
 
 
@@ -139,8 +140,10 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def markdown(rows: list[Row]) -> str:
-    lines = ["| stage | N | size | wall s | images/s | peak RSS GB | target | met? |",
-             "|---|---:|---:|---:|---:|---:|---|---|"]  # fmt: skip
+    lines = [
+        "| stage | N | size | wall s | images/s | peak RSS GB | target | met? |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for r in rows:
         known = [met for _, met in r.checks if met is not None]
         met = "failed" if r.failed else ("-" if not known else "yes" if all(known) else "no")
@@ -160,7 +163,9 @@ def rss_check(row: Row) -> Row:
 
 def ratio_check(row: Row, base: Row, target: float, what: str) -> None:
     ratio = row.per_s / base.per_s if row.per_s and base.per_s else None
-    row.checks.append((f">= {target}x {what} ({fmt(ratio, '.2f')}x)", None if ratio is None else ratio >= target))  # fmt: skip
+    row.checks.append(
+        (f">= {target}x {what} ({fmt(ratio, '.2f')}x)", None if ratio is None else ratio >= target)
+    )
 
 
 # ---- the stages, each run in its own process (`scale.py _stage NAME JSON`) ------------------
@@ -201,9 +206,11 @@ def stage_generate(root: str, n: int, size: int, workers: int) -> dict:
     codes = affectnet_codes(n, test_count(n))
     faces = affectnet_official_faces(codes)
     (Path(root) / ".chunks").mkdir(parents=True, exist_ok=True)
-    jobs = [(root, size, faces[s : s + FACE_CHUNK], k)
-            for k, s in enumerate(range(0, len(faces), FACE_CHUNK))
-            if not (Path(root) / ".chunks" / f"{k}.done").exists()]  # fmt: skip
+    jobs = [
+        (root, size, faces[s : s + FACE_CHUNK], k)
+        for k, s in enumerate(range(0, len(faces), FACE_CHUNK))
+        if not (Path(root) / ".chunks" / f"{k}.done").exists()
+    ]
     start = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         written = sum(pool.imap_unordered(_write_faces, jobs))
@@ -236,8 +243,17 @@ def stage_read(root: str, n: int, rows: int, size: int, batch: int) -> dict:
     return {"images": read, "seconds": time.perf_counter() - start}
 
 
-def stage_train(root: str, n: int, size: int, mode: str, backbone: str, method: str,
-                batch: int, workers: int, prepare: bool = False) -> dict:  # fmt: skip
+def stage_train(
+    root: str,
+    n: int,
+    size: int,
+    mode: str,
+    backbone: str,
+    method: str,
+    batch: int,
+    workers: int,
+    prepare: bool = False,
+) -> dict:
     import torch
 
     from auditor.datasets.cache import build_cache, load_pixels
@@ -257,12 +273,19 @@ def stage_train(root: str, n: int, size: int, mode: str, backbone: str, method: 
     labels = torch.from_numpy(table.labels)
     start = time.perf_counter()
     train(model, pixels, labels, None, None, Normalizer.imagenet(3), config, final_pass=False)
-    return {"images": len(table), "seconds": time.perf_counter() - start,
-            "pixels": type(pixels).__name__}  # fmt: skip
+    return {
+        "images": len(table),
+        "seconds": time.perf_counter() - start,
+        "pixels": type(pixels).__name__,
+    }
 
 
-STAGE_FUNCTIONS = {"generate": stage_generate, "build": stage_build, "read": stage_read,
-                   "train": stage_train}  # fmt: skip
+STAGE_FUNCTIONS = {
+    "generate": stage_generate,
+    "build": stage_build,
+    "read": stage_read,
+    "train": stage_train,
+}
 
 
 # ---- the driver ----------------------------------------------------------------------------
@@ -296,20 +319,25 @@ class Bench:
         return self.note(measure(cmd, self.env(cache), self.logs / f"{log}.log", REPO), log)
 
     def cli(self, log: str, *args: str, cache: str = "run") -> Measured:
-        return self.note(measure([str(AUDIT), *args], self.env(cache), self.logs / f"{log}.log", REPO), log)  # fmt: skip
+        return self.note(
+            measure([str(AUDIT), *args], self.env(cache), self.logs / f"{log}.log", REPO), log
+        )
 
     def note(self, m: Measured, name: str) -> Measured:
         state = "ok" if m.ok else f"FAILED, see {m.log}"
-        self.notes.append(f"{name}: peak PSS {m.pss / GB:.2f} GB, peak anonymous RSS "
-                          f"{m.anon / GB:.2f} GB, largest process {m.maxrss / GB:.2f} GB; "
-                          f"load average {m.load:.1f} at its start")  # fmt: skip
+        self.notes.append(
+            f"{name}: peak PSS {m.pss / GB:.2f} GB, peak anonymous RSS "
+            f"{m.anon / GB:.2f} GB, largest process {m.maxrss / GB:.2f} GB; "
+            f"load average {m.load:.1f} at its start"
+        )
         print(f"  {name}: {m.wall_s:.1f} s, peak RSS {m.rss / GB:.2f} GB ({state})", flush=True)
         if not m.ok:
             print(m.log.read_text()[-3000:], file=sys.stderr)
         return m
 
-    def row(self, stage: str, n: int | None, size: int | None, m: Measured,
-            per_s: float | None = None) -> Row:  # fmt: skip
+    def row(
+        self, stage: str, n: int | None, size: int | None, m: Measured, per_s: float | None = None
+    ) -> Row:
         """A measured row; `per_s` None: N / the wall time (the CLI stages)."""
         if per_s is None and m.ok and n:
             per_s = n / m.wall_s
@@ -337,8 +365,11 @@ class Bench:
             later += cache_bytes(a.n + test_count(a.n_all), a.run_size) + a.n * 4000
         caches = first + later if a.keep_cache else max(first, later)
         generated = (self.data / DONE).exists()
-        check_disk(self.work, caches + (0 if generated else images),
-                   f"this benchmark's {'caches' if generated else 'images and caches'}")  # fmt: skip
+        check_disk(
+            self.work,
+            caches + (0 if generated else images),
+            f"this benchmark's {'caches' if generated else 'images and caches'}",
+        )
 
     # -- stages ----------------------------------------------------------------------------
 
@@ -348,39 +379,92 @@ class Bench:
         if done.exists():
             earlier = json.loads(done.read_text())
             print(f"generate: {self.data} is complete (measured {earlier['when']})", flush=True)
-            row = Row(f"generate (earlier, {earlier['when']})", earlier["n"], a.size,
-                      earlier["wall_s"], earlier["per_s"], earlier["rss"])  # fmt: skip
+            row = Row(
+                f"generate (earlier, {earlier['when']})",
+                earlier["n"],
+                a.size,
+                earlier["wall_s"],
+                earlier["per_s"],
+                earlier["rss"],
+            )
             self.rows.append(rss_check(row))
             return
-        print(f"generate: {a.n_all:,} + {test_count(a.n_all):,} faces at {a.size} px into {self.data}", flush=True)  # fmt: skip
-        m = self.python("generate", "generate", "none", root=str(self.data), n=a.n_all,
-                        size=a.size, workers=a.workers)  # fmt: skip
+        print(
+            f"generate: {a.n_all:,} + {test_count(a.n_all):,} faces at {a.size} px into "
+            f"{self.data}",
+            flush=True,
+        )
+        m = self.python(
+            "generate",
+            "generate",
+            "none",
+            root=str(self.data),
+            n=a.n_all,
+            size=a.size,
+            workers=a.workers,
+        )
         r = result_of(m)
         row = self.row(f"generate ({a.workers} processes)", r.get("total"), a.size, m, self.rate(m))
         if not m.ok:
             raise SystemExit(f"generating the dataset failed: see {m.log}")
         if r["images"] == r["total"]:  # a resumed generation is not a measurement to keep
-            done.write_text(json.dumps({"n": r["total"], "wall_s": row.wall_s, "per_s": row.per_s,
-                                        "rss": row.rss, "when": time.strftime("%Y-%m-%d")}))  # fmt: skip
+            done.write_text(
+                json.dumps(
+                    {
+                        "n": r["total"],
+                        "wall_s": row.wall_s,
+                        "per_s": row.per_s,
+                        "rss": row.rss,
+                        "when": time.strftime("%Y-%m-%d"),
+                    }
+                )
+            )
         else:
-            done.write_text(json.dumps({"n": r["total"], "wall_s": None, "per_s": None,
-                                        "rss": None, "when": "resumed"}))  # fmt: skip
+            done.write_text(
+                json.dumps(
+                    {"n": r["total"], "wall_s": None, "per_s": None, "rss": None, "when": "resumed"}
+                )
+            )
 
     def build(self) -> None:
         a = self.args
         shutil.rmtree(self.work / "cache" / "224", ignore_errors=True)
-        check_disk(self.work, cache_bytes(a.n_224, a.cache_size), f"the {a.cache_size} px cache of {a.n_224:,} images")  # fmt: skip
+        check_disk(
+            self.work,
+            cache_bytes(a.n_224, a.cache_size),
+            f"the {a.cache_size} px cache of {a.n_224:,} images",
+        )
         print(f"build: {a.n_224:,} images at {a.cache_size} px, {a.workers} workers", flush=True)
         self.warm_files(a.n_224)
-        m = self.python("build", "build-all", "224", root=str(self.data), n=a.n_224,
-                        size=a.cache_size, workers=a.workers)  # fmt: skip
-        every = self.row(f"cache build ({a.workers} workers)", a.n_224, a.cache_size, m, self.rate(m))  # fmt: skip
+        m = self.python(
+            "build",
+            "build-all",
+            "224",
+            root=str(self.data),
+            n=a.n_224,
+            size=a.cache_size,
+            workers=a.workers,
+        )
+        every = self.row(
+            f"cache build ({a.workers} workers)", a.n_224, a.cache_size, m, self.rate(m)
+        )
         one_dir = self.work / "cache" / "224-one"
         shutil.rmtree(one_dir, ignore_errors=True)
-        check_disk(self.work, cache_bytes(a.single_n, a.cache_size), f"the one-process cache of {a.single_n:,} images")  # fmt: skip
+        check_disk(
+            self.work,
+            cache_bytes(a.single_n, a.cache_size),
+            f"the one-process cache of {a.single_n:,} images",
+        )
         print(f"build: {a.single_n:,} images at {a.cache_size} px, 1 worker", flush=True)
-        m = self.python("build", "build-one", "224-one", root=str(self.data), n=a.single_n,
-                        size=a.cache_size, workers=1)  # fmt: skip
+        m = self.python(
+            "build",
+            "build-one",
+            "224-one",
+            root=str(self.data),
+            n=a.single_n,
+            size=a.cache_size,
+            workers=1,
+        )
         one = self.row("cache build (1 process)", a.single_n, a.cache_size, m, self.rate(m))
         shutil.rmtree(one_dir, ignore_errors=True)
         ratio_check(every, one, BUILD_TARGET, "1 process")
@@ -404,17 +488,37 @@ class Bench:
             return
         for k in a.read_sizes:
             print(f"read: {k:,} of {a.n_224:,} rows, batches of 256", flush=True)
-            m = self.python("read", f"read-{k}", "224", root=str(self.data), n=a.n_224, rows=k,
-                            size=a.cache_size, batch=256)  # fmt: skip
-            self.row(f"read the {a.n_224:,}-row map, batches of 256", k, a.cache_size, m, self.rate(m))  # fmt: skip
+            m = self.python(
+                "read",
+                f"read-{k}",
+                "224",
+                root=str(self.data),
+                n=a.n_224,
+                rows=k,
+                size=a.cache_size,
+                batch=256,
+            )
+            self.row(
+                f"read the {a.n_224:,}-row map, batches of 256", k, a.cache_size, m, self.rate(m)
+            )
         if not a.keep_cache:
             shutil.rmtree(self.work / "cache" / "224", ignore_errors=True)
 
     def train(self) -> None:
         a = self.args
-        spec = dict(root=str(self.data), n=a.train_n, size=a.train_size, backbone=a.backbone,
-                    method=a.method, batch=256, workers=a.workers)  # fmt: skip
-        print(f"train: {a.train_n:,} images at {a.train_size} px, {a.backbone}, {a.method}", flush=True)  # fmt: skip
+        spec = dict(
+            root=str(self.data),
+            n=a.train_n,
+            size=a.train_size,
+            backbone=a.backbone,
+            method=a.method,
+            batch=256,
+            workers=a.workers,
+        )
+        print(
+            f"train: {a.train_n:,} images at {a.train_size} px, {a.backbone}, {a.method}",
+            flush=True,
+        )
         self.python("train", "train-prepare", "train", mode="disk", prepare=True, **spec)
         order = (["memory", "disk", "disk", "memory"] * a.train_repeats)[: 2 * a.train_repeats]
         runs: dict[str, list[Measured]] = {"memory": [], "disk": []}
@@ -425,25 +529,54 @@ class Bench:
             ms = runs[mode]
             rates = [self.rate(m) for m in ms]
             ok = all(m.ok for m in ms) and all(rates)
-            row = Row(f"train 1 epoch, {label}", a.train_n, a.train_size,
-                      sum(m.wall_s for m in ms) / len(ms), sum(rates) / len(rates) if ok else None,
-                      max(m.rss for m in ms), failed="" if ok else "failed")  # fmt: skip
+            row = Row(
+                f"train 1 epoch, {label}",
+                a.train_n,
+                a.train_size,
+                sum(m.wall_s for m in ms) / len(ms),
+                sum(rates) / len(rates) if ok else None,
+                max(m.rss for m in ms),
+                failed="" if ok else "failed",
+            )
             self.rows.append(rss_check(row))
             rows[mode] = row
             kinds = {result_of(m).get("pixels") for m in ms}
-            self.notes.append(f"train {label}: pixels given to train() as {', '.join(map(str, kinds))}; "
-                              f"images/s per repeat {', '.join(fmt(r, ',.0f') for r in rates)}")  # fmt: skip
+            self.notes.append(
+                f"train {label}: pixels given to train() as {', '.join(map(str, kinds))}; "
+                f"images/s per repeat {', '.join(fmt(r, ',.0f') for r in rates)}"
+            )
         ratio_check(rows["disk"], rows["memory"], MAP_TARGET, "in memory")
 
     def run(self) -> Path | None:
         a = self.args
         shutil.rmtree(self.work / "cache" / "run", ignore_errors=True)
-        check_disk(self.work, cache_bytes(a.n + test_count(a.n_all), a.run_size), f"the {a.run_size} px cache of the run")  # fmt: skip
+        check_disk(
+            self.work,
+            cache_bytes(a.n + test_count(a.n_all), a.run_size),
+            f"the {a.run_size} px cache of the run",
+        )
         root = self.data
         print(f"run: audit run affectnet on {a.n:,} images at {a.run_size} px", flush=True)
-        m = self.cli("run", "run", "affectnet", "--root", str(root), "--method", "ce", "--epochs", "1",
-                     "--image-size", str(a.run_size), "--backbone", a.backbone, "--workers", str(a.workers),
-                     "--out", str(self.work / "runs"), *a.run_args)  # fmt: skip
+        m = self.cli(
+            "run",
+            "run",
+            "affectnet",
+            "--root",
+            str(root),
+            "--method",
+            "ce",
+            "--epochs",
+            "1",
+            "--image-size",
+            str(a.run_size),
+            "--backbone",
+            a.backbone,
+            "--workers",
+            str(a.workers),
+            "--out",
+            str(self.work / "runs"),
+            *a.run_args,
+        )
         self.row(f"audit run (ce, 1 epoch, {a.backbone})", a.n, a.run_size, m)
         if not m.ok:
             return None
@@ -452,8 +585,10 @@ class Bench:
         phases = ", ".join(f"{k} {v:.0f} s" for k, v in manifest.get("timings_s", {}).items())
         from auditor.outputs.report import MAP_POINTS
 
-        self.notes.append(f"audit run phases: {phases}; the report's UMAP map drew "
-                          f"{min(a.n, MAP_POINTS):,} of {a.n:,} samples (MAP_POINTS = {MAP_POINTS:,})")  # fmt: skip
+        self.notes.append(
+            f"audit run phases: {phases}; the report's UMAP map drew "
+            f"{min(a.n, MAP_POINTS):,} of {a.n:,} samples (MAP_POINTS = {MAP_POINTS:,})"
+        )
         return run_dir
 
     def review(self, run_dir: Path) -> None:
@@ -465,8 +600,10 @@ class Bench:
         os.environ |= {"FIFTYONE_DATABASE_DIR": str(self.fiftyone), "FIFTYONE_DO_NOT_TRACK": "true"}
         from auditor.brain import VIS_POINTS  # imports fiftyone, which connects to nothing yet
 
-        self.notes.append(f"review: the FiftyOne `umap` brain run on {min(self.args.n, VIS_POINTS):,} "
-                          f"of {self.args.n:,} samples (VIS_POINTS = {VIS_POINTS:,})")  # fmt: skip
+        self.notes.append(
+            f"review: the FiftyOne `umap` brain run on {min(self.args.n, VIS_POINTS):,} "
+            f"of {self.args.n:,} samples (VIS_POINTS = {VIS_POINTS:,})"
+        )
 
     def export(self, run_dir: Path) -> Path | None:
         print("export: audit export", flush=True)
@@ -484,8 +621,15 @@ class Bench:
         decisions.to_csv(relabels, index=False)
         self.notes.append(f"apply: {len(decisions):,} suspects relabelled to the suggestion")
         print(f"apply: audit apply ({len(decisions):,} decisions)", flush=True)
-        m = self.cli("apply", "apply", str(run_dir), "--relabels", str(relabels),
-                     "--out", str(self.logs / "corrected.csv"))  # fmt: skip
+        m = self.cli(
+            "apply",
+            "apply",
+            str(run_dir),
+            "--relabels",
+            str(relabels),
+            "--out",
+            str(self.logs / "corrected.csv"),
+        )
         self.row("audit apply", self.args.n, None, m)
 
     def score(self) -> None:
@@ -501,9 +645,18 @@ class Bench:
             files[name] = self.logs / f"score-{name}.npy"
             np.save(files[name], array)
         print(f"score: audit score on {n:,} x {k} probabilities", flush=True)
-        m = self.cli("score", "score", "--pred-probs", str(files["probs"]), "--labels",
-                     str(files["labels"]), "--true-labels", str(files["true"]),
-                     "--out", str(self.work / "runs"))  # fmt: skip
+        m = self.cli(
+            "score",
+            "score",
+            "--pred-probs",
+            str(files["probs"]),
+            "--labels",
+            str(files["labels"]),
+            "--true-labels",
+            str(files["true"]),
+            "--out",
+            str(self.work / "runs"),
+        )
         self.row("audit score (probabilities)", n, None, m)
 
     def all(self) -> str:
@@ -532,11 +685,13 @@ class Bench:
 
         a = self.args
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
-        head = (f"N = {a.n:,} faces for the run stages ({a.run_size} px), {a.n_224:,} for the "
-                f"{a.cache_size} px cache stages (one process: {a.single_n:,}); JPEGs of "
-                f"{a.size} px; {os.cpu_count()} cores, {ram:.0f} GB RAM, torch {torch.__version__}"
-                f" on the CPU; load average {self.load_start:.1f} at the start, "
-                f"{os.getloadavg()[0]:.1f} at the end; {time.strftime('%Y-%m-%d')}.")  # fmt: skip
+        head = (
+            f"N = {a.n:,} faces for the run stages ({a.run_size} px), {a.n_224:,} for the "
+            f"{a.cache_size} px cache stages (one process: {a.single_n:,}); JPEGs of "
+            f"{a.size} px; {os.cpu_count()} cores, {ram:.0f} GB RAM, torch {torch.__version__}"
+            f" on the CPU; load average {self.load_start:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end; {time.strftime('%Y-%m-%d')}."
+        )
         notes = [
             "wall s: the stage's process from start to exit (imports and loading the table "
             "included); images/s: generate, build, read, train: images / seconds of the stage's "
@@ -552,23 +707,64 @@ class Bench:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: N = 2,000 and small subsets")  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: N = 2,000 and small subsets"
+    )
     parser.add_argument("--n", type=int, help="training faces of the run stages (default 300,000)")
-    parser.add_argument("--n-224", type=int, help="images of the --cache-size cache stages (default 100,000)")  # fmt: skip
-    parser.add_argument("--single-n", type=int, help="images of the one-process build (default 15,000)")  # fmt: skip
-    parser.add_argument("--read-sizes", help="rows read, comma-separated (default 25000,50000,100000; at most --n-224)")  # fmt: skip
-    parser.add_argument("--train-n", type=int, help="images of the training epochs (default 20,000)")  # fmt: skip
-    parser.add_argument("--train-size", type=int, help="image size of the training epochs (default 48)")  # fmt: skip
-    parser.add_argument("--train-repeats", type=int, default=2, help="epochs of each kind (default 2)")  # fmt: skip
-    parser.add_argument("--size", type=int, default=224, help="side of the generated JPEGs (default 224)")  # fmt: skip
-    parser.add_argument("--cache-size", type=int, default=224, help="image size of the build and read stages (default 224)")  # fmt: skip
-    parser.add_argument("--run-size", type=int, default=32, help="--image-size of `audit run` (default 32)")  # fmt: skip
+    parser.add_argument(
+        "--n-224", type=int, help="images of the --cache-size cache stages (default 100,000)"
+    )
+    parser.add_argument(
+        "--single-n", type=int, help="images of the one-process build (default 15,000)"
+    )
+    parser.add_argument(
+        "--read-sizes",
+        help="rows read, comma-separated (default 25000,50000,100000; at most --n-224)",
+    )
+    parser.add_argument(
+        "--train-n", type=int, help="images of the training epochs (default 20,000)"
+    )
+    parser.add_argument(
+        "--train-size", type=int, help="image size of the training epochs (default 48)"
+    )
+    parser.add_argument(
+        "--train-repeats", type=int, default=2, help="epochs of each kind (default 2)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=224, help="side of the generated JPEGs (default 224)"
+    )
+    parser.add_argument(
+        "--cache-size",
+        type=int,
+        default=224,
+        help="image size of the build and read stages (default 224)",
+    )
+    parser.add_argument(
+        "--run-size", type=int, default=32, help="--image-size of `audit run` (default 32)"
+    )
     parser.add_argument("--backbone", default="resnet-small")
-    parser.add_argument("--method", default="ce", help="method of the training epochs (default ce)")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes of the generator, the cache build and `audit run --workers` (default: the cores)")  # fmt: skip
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {','.join(STAGES)} (default all; generate is always done when needed)")  # fmt: skip
-    parser.add_argument("--work", default=str(REPO / "reports" / "scale"), help="images, caches, runs, FiftyOne database, logs (default reports/scale)")  # fmt: skip
-    parser.add_argument("--keep-cache", action="store_true", help="keep the --cache-size cache after the read stage")  # fmt: skip
+    parser.add_argument("--method", default="ce", help="method of the training epochs (default ce)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes of the generator, the cache build and `audit run --workers` "
+        "(default: the cores)",
+    )
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"comma-separated, of {','.join(STAGES)} (default all; generate is always done "
+        "when needed)",
+    )
+    parser.add_argument(
+        "--work",
+        default=str(REPO / "reports" / "scale"),
+        help="images, caches, runs, FiftyOne database, logs (default reports/scale)",
+    )
+    parser.add_argument(
+        "--keep-cache", action="store_true", help="keep the --cache-size cache after the read stage"
+    )
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     parser.add_argument("run_args", nargs="*", help="extra `audit run` options, after --")
     a = parser.parse_args(argv)
@@ -576,7 +772,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.n = a.n or (2000 if quick else 300_000)
     a.n_224 = a.n_224 or (2000 if quick else 100_000)
     a.single_n = min(a.single_n or (1000 if quick else 15_000), a.n_224)
-    a.read_sizes = sorted({min(int(k), a.n_224) for k in (a.read_sizes or ("500,1000,2000" if quick else "25000,50000,100000")).split(",")})  # fmt: skip
+    a.read_sizes = sorted(
+        {
+            min(int(k), a.n_224)
+            for k in (a.read_sizes or ("500,1000,2000" if quick else "25000,50000,100000")).split(
+                ","
+            )
+        }
+    )
     a.train_n = a.train_n or (1000 if quick else 20_000)
     a.train_size = a.train_size or (32 if quick else 48)
     a.stages = [s for s in a.stages.split(",") if s]
@@ -585,7 +788,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown stages {sorted(unknown)}; they are {', '.join(STAGES)}")
     a.n_all = max(a.n, a.n_224, a.train_n)  # one generated folder serves every stage
     if a.n_all != a.n and {"run", "review", "export", "apply"} & set(a.stages):
-        parser.error(f"--n ({a.n:,}) must be at least --n-224 and --train-n: the run stages use the whole folder")  # fmt: skip
+        parser.error(
+            f"--n ({a.n:,}) must be at least --n-224 and --train-n: the run stages use the whole "
+            "folder"
+        )
     return a
 
 

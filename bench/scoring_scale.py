@@ -57,7 +57,8 @@ def main() -> None:
     t = time.perf_counter()
     ev, given, noisy = synthetic_evidence(args.n, 8, 512, 10)
     print(
-        f"synthetic evidence: {time.perf_counter() - t:.1f} s ({ev.embeddings.nbytes / 1e6:.0f} MB of embeddings)"
+        f"synthetic evidence: {time.perf_counter() - t:.1f} s "
+        f"({ev.embeddings.nbytes / 1e6:.0f} MB of embeddings)"
     )
     t = time.perf_counter()
     scores, flags, _ = method_scores(ev, given)
@@ -68,8 +69,11 @@ def main() -> None:
     )
     ensemble_s = time.perf_counter() - t
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"N = {args.n:,}: {len(scores)} detectors {detectors_s:.1f} s, ensemble + flags {ensemble_s:.1f} s, "
-          f"total {detectors_s + ensemble_s:.1f} s; peak resident memory {peak_gb:.2f} GB")  # fmt: skip
+    print(
+        f"N = {args.n:,}: {len(scores)} detectors {detectors_s:.1f} s, "
+        f"ensemble + flags {ensemble_s:.1f} s, "
+        f"total {detectors_s + ensemble_s:.1f} s; peak resident memory {peak_gb:.2f} GB"
+    )
     for name in ("ce_knn", "ce_aum", "suspicion"):
         m = detection_metrics(result.scores[name], noisy)
         print(f"  {name}: AUROC {m['auroc']:.3f}, AP {m['ap']:.3f}")

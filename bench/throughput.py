@@ -85,13 +85,15 @@ class FileDataset(Dataset):
         self, files: list[Path], labels: np.ndarray, size: int, norm: Normalizer, gray: bool
     ):
         self.files, self.labels, self.gray = files, labels, gray
-        self.transform = transforms.Compose([
-            transforms.Resize((size, size)),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(norm.mean, norm.std),
-            transforms.RandomErasing(scale=(0.02, 0.25)),
-        ])  # fmt: skip
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize((size, size)),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize(norm.mean, norm.std),
+                transforms.RandomErasing(scale=(0.02, 0.25)),
+            ]
+        )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -134,8 +136,9 @@ def ours(name, backbone, pixels, labels, norm, batch, epochs, m: Machine) -> flo
     method = make_method(name, backbone, pixels.shape[1], int(labels.max()) + 1)
     config = TrainConfig(epochs=1, batch_size=batch, device=m.device, amp=m.amp, compile=m.compile)
     train(method, pixels, torch.from_numpy(labels), None, None, norm, config, final_pass=False)
-    config = TrainConfig(epochs=epochs, batch_size=batch, device=m.device, seed=1, amp=m.amp,
-                         compile=m.compile)  # fmt: skip
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch, device=m.device, seed=1, amp=m.amp, compile=m.compile
+    )
     start = m.clock()
     train(method, pixels, torch.from_numpy(labels), None, None, norm, config, final_pass=False)
     return epochs * len(labels) / (m.clock() - start)
@@ -150,8 +153,14 @@ def ceiling(name, backbone, pixels, labels, norm, batch, epochs, m: Machine) -> 
     aug = Augmenter(torch.Generator(device=m.device).manual_seed(0), normalizer=norm)
     y = torch.from_numpy(labels).to(m.device)
     x_all = norm(pixels.to(m.device)).contiguous(memory_format=torch.channels_last)
-    chunks = [(x_all[s : s + batch], y[s : s + batch], torch.arange(s, min(s + batch, len(y)),
-               device=m.device)) for s in range(0, len(y), batch)]  # fmt: skip
+    chunks = [
+        (
+            x_all[s : s + batch],
+            y[s : s + batch],
+            torch.arange(s, min(s + batch, len(y)), device=m.device),
+        )
+        for s in range(0, len(y), batch)
+    ]
     for x, yb, idx in chunks:  # warm-up epoch
         step(method, opt, Batch(x, yb, idx, 0), aug, m.amp)
     start = m.clock()
@@ -166,9 +175,15 @@ def reference(name, backbone, files, labels, norm, size, gray, batch, epochs, m:
     method = make_method(name, backbone, channels, int(labels.max()) + 1)
     method.train().to(m.device).to(memory_format=torch.channels_last)
     opt = optimiser(method)
-    loader = DataLoader(FileDataset(files, labels, size, norm, gray), batch_size=batch,
-                        shuffle=True, num_workers=m.workers, drop_last=False,
-                        persistent_workers=True, pin_memory=m.device == "cuda")  # fmt: skip
+    loader = DataLoader(
+        FileDataset(files, labels, size, norm, gray),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=m.workers,
+        drop_last=False,
+        persistent_workers=True,
+        pin_memory=m.device == "cuda",
+    )
 
     def one_epoch() -> None:
         for x1, _x2, y in loader:
@@ -208,20 +223,28 @@ def setting(
         files = list(table.images.paths)
     else:
         files = write_pngs(pixels, work / label)
-    lines = [f"{label}: {len(labels)} images, {backbone} at {size} px, batch {batch}, "
-             f"{epochs} timed epochs after one warm-up, median of {repeats} interleaved repeats; "
-             f"tensor cache {decode_s:.1f} s (once)"]  # fmt: skip
+    lines = [
+        f"{label}: {len(labels)} images, {backbone} at {size} px, batch {batch}, "
+        f"{epochs} timed epochs after one warm-up, median of {repeats} interleaved repeats; "
+        f"tensor cache {decode_s:.1f} s (once)"
+    ]
     for name in methods:
         measured: dict[str, list[float]] = {"reference": [], "ceiling": [], "ours": []}
         for _ in range(repeats):  # interleaved, so a slow spell of the machine hits all three
-            measured["reference"].append(reference(name, backbone, files, labels, norm, size, gray, batch, epochs, m))  # fmt: skip
-            measured["ceiling"].append(ceiling(name, backbone, pixels, labels, norm, batch, epochs, m))  # fmt: skip
+            measured["reference"].append(
+                reference(name, backbone, files, labels, norm, size, gray, batch, epochs, m)
+            )
+            measured["ceiling"].append(
+                ceiling(name, backbone, pixels, labels, norm, batch, epochs, m)
+            )
             measured["ours"].append(ours(name, backbone, pixels, labels, norm, batch, epochs, m))
         r, c, o = (float(np.median(measured[k])) for k in ("reference", "ceiling", "ours"))
         each = np.array(measured["ours"]) / np.array(measured["ceiling"])  # per repeat
-        lines.append(f"  {name:4s} ours {o:7.1f} img/s | ceiling {c:7.1f} | reference {r:7.1f} | "
-                     f"ours / ceiling {o / c:.3f} (repeats {each.min():.2f}-{each.max():.2f}) | "
-                     f"ours / reference {o / r:.2f}x")  # fmt: skip
+        lines.append(
+            f"  {name:4s} ours {o:7.1f} img/s | ceiling {c:7.1f} | reference {r:7.1f} | "
+            f"ours / ceiling {o / c:.3f} (repeats {each.min():.2f}-{each.max():.2f}) | "
+            f"ours / reference {o / r:.2f}x"
+        )
         print(lines[-1], flush=True)
     return lines
 
@@ -252,10 +275,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         where = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; ours and "
-              f"ceiling: {'bf16 autocast' if m.amp else 'float32'}"
-              f"{', compiled' if m.compile else ''}; reference: float32, {m.workers} workers",
-              flush=True)  # fmt: skip
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; ours and "
+            f"ceiling: {'bf16 autocast' if m.amp else 'float32'}"
+            f"{', compiled' if m.compile else ''}; reference: float32, {m.workers} workers",
+            flush=True,
+        )
         report = []
         if args.only in (None, "demo"):
             report += setting(

@@ -52,8 +52,8 @@ class StepOutput:
 
 class Method(nn.Module):
     """fc(GAP(backbone(x))), plus whatever a subclass adds. Subclasses set `name`,
-    `options_class` (a frozen dataclass of their options, with defaults), `extra_signals` (names of the
-    per-sample signals their `training_step` returns) and implement `training_step`;
+    `options_class` (a frozen dataclass of their options, with defaults), `extra_signals` (names
+    of the per-sample signals their `training_step` returns) and implement `training_step`;
     `after_step` runs after every optimiser step. `needs_mirror_symmetry` is True for a method
     whose loss compares an image with its mirror (EAC, GSMC): it teaches that a mirrored image
     keeps its class, so `audit run` trains it only on mirror-symmetric data
@@ -72,7 +72,9 @@ class Method(nn.Module):
         super().__init__()
         self.options = self.options_class() if options is None else options
         if not isinstance(self.options, self.options_class):
-            raise TypeError(f"{self.name} takes {self.options_class.__name__}, not {type(options).__name__}")  # fmt: skip
+            raise TypeError(
+                f"{self.name} takes {self.options_class.__name__}, not {type(options).__name__}"
+            )
         self.backbone = backbone
         self.fc = nn.Linear(backbone.out_channels, num_classes)
 

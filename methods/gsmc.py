@@ -116,9 +116,12 @@ class GSMC(Method):
             teacher_logits = self.teacher(x2)
         w = self.fc.weight.detach()
         loss, kd, flip_cam = gsmc_loss(
-            logits, teacher_logits, batch.y,
-            float32_cams(fmap1, w), float32_cams(fmap2, w),
-        )  # fmt: skip
+            logits,
+            teacher_logits,
+            batch.y,
+            float32_cams(fmap1, w),
+            float32_cams(fmap2, w),
+        )
         return StepOutput(
             loss=loss, logits=logits, signals={"kd": kd.detach(), "flip_cam": flip_cam.detach()}
         )

@@ -3,14 +3,15 @@
 Two heads give mu_i and log_var_i (64-d each); the uncertainty is u_i = mean_d exp(log_var_i,d).
 The official heads (`heads="official"`, default) read the last feature map: each is
 BatchNorm2d(C, affine=False) -> Dropout(0.4) -> flatten of the 7 x 7 map -> Linear(49 C -> 64)
--> BatchNorm1d(64), BatchNorms with eps 2e-5 as in the official code; the map is adaptively average-pooled to 7 x 7 first, which is the identity
-at the official 224 px with ResNet-18 and what makes the head's size independent of the image
-size elsewhere (the official code works at 224 px only). `heads="linear"` is this tool's earlier
-head: one Linear on the pooled feature. The fc trains at `fc_lr` (10) times the learning rate
-of the backbone and the heads, as the official code's optimiser groups do (2e-3 vs 2e-4: its
-heads belong to the feature module). Each sample is paired with a random partner j (a
-permutation of the batch); w_i = u_i / (u_i + u_j), z_i = w_i * mu_i + (1 - w_i) * mu_j, and
-L = 0.5 * CE(fc(z_i), y_i) + 0.5 * CE(fc(z_i), y_j). Test-time prediction is fc(mu_i).
+-> BatchNorm1d(64), BatchNorms with eps 2e-5 as in the official code; the map is adaptively
+average-pooled to 7 x 7 first, which is the identity at the official 224 px with ResNet-18 and
+what makes the head's size independent of the image size elsewhere (the official code works at
+224 px only). `heads="linear"` is this tool's earlier head: one Linear on the pooled feature.
+The fc trains at `fc_lr` (10) times the learning rate of the backbone and the heads, as the
+official code's optimiser groups do (2e-3 vs 2e-4: its heads belong to the feature module). Each
+sample is paired with a random partner j (a permutation of the batch); w_i = u_i / (u_i + u_j),
+z_i = w_i * mu_i + (1 - w_i) * mu_j, and L = 0.5 * CE(fc(z_i), y_i) + 0.5 * CE(fc(z_i), y_j).
+Test-time prediction is fc(mu_i).
 
 Training view (`view="official"`, default): as SCN's code, whose dataset code RUL's copies,
 a mirror or Gaussian noise (variance 30 on 0-255 pixels) on 1/4 of images each, then random
@@ -78,7 +79,8 @@ def official_head(channels: int, dim: int, side: int = 7) -> nn.Sequential:
 def mix_by_uncertainty(
     mu: torch.Tensor, u: torch.Tensor, partner: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z [N, D], w [N]): z_i = w_i mu_i + (1 - w_i) mu_j, w_i = u_i / (u_i + u_j), j = partner[i]."""
+    """(z [N, D], w [N]): z_i = w_i mu_i + (1 - w_i) mu_j, w_i = u_i / (u_i + u_j),
+    j = partner[i]."""
     w = u / (u + u[partner])
     return w.unsqueeze(1) * mu + (1 - w.unsqueeze(1)) * mu[partner], w
 

@@ -64,15 +64,18 @@ class SCNOptions(Options):
         "code", "code: L_WCE + L_RR (official); paper: gamma*L_RR + (1-gamma)*L_WCE", choices=LOSSES
     )
     relabel: str = option(
-        "all", "relabel every sample (official code) or the low-importance group (paper)",
+        "all",
+        "relabel every sample (official code) or the low-importance group (paper)",
         choices=RELABEL_SCOPES,
-    )  # fmt: skip
+    )
     relabel_epoch: int = option(10, "first epoch (1-based) of relabelling", at_least=1)
     view: str = view_option()
     lr: float | None = option(
-        None, "SCN's learning rate (default: --lr; --preset paper: 1e-3, the official code's)",
-        above=0, at_most=MAX_LR,
-    )  # fmt: skip
+        None,
+        "SCN's learning rate (default: --lr; --preset paper: 1e-3, the official code's)",
+        above=0,
+        at_most=MAX_LR,
+    )
 
 
 def high_group_mask(alpha: torch.Tensor, beta: float) -> torch.Tensor:
@@ -151,8 +154,9 @@ class SCN(Method):
         pooled = self.backbone(training_view(batch.x, aug, self.options.view)).mean(dim=(2, 3))
         logits, alpha = self.weighted(pooled)
         o = self.options
-        loss = scn_loss(logits, batch.y, alpha, beta=o.beta, delta1=o.delta1, gamma=o.gamma,
-                        mode=o.loss)  # fmt: skip
+        loss = scn_loss(
+            logits, batch.y, alpha, beta=o.beta, delta1=o.delta1, gamma=o.gamma, mode=o.loss
+        )
         new_labels = None
         if batch.epoch + 1 >= o.relabel_epoch:
             eligible = (

@@ -40,7 +40,8 @@ class WeightsReport:
     def summary(self) -> str:
         line = f"weights {self.path}: matched {self.matched}/{self.expected} backbone tensors"
         if self.unused:
-            line += f"; ignored {len(self.unused)} ({', '.join(self.unused[:4])}{'...' if len(self.unused) > 4 else ''})"
+            more = "..." if len(self.unused) > 4 else ""
+            line += f"; ignored {len(self.unused)} ({', '.join(self.unused[:4])}{more})"
         return line
 
 
@@ -197,8 +198,9 @@ def load_backbone_weights(
             f"; shape mismatches: {', '.join(report.mismatched[:3])}" if report.mismatched else ""
         )
         raise UserError(
-            f"--weights {path}: matched only {report.matched} of {report.expected} backbone tensors "
-            f"(missing e.g. {', '.join(report.missing[:3])}{detail}). Is it a checkpoint of this "
-            "backbone (--backbone)? Pass --allow-partial-weights to load what matches anyway."
+            f"--weights {path}: matched only {report.matched} of {report.expected} backbone "
+            f"tensors (missing e.g. {', '.join(report.missing[:3])}{detail}). Is it a checkpoint "
+            "of this backbone (--backbone)? Pass --allow-partial-weights to load what matches "
+            "anyway."
         )
     return backbone.state_dict() | mapped, report

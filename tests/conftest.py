@@ -63,8 +63,15 @@ def run_cli(
 
 
 CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium (make test installs it)"
 )
@@ -73,9 +80,17 @@ needs_chromium = pytest.mark.skipif(
 def chromium(profile: Path, *args: str, budget_ms: int = 5000, timeout: int = 120):
     """Headless Chromium with a fresh profile folder; `budget_ms` of virtual time to render."""
     return subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}", f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--virtual-time-budget={budget_ms}",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @contextlib.contextmanager
@@ -84,9 +99,13 @@ def served_app(run_dir: Path, port: int) -> Iterator[subprocess.Popen]:
     127.0.0.1 (within 180 s); stopped with SIGINT (SIGKILL after 30 s) on leaving."""
     import urllib.request
 
-    app = subprocess.Popen([str(AUDIT), "review", str(run_dir), "--port", str(port)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)  # fmt: skip
+    app = subprocess.Popen(
+        [str(AUDIT), "review", str(run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 180
         while time.time() < deadline:

@@ -16,8 +16,12 @@ VOTES = (
     Path(__file__).resolve().parent / "data" / "ferplus" / "fer2013new.csv"
 )  # MIT, see its README
 FERPLUS_TO_FER2013 = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2, 7: 1}  # contempt -> Disgust
-SYNTH_OF_EMOTION = {e: CLASSES.index(n) for e, n in enumerate(
-    ["Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Disgust"])}  # fmt: skip
+SYNTH_OF_EMOTION = {
+    e: CLASSES.index(n)
+    for e, n in enumerate(
+        ["Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Disgust"]
+    )
+}
 
 
 def write_ferplus(root: Path, per_split: dict[str, int]) -> Path:
@@ -34,8 +38,9 @@ def write_ferplus(root: Path, per_split: dict[str, int]) -> Path:
     fer_labels = np.array([FERPLUS_TO_FER2013[int(e)] for e in emotion])
     wrong = rng.random(len(fer_labels)) < 0.25  # FER2013's own labels disagree with FER+ often
     fer_labels[wrong] = (fer_labels[wrong] + rng.integers(1, 7, wrong.sum())) % 7
-    pd.DataFrame({"emotion": fer_labels, "pixels": pixels,
-                  "Usage": rows.Usage.to_numpy()}).to_csv(root / "fer2013.csv", index=False)  # fmt: skip
+    pd.DataFrame({"emotion": fer_labels, "pixels": pixels, "Usage": rows.Usage.to_numpy()}).to_csv(
+        root / "fer2013.csv", index=False
+    )
     return root
 
 
@@ -61,7 +66,10 @@ def save_face(path: Path, label: int, seed: int, size: int = 64, drawn: int | No
     (face if face.size == (size, size) else face.resize((size, size), Image.BILINEAR)).save(path)
 
 
-AFFECTNET_HEADER = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"
+AFFECTNET_HEADER = (
+    "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,"
+    "valence,arousal"
+)
 AFFECTNET_LISTS = {"train": "training.csv", "test": "validation.csv"}
 
 
@@ -86,8 +94,9 @@ def write_affectnet_lists(root: Path, codes: dict[str, list[int]], size: int = 8
     box = f"{m},{m},{size - 2 * m},{size - 2 * m}"
     faces = affectnet_official_faces(codes)
     for split, name in AFFECTNET_LISTS.items():
-        lines = [AFFECTNET_HEADER] + [f'{rel},{box},"1;2;3;4",{code},0.1,-0.2'
-                                      for s, rel, code, _ in faces if s == split]  # fmt: skip
+        lines = [AFFECTNET_HEADER] + [
+            f'{rel},{box},"1;2;3;4",{code},0.1,-0.2' for s, rel, code, _ in faces if s == split
+        ]
         (lists / name).write_text("\n".join(lines) + "\n")
     return root
 

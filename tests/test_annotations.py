@@ -35,7 +35,7 @@ def marks(**kw) -> Marks:
                 "field_labels": {"suggested": "Happiness", "given": "Fear"},
             },
             ("relabel", 2),
-        ),  # fmt: skip
+        ),
         ({"corrected": "Surprise"}, ("relabel", 0)),  # a correction alone is a decision
         ({"sample_tags": ("relabel", "label:happiness")}, ("relabel", 2)),  # unambiguous case
         ({"sample_tags": ("label:Surprise",)}, ("relabel", 0)),
@@ -56,7 +56,7 @@ def test_each_mark_becomes_one_decision(kw, expected):
         (
             {"sample_tags": ("relabel",), "label_tags": {"given": ("Keep",)}},
             "tagged relabel and keep",
-        ),  # fmt: skip
+        ),
         ({"sample_tags": ("label:Fear", "label:Surprise")}, "names two classes"),
         ({"sample_tags": ("label:Surprise",), "corrected": "Happiness"}, "names two classes"),
         ({"sample_tags": ("label:Angry",)}, "'Angry' is not a class"),
@@ -65,11 +65,11 @@ def test_each_mark_becomes_one_decision(kw, expected):
         (
             {"label_tags": {"prediction": ("todo",)}},
             "tag on `prediction` 'todo' is not a decision",
-        ),  # fmt: skip
+        ),
         (
             {"sample_tags": ("keep",), "corrected": "Surprise"},
             "tagged keep but names class 'Surprise'",
-        ),  # fmt: skip
+        ),
         ({"sample_tags": ("drop",), "corrected": "Surprise"}, "tagged drop but names class"),
     ],
 )
@@ -79,8 +79,11 @@ def test_every_other_mark_is_refused_with_a_reason(kw, needle):
 
 
 def test_read_marks_refuses_all_at_once_and_counts():
-    good = [marks(sid="a", sample_tags=("keep",)), marks(sid="b", corrected="Surprise"),
-            marks(sid="c", sample_tags=("note: later",))]  # fmt: skip
+    good = [
+        marks(sid="a", sample_tags=("keep",)),
+        marks(sid="b", corrected="Surprise"),
+        marks(sid="c", sample_tags=("note: later",)),
+    ]
     reading = read_marks(good, CLASSES, "ds")
     assert reading.decided == {"a": ("keep", None), "b": ("relabel", 0)}
     assert reading.undecided == ("c",)
@@ -97,7 +100,9 @@ def test_relabel_csv_prefers_the_annotators_own_class(tmp_path):
         "b,2,Happiness,,Surprise,relabel\n"
         "c,2,Happiness,0,Fear,relabel\n"  # the annotator's two columns disagree
     )
-    with pytest.raises(UserError, match="line 4: relabel 'c': new_name 'Fear' and new_label '0' disagree"):  # fmt: skip
+    with pytest.raises(
+        UserError, match="line 4: relabel 'c': new_name 'Fear' and new_label '0' disagree"
+    ):
         read_decisions(csv, ["a", "b", "c"], CLASSES)
     csv.write_text(csv.read_text().rsplit("c,", 1)[0])
     assert read_decisions(csv, ["a", "b", "c"], CLASSES).relabel == {"a": 0, "b": 0}
@@ -109,19 +114,30 @@ def decisions_frame(rows):
 
 def test_ledger_appends_latest_wins_and_reads_against_a_run(tmp_path):
     path = tmp_path / "ledger.csv"
-    first = decisions_frame([("a", "keep", "Fear", "Fear", "x"), ("b", "relabel", "Surprise", "Fear", "x"),
-                             ("c", "drop", "", "Fear", "x"), ("d", "relabel", "=cmd", "Fear", "x")])  # fmt: skip
+    first = decisions_frame(
+        [
+            ("a", "keep", "Fear", "Fear", "x"),
+            ("b", "relabel", "Surprise", "Fear", "x"),
+            ("c", "drop", "", "Fear", "x"),
+            ("d", "relabel", "=cmd", "Fear", "x"),
+        ]
+    )
     assert ledger.append(path, first, "run1") == 4
     assert ledger.append(path, first, "run1") == 0  # the same decisions again: nothing repeated
-    assert ledger.append(path, decisions_frame([("a", "relabel", "Happiness", "Fear", "y")]), "run2") == 1  # fmt: skip
+    assert (
+        ledger.append(path, decisions_frame([("a", "relabel", "Happiness", "Fear", "y")]), "run2")
+        == 1
+    )
     rows = ledger.read_ledger(path)
     assert len(rows) == 5 and rows["label"].iloc[3] == "=cmd"  # neutralised on disk, read back
     assert "'=cmd" in path.read_text()
-    samples = pd.DataFrame({
-        "sample_id": ["a", "b", "c", "e", "b2"],
-        "given_name": ["Fear", "Surprise", "Fear", "Fear", "Fear"],
-        "flag_suspicion": [True, True, False, True, False],
-    })  # fmt: skip
+    samples = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c", "e", "b2"],
+            "given_name": ["Fear", "Surprise", "Fear", "Fear", "Fear"],
+            "flag_suspicion": [True, True, False, True, False],
+        }
+    )
     state = ledger.review_state(samples, rows)
     # a: latest decision relabel to Happiness, but the run still says Fear: not applied
     assert state["reviewed"].tolist() == [False, True, False, False, False]

@@ -45,8 +45,9 @@ def test_a_mirror_consistent_model_has_no_flip_attention():
             return x  # mirror-equivariant: CAM(hflip x) = hflip(CAM(x))
 
     pixels = torch.randint(0, 256, (5, 1, 3, 4), dtype=torch.uint8)
-    out = flip_attention(Probe(Plain(), 2), pixels, torch.tensor([0, 1, 0, 1, 0]),
-                         Normalizer((0.5,), (0.25,)), "cpu")  # fmt: skip
+    out = flip_attention(
+        Probe(Plain(), 2), pixels, torch.tensor([0, 1, 0, 1, 0]), Normalizer((0.5,), (0.25,)), "cpu"
+    )
     assert np.allclose(out, 0.0, atol=1e-6)
 
 
@@ -55,6 +56,11 @@ def test_a_method_without_cams_has_no_flip_attention():
         def cams(self, fmap):
             return None
 
-    out = flip_attention(Narrow(Positional(), 2), torch.zeros(2, 1, 1, 2, dtype=torch.uint8),
-                         torch.tensor([0, 1]), Normalizer((0.0,), (1.0,)), "cpu")  # fmt: skip
+    out = flip_attention(
+        Narrow(Positional(), 2),
+        torch.zeros(2, 1, 1, 2, dtype=torch.uint8),
+        torch.tensor([0, 1]),
+        Normalizer((0.0,), (1.0,)),
+        "cpu",
+    )
     assert out is None

@@ -61,8 +61,20 @@ def messy_folder(root: Path) -> dict[str, str]:
 
 def test_bad_images_are_skipped_and_listed(tmp_path):
     expected = messy_folder(tmp_path / "data")
-    result = run_cli("run", "imagefolder", "--root", str(tmp_path / "data"), "--method", "ce", "--epochs", "1",
-                     "--image-size", "16", "--out", str(tmp_path / "out"))  # fmt: skip
+    result = run_cli(
+        "run",
+        "imagefolder",
+        "--root",
+        str(tmp_path / "data"),
+        "--method",
+        "ce",
+        "--epochs",
+        "1",
+        "--image-size",
+        "16",
+        "--out",
+        str(tmp_path / "out"),
+    )
     run_dir = last_line_dir(result)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     skipped = {Path(s["filepath"]).name: s["reason"] for s in manifest["skipped"]}

@@ -26,7 +26,9 @@ def bf16():
 def test_naive_bf16_cams_lose_the_difference():
     with bf16():
         cam1 = class_activation_maps(BIG, WEIGHT)
-        naive = (cam1 - class_activation_maps(BIG_FLIPPED, WEIGHT).flip(-1)).pow(2).mean(dim=(1, 2, 3))  # fmt: skip
+        naive = (
+            (cam1 - class_activation_maps(BIG_FLIPPED, WEIGHT).flip(-1)).pow(2).mean(dim=(1, 2, 3))
+        )
     assert cam1.dtype == torch.bfloat16  # autocast reaches the einsum
     assert naive.tolist() == [0.0] != [BY_HAND]
 
@@ -46,8 +48,9 @@ def test_eac_loss_under_bf16_autocast_keeps_the_cam_term_and_its_gradient():
     fmap1 = BIG.clone().requires_grad_(True)
     weight = WEIGHT.clone().requires_grad_(True)
     with bf16():
-        loss, per_sample = eac_loss(torch.zeros(1, 2), torch.tensor([0]), fmap1, BIG_FLIPPED,
-                                    weight, lam=1.0)  # fmt: skip
+        loss, per_sample = eac_loss(
+            torch.zeros(1, 2), torch.tensor([0]), fmap1, BIG_FLIPPED, weight, lam=1.0
+        )
     assert per_sample.dtype == torch.float32 and per_sample.tolist() == [BY_HAND]
     loss.backward()
     assert weight.grad is None  # still detached

@@ -219,8 +219,22 @@ def test_weights_from_an_msceleb_style_checkpoint(rafdb_root, tmp_path):
     state = torchvision.models.resnet18(weights=None).state_dict()
     good = tmp_path / "resnet18_msceleb.pth"
     torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, good)
-    common = ["run", "raf-db", "--root", str(rafdb_root), "--backbone", "resnet18", "--method", "ce",
-              "--epochs", "1", "--image-size", "32", "--out", str(tmp_path / "out")]  # fmt: skip
+    common = [
+        "run",
+        "raf-db",
+        "--root",
+        str(rafdb_root),
+        "--backbone",
+        "resnet18",
+        "--method",
+        "ce",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     result = run_cli(*common, "--weights", str(good))
     run_dir = last_line_dir(result)
     assert "matched 100/100 backbone tensors" in result.stderr
@@ -236,14 +250,42 @@ def test_weights_from_an_msceleb_style_checkpoint(rafdb_root, tmp_path):
 CL_FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cl-cifar10"
 # Published precision / recall / F1 per filter (fixtures/cl-cifar10/README.md)
 CL_PUBLISHED = {
-    "noise_0.2_sparsity_0.0": [(0.650, 0.935, 0.767), (0.675, 0.926, 0.781), (0.670, 0.857, 0.752), (0.557, 0.975, 0.709)],
-    "noise_0.2_sparsity_0.6": [(0.679, 0.937, 0.787), (0.692, 0.898, 0.782), (0.699, 0.876, 0.777), (0.577, 0.970, 0.724)],
-    "noise_0.4_sparsity_0.0": [(0.819, 0.883, 0.850), (0.820, 0.866, 0.842), (0.789, 0.903, 0.842), (0.741, 0.970, 0.840)],
-    "noise_0.4_sparsity_0.6": [(0.786, 0.815, 0.800), (0.786, 0.780, 0.783), (0.772, 0.809, 0.790), (0.700, 0.901, 0.788)],
-    "noise_0.7_sparsity_0.0": [(0.840, 0.632, 0.721), (0.837, 0.606, 0.703), (0.818, 0.835, 0.827), (0.817, 0.843, 0.830)],
-}  # fmt: skip
-CL_AUROC = {"noise_0.2_sparsity_0.0": (0.953, 0.946), "noise_0.4_sparsity_0.0": (0.924, 0.923),
-            "noise_0.7_sparsity_0.0": (0.747, 0.762)}  # fmt: skip
+    "noise_0.2_sparsity_0.0": [
+        (0.650, 0.935, 0.767),
+        (0.675, 0.926, 0.781),
+        (0.670, 0.857, 0.752),
+        (0.557, 0.975, 0.709),
+    ],
+    "noise_0.2_sparsity_0.6": [
+        (0.679, 0.937, 0.787),
+        (0.692, 0.898, 0.782),
+        (0.699, 0.876, 0.777),
+        (0.577, 0.970, 0.724),
+    ],
+    "noise_0.4_sparsity_0.0": [
+        (0.819, 0.883, 0.850),
+        (0.820, 0.866, 0.842),
+        (0.789, 0.903, 0.842),
+        (0.741, 0.970, 0.840),
+    ],
+    "noise_0.4_sparsity_0.6": [
+        (0.786, 0.815, 0.800),
+        (0.786, 0.780, 0.783),
+        (0.772, 0.809, 0.790),
+        (0.700, 0.901, 0.788),
+    ],
+    "noise_0.7_sparsity_0.0": [
+        (0.840, 0.632, 0.721),
+        (0.837, 0.606, 0.703),
+        (0.818, 0.835, 0.827),
+        (0.817, 0.843, 0.830),
+    ],
+}
+CL_AUROC = {
+    "noise_0.2_sparsity_0.0": (0.953, 0.946),
+    "noise_0.4_sparsity_0.0": (0.924, 0.923),
+    "noise_0.7_sparsity_0.0": (0.747, 0.762),
+}
 FILTERS = ["cleanlab", "cleanlab_both", "cleanlab_confident_learning", "predicted_neq_given"]
 
 
@@ -251,8 +293,17 @@ FILTERS = ["cleanlab", "cleanlab_both", "cleanlab_confident_learning", "predicte
 @pytest.mark.parametrize("setting", list(CL_PUBLISHED))
 def test_score_reproduces_confident_learning_cifar10(setting, tmp_path):
     d = CL_FIXTURE / setting
-    result = run_cli("score", "--pred-probs", str(d / "pred_probs.npy"), "--labels", str(d / "noisy_labels.npy"),
-                     "--true-labels", str(d / "true_labels.npy"), "--out", str(tmp_path))  # fmt: skip
+    result = run_cli(
+        "score",
+        "--pred-probs",
+        str(d / "pred_probs.npy"),
+        "--labels",
+        str(d / "noisy_labels.npy"),
+        "--true-labels",
+        str(d / "true_labels.npy"),
+        "--out",
+        str(tmp_path),
+    )
     metrics = json.loads((last_line_dir(result) / "metrics.json").read_text())["detectors"]
     for name, (precision, recall, f1) in zip(FILTERS, CL_PUBLISHED[setting], strict=True):
         m = metrics[name]
@@ -268,8 +319,20 @@ def test_score_reproduces_confident_learning_cifar10(setting, tmp_path):
 def test_compare_cli_over_two_runs(tmp_path):
     runs = []
     for seed in ("1", "2"):
-        result = run_cli("run", "demo", "--method", "ce", "--limit", "300", "--epochs", "1", "--seed", seed,
-                         "--out", str(tmp_path))  # fmt: skip
+        result = run_cli(
+            "run",
+            "demo",
+            "--method",
+            "ce",
+            "--limit",
+            "300",
+            "--epochs",
+            "1",
+            "--seed",
+            seed,
+            "--out",
+            str(tmp_path),
+        )
         runs.append(str(last_line_dir(result)))
     result = run_cli("compare", *runs, "--out", str(tmp_path / "cmp"))
     assert result.returncode == 0, result.stderr
@@ -278,8 +341,19 @@ def test_compare_cli_over_two_runs(tmp_path):
 
 
 def test_aum_threshold_samples_make_aum_decide(tmp_path):
-    result = run_cli("run", "demo", "--method", "ce", "--limit", "600", "--epochs", "3", "--aum-threshold",
-                     "--out", str(tmp_path))  # fmt: skip
+    result = run_cli(
+        "run",
+        "demo",
+        "--method",
+        "ce",
+        "--limit",
+        "600",
+        "--epochs",
+        "3",
+        "--aum-threshold",
+        "--out",
+        str(tmp_path),
+    )
     run_dir = last_line_dir(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     aum = metrics["detectors"]["ce_aum"]
@@ -307,9 +381,21 @@ def test_no_rule_reads_the_truth(rafdb_root, tmp_path):
     label_file.write_text("\n".join(lines) + "\n")
     frames, ensembles = [], []
     for root in (rafdb_root, shuffled):
-        result = run_cli("run", "raf-db", "--root", str(root), "--noise-file",
-                         str(rafdb_root / "noise03.txt"), "--epochs", "3", "--image-size", "32",
-                         "--out", str(tmp_path / f"out-{root.name}"), "--no-report")  # fmt: skip
+        result = run_cli(
+            "run",
+            "raf-db",
+            "--root",
+            str(root),
+            "--noise-file",
+            str(rafdb_root / "noise03.txt"),
+            "--epochs",
+            "3",
+            "--image-size",
+            "32",
+            "--out",
+            str(tmp_path / f"out-{root.name}"),
+            "--no-report",
+        )
         run_dir = last_line_dir(result)
         frames.append(pq.read_table(run_dir / "samples.parquet").to_pandas())
         ensembles.append(json.loads((run_dir / "metrics.json").read_text())["ensemble"])

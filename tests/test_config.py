@@ -162,8 +162,19 @@ def test_main_records_the_argv_it_was_given_not_the_process_argv(tmp_path, capsy
     import json
     import sys
 
-    argv = ["run", "demo", "--limit", "60", "--epochs", "1", "--method", "ce", "--no-report",
-            "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "run",
+        "demo",
+        "--limit",
+        "60",
+        "--epochs",
+        "1",
+        "--method",
+        "ce",
+        "--no-report",
+        "--out",
+        str(tmp_path),
+    ]
     assert sys.argv[1:] != argv  # pytest's own arguments
     assert main(argv) == 0
     (run_dir,) = (tmp_path / "demo").iterdir()

@@ -59,8 +59,9 @@ def test_the_suite_check_fails_on_a_traceback():
 def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     """`audit datasets | head -1`: the pipe closes before audit writes; exit 128 + SIGPIPE,
     nothing on stderr."""
-    process = subprocess.Popen([str(AUDIT), "datasets"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [str(AUDIT), "datasets"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     process.stdout.close()  # before audit has imported anything, let alone written
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 128 + signal.SIGPIPE

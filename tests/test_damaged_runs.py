@@ -1,7 +1,8 @@
 """Run folders edited or damaged after the fact, through the real CLI: `audit export`, `apply`,
 `compare`, `review --no-launch` and `run --resume` exit 2 with one sentence, "this run folder
 is damaged: <file> <what>", never a traceback, and change nothing in the run folder or the
-dataset's root. (The checks themselves, fast and with hypothesis: tests/test_run_folder_shapes.py.)"""
+dataset's root. (The checks themselves, fast and with hypothesis:
+tests/test_run_folder_shapes.py.)"""
 
 import json
 import os
@@ -38,7 +39,9 @@ def dataset(tmp_path_factory) -> tuple[Path, dict]:
 def complete(dataset, tmp_path_factory) -> Path:
     """A finished run with every file, embeddings, CAMs and near-duplicate pairs included."""
     out = tmp_path_factory.mktemp("complete")
-    return last_line_dir(run_cli("run", "mine", *QUICK, "--noise-rate", "0.3", "--out", str(out), env=dataset[1]))  # fmt: skip
+    return last_line_dir(
+        run_cli("run", "mine", *QUICK, "--noise-rate", "0.3", "--out", str(out), env=dataset[1])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +49,13 @@ def interrupted(dataset, tmp_path_factory) -> Path:
     """A run stopped by SIGTERM after its first epochs: `interrupted`, with checkpoints/ce.pt."""
     out = tmp_path_factory.mktemp("interrupted")
     quick = [*QUICK[:3], "200", *QUICK[4:]]  # 200 epochs: still training when the signal comes
-    process = subprocess.Popen([str(AUDIT), "run", "mine", *quick, "--out", str(out)],
-                               env=os.environ | dataset[1], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [str(AUDIT), "run", "mine", *quick, "--out", str(out)],
+        env=os.environ | dataset[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while not list(out.glob("mine/*/checkpoints/ce.pt")):
         assert process.poll() is None and time.time() < deadline, process.stderr.read()
@@ -73,7 +80,9 @@ def edit_json(name: str, change: Callable[[dict], object]) -> Callable[[Path], N
 
 def edit_samples(change: Callable[[pa.Table], pa.Table]) -> Callable[[Path], None]:
     def damage(run_dir: Path) -> None:
-        pq.write_table(change(pq.read_table(run_dir / "samples.parquet")), run_dir / "samples.parquet")  # fmt: skip
+        pq.write_table(
+            change(pq.read_table(run_dir / "samples.parquet")), run_dir / "samples.parquet"
+        )
 
     return damage
 
@@ -121,43 +130,81 @@ COMPLETE_CASES = [
     (write(METRICS, b"{"), "compare", [METRICS, "is not valid JSON"]),
     (write(METRICS, b"null"), "export", [METRICS, "expected an object"]),
     (remove(METRICS), "compare", [METRICS, "is missing"]),
-    (edit_json(METRICS, lambda m: m["detectors"]["suspicion"].update(ap="high")), "compare",
-     [METRICS, "`detectors.suspicion.ap` = 'high', expected a number or null"]),
+    (
+        edit_json(METRICS, lambda m: m["detectors"]["suspicion"].update(ap="high")),
+        "compare",
+        [METRICS, "`detectors.suspicion.ap` = 'high', expected a number or null"],
+    ),
     (edit_json(MANIFEST, lambda m: m.pop("class_names")), "export", [MANIFEST, "no `class_names`"]),
     (edit_json(MANIFEST, lambda m: m.pop("class_names")), "review", [MANIFEST, "no `class_names`"]),
-    (edit_json(MANIFEST, lambda m: m.update(class_names=["cat"])), "apply",
-     [SAMPLES, "given_label 1, but manifest.json has 1 class_names"]),
+    (
+        edit_json(MANIFEST, lambda m: m.update(class_names=["cat"])),
+        "apply",
+        [SAMPLES, "given_label 1, but manifest.json has 1 class_names"],
+    ),
     (edit_json(MANIFEST, lambda m: m.update(class_names=["cat"])), "review", [SAMPLES, "label 1"]),
-    (edit_json(MANIFEST, lambda m: m.update(class_names=["dog", "cat"])), "export",
-     [SAMPLES, "which manifest.json class_names calls"]),
-    (edit_json(MANIFEST, lambda m: m["config"].update(root=7)), "apply",
-     [MANIFEST, "`config.root` = 7, expected a string or null"]),
+    (
+        edit_json(MANIFEST, lambda m: m.update(class_names=["dog", "cat"])),
+        "export",
+        [SAMPLES, "which manifest.json class_names calls"],
+    ),
+    (
+        edit_json(MANIFEST, lambda m: m["config"].update(root=7)),
+        "apply",
+        [MANIFEST, "`config.root` = 7, expected a string or null"],
+    ),
     (edit_samples(lambda t: t.drop(["suspicion"])), "export", [SAMPLES, "has no column suspicion"]),
     (edit_samples(lambda t: t.drop(["probs"])), "compare", [SAMPLES, "has no column probs"]),
-    (edit_samples(column("given_label", lambda t: t["given_label"].cast(pa.string()))), "apply",
-     [SAMPLES, "column given_label of type string, expected int64"]),
-    (edit_samples(column("suggested_label", lambda t: pa.array([9] * len(t), pa.int64()))),
-     "export", [SAMPLES, "suggested_label 9"]),
-    (edit_samples(column("suggested_label", lambda t: pa.array([9] * len(t), pa.int64()))),
-     "compare", [SAMPLES, "suggested_label 9"]),  # found before any of compare's files is written
-    (edit_samples(lambda t: t.slice(0, 5)), "compare", [SAMPLES, "5 rows, but manifest.json says n_train 12"]),  # fmt: skip
+    (
+        edit_samples(column("given_label", lambda t: t["given_label"].cast(pa.string()))),
+        "apply",
+        [SAMPLES, "column given_label of type string, expected int64"],
+    ),
+    (
+        edit_samples(column("suggested_label", lambda t: pa.array([9] * len(t), pa.int64()))),
+        "export",
+        [SAMPLES, "suggested_label 9"],
+    ),
+    (
+        edit_samples(column("suggested_label", lambda t: pa.array([9] * len(t), pa.int64()))),
+        "compare",
+        [SAMPLES, "suggested_label 9"],
+    ),  # found before any of compare's files is written
+    (
+        edit_samples(lambda t: t.slice(0, 5)),
+        "compare",
+        [SAMPLES, "5 rows, but manifest.json says n_train 12"],
+    ),
     (write("embeddings.npy", b"\x93NUMPY garbage"), "review", ["embeddings.npy", "optional"]),
-    (lambda r: np.save(r / "embeddings.npy", np.zeros((3, 4), np.float32)), "review",
-     ["embeddings.npy", "float32 (3, 4), expected floats [12, D]"]),
+    (
+        lambda r: np.save(r / "embeddings.npy", np.zeros((3, 4), np.float32)),
+        "review",
+        ["embeddings.npy", "float32 (3, 4), expected floats [12, D]"],
+    ),
     (write("cams.npz", b"PK\x03\x04 not a zip"), "review", ["cams.npz", "cannot be read by NumPy"]),
-    (write("near_duplicates.csv", b"a,b\n1,2\n"), "review", ["near_duplicates.csv", "no column sample_id_a"]),  # fmt: skip
-]  # fmt: skip
+    (
+        write("near_duplicates.csv", b"a,b\n1,2\n"),
+        "review",
+        ["near_duplicates.csv", "no column sample_id_a"],
+    ),
+]
 
 
 def command(name: str, run_dir: Path, scratch: Path) -> list[str]:
     return {
         "export": ["export", str(run_dir)],
-        "apply": ["apply", str(run_dir), "--relabels", str(run_dir / "relabel.csv"),
-                  "--out", str(scratch / "corrected.csv")],
+        "apply": [
+            "apply",
+            str(run_dir),
+            "--relabels",
+            str(run_dir / "relabel.csv"),
+            "--out",
+            str(scratch / "corrected.csv"),
+        ],
         "compare": ["compare", str(run_dir), "--out", f"{scratch}/"],
         "review": ["review", str(run_dir), "--no-launch"],
         "resume": ["run", "--resume", str(run_dir)],
-    }[name]  # fmt: skip
+    }[name]
 
 
 def damaged_copy(run: Path, damage: Callable[[Path], None], tmp_path: Path) -> Path:
@@ -168,8 +215,9 @@ def damaged_copy(run: Path, damage: Callable[[Path], None], tmp_path: Path) -> P
     return copy
 
 
-def refused_changing_nothing(copy: Path, name: str, needles: list[str], tmp_path: Path,
-                             root: Path, env: dict) -> None:  # fmt: skip
+def refused_changing_nothing(
+    copy: Path, name: str, needles: list[str], tmp_path: Path, root: Path, env: dict
+) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     before, root_before = digest(copy.parent), digest(root)
@@ -185,7 +233,9 @@ def refused_changing_nothing(copy: Path, name: str, needles: list[str], tmp_path
     COMPLETE_CASES,
     ids=[f"{c[1]}: {' '.join(c[2])}" for c in COMPLETE_CASES],
 )
-def test_a_damaged_complete_run_is_refused_naming_the_file(complete, dataset, tmp_path, damage, name, needles):  # fmt: skip
+def test_a_damaged_complete_run_is_refused_naming_the_file(
+    complete, dataset, tmp_path, damage, name, needles
+):
     copy = damaged_copy(complete, damage, tmp_path)
     refused_changing_nothing(copy, name, needles, tmp_path, *dataset)
 
@@ -224,7 +274,7 @@ RESUME_CASES = [
     (
         save_to("ce-fold1.pt", [1, 2]),
         ["checkpoints/ce-fold1.pt", "holds [1, 2], expected an object"],
-    ),  # fmt: skip
+    ),
     (checkpoints_as_a_file, ["checkpoints is not a folder", "delete it"]),
 ]
 

@@ -113,6 +113,12 @@ def test_truth_and_its_source_are_set_together():
     table = toy_load(entry("toy"), None, seed=0)
     with pytest.raises(ValueError, match="true_labels and truth_source"):
         SampleTable(
-            table.name, table.class_names, table.sample_ids, table.filepaths, table.labels,
-            table.split, table.images, true_labels=table.labels,
-        )  # fmt: skip
+            table.name,
+            table.class_names,
+            table.sample_ids,
+            table.filepaths,
+            table.labels,
+            table.split,
+            table.images,
+            true_labels=table.labels,
+        )

@@ -97,26 +97,40 @@ def alias_bomb(levels: int = 9) -> str:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("x:\n  kind: csv\ny:\n  kind: csv\nx:\n  kind: imagefolder\n",
-         "line 5: 'x' is given twice in one mapping (first on line 1)"),
+        (
+            "x:\n  kind: csv\ny:\n  kind: csv\nx:\n  kind: imagefolder\n",
+            "line 5: 'x' is given twice in one mapping (first on line 1)",
+        ),
         ("x:\n  kind: csv\n  root: /a\n  root: /b\n", "line 4: 'root' is given twice"),
-        ("x:\n  kind: csv\n  root: [1, 2]\n", "line 3: `root` of dataset 'x' must be text, found a list"),
+        (
+            "x:\n  kind: csv\n  root: [1, 2]\n",
+            "line 3: `root` of dataset 'x' must be text, found a list",
+        ),
         ("x:\n  kind: 3\n", "line 2: `kind` of dataset 'x' must be text, found a number (3)"),
         ("x:\n  kind: csv\n  classes: abc\n", "line 3: `classes` of dataset 'x' must be a list"),
         ("x:\n  kind: csv\n  classes: [yes, no]\n", "class True is not text (quote it)"),
         ("x:\n  kind: csv\n  classes: [a, a]\n", "class 'a' is listed twice"),
         ("x:\n  kind: csv\n  classes: [a]\n", "a classifier needs at least 2 classes"),
         ("x:\n  kind: csv\n  defaults: 5\n", "line 3: `defaults` of dataset 'x' must be a mapping"),
-        ("x:\n  kind: csv\n  defaults: {image-size: 3}\n", "key 'image-size' is not an option name (write image_size)"),
-        ("x:\n  kind: csv\n  defaults: {method: {a: 1}}\n", "`defaults.method` must be a value or a list"),
+        (
+            "x:\n  kind: csv\n  defaults: {image-size: 3}\n",
+            "key 'image-size' is not an option name (write image_size)",
+        ),
+        (
+            "x:\n  kind: csv\n  defaults: {method: {a: 1}}\n",
+            "`defaults.method` must be a value or a list",
+        ),
         ("x:\n", "line 1: entry 'x' must be a mapping with a 'kind'"),
         ("../up:\n  kind: csv\n", "dataset name '../up' must be text of letters"),
-        ("x: &a\n  kind: csv\n  loop: [*a]\n", "line 1: an alias refers to the value that contains it"),
+        (
+            "x: &a\n  kind: csv\n  loop: [*a]\n",
+            "line 1: an alias refers to the value that contains it",
+        ),
         (alias_bomb(), f"its aliases expand to more than {MAX_NODES:,} values"),
         ("[" * 3000 + "]" * 3000, "nested too deeply"),
         ("\x1f", "not plain YAML"),
     ],
-)  # fmt: skip
+)
 def test_bad_registries_are_refused_naming_the_file_and_line(tmp_path, text, message):
     path = tmp_path / "datasets.yaml"
     path.write_text(text)
@@ -155,14 +169,23 @@ def test_registry_anchors_and_merge_keys_are_read(tmp_path):
     ("body", "message"),
     [
         ("kind: csv\n  rooot: /x", "line 1 (dataset 'x'): unknown key 'rooot'; a csv entry knows"),
-        ("kind: ferplus\n  classes_count: eight", "`classes_count` must be a whole number, found text"),
+        (
+            "kind: ferplus\n  classes_count: eight",
+            "`classes_count` must be a whole number, found text",
+        ),
         ("kind: ferplus\n  classes_count: 9", "`classes_count` 7 or 8"),
         ("kind: raf-db\n  label_file: [a]", "`label_file` must be text, found a list"),
         ("kind: raf-db", "a raf-db entry needs `classes`"),
-        ("kind: fashion-mnist\n  classes: [a, b]\n  subset: {train: lots}", "`subset` maps train and test"),
-        ("kind: fashion-mnist\n  classes: [a, b]", "Fashion-MNIST has 10 classes, `classes` lists 2"),
+        (
+            "kind: fashion-mnist\n  classes: [a, b]\n  subset: {train: lots}",
+            "`subset` maps train and test",
+        ),
+        (
+            "kind: fashion-mnist\n  classes: [a, b]",
+            "Fashion-MNIST has 10 classes, `classes` lists 2",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_kinds_own_keys_are_checked_when_it_is_used(tmp_path, body, message):
     path = tmp_path / "datasets.yaml"
     path.write_text(f"x:\n  {body}\n")
@@ -200,8 +223,15 @@ def test_exif_orientation_is_applied_and_keys_the_cache(tmp_path):
     pixels = decode_file(tmp_path / "p.jpg", 8)  # [3, 8, 8]; shown: 40 wide, 80 high
     assert pixels[0, :3].mean() > 200 and pixels[0, -3:].mean() < 60  # red on top once turned
     ids = np.array(["p"])
-    table = SampleTable("t", ["a", "b"], ids, ids, np.array([0]), np.array(["train"]),
-                        FileImages([tmp_path / "p.jpg"]))  # fmt: skip
+    table = SampleTable(
+        "t",
+        ["a", "b"],
+        ids,
+        ids,
+        np.array([0]),
+        np.array(["train"]),
+        FileImages([tmp_path / "p.jpg"]),
+    )
     assert cache_stem(table, 8).name.endswith(f"-d{DECODER_VERSION}-8")
 
 
@@ -233,8 +263,15 @@ def test_label_files_outside_the_root_are_never_quoted(tmp_path, kind):
 
 def test_a_label_file_leaving_one_class_to_train_on_is_refused(tmp_path):
     ids = np.array(["a", "b", "c"])
-    table = SampleTable("t", ["cat", "dog"], ids, ids, np.array([0, 1, 0]),
-                        np.array(["train", "train", "test"]), ArrayImages(np.zeros((3, 2, 2), np.uint8)))  # fmt: skip
+    table = SampleTable(
+        "t",
+        ["cat", "dog"],
+        ids,
+        ids,
+        np.array([0, 1, 0]),
+        np.array(["train", "train", "test"]),
+        ArrayImages(np.zeros((3, 2, 2), np.uint8)),
+    )
     (tmp_path / "l.csv").write_text("sample_id,label\na,dog\nb,dog\n")
     with pytest.raises(UserError, match="l.csv: every training sample is labelled 'dog'"):
         with_labels(table, tmp_path / "l.csv", "imagefolder")

@@ -111,7 +111,8 @@ def test_normalized_margin_and_mistakenness_by_hand():
 
 def test_forgetting_events_by_hand():
     correct = np.array([[1, 0, 1, 0], [0, 0, 1, 1], [1, 0, 1, 0], [0, 0, 0, 1]])  # [epochs, N]
-    # sample 0: 1,0,1,0 -> 2 forgettings; 1: never correct -> epochs (4); 2: 1,1,1,0 -> 1; 3: 0,1,0,1 -> 1
+    # sample 0: 1,0,1,0 -> 2 forgettings; 1: never correct -> epochs (4); 2: 1,1,1,0 -> 1;
+    # 3: 0,1,0,1 -> 1
     assert forgetting_events(correct).tolist() == [2.0, 4.0, 1.0, 1.0]
 
 

@@ -7,15 +7,30 @@ from auditor.datasets.registry import DatasetEntry
 from auditor.run import execute
 
 ENTRY = DatasetEntry(
-    name="tiny-faces", kind="synth-faces", root=None, env=None, classes=None, defaults={},
-    options={"train": 56, "test": 14, "size": 20}, mirror_symmetric=True,
-)  # fmt: skip
+    name="tiny-faces",
+    kind="synth-faces",
+    root=None,
+    env=None,
+    classes=None,
+    defaults={},
+    options={"train": 56, "test": 14, "size": 20},
+    mirror_symmetric=True,
+)
 
 
 def run_once(out, seed):
-    cli = {"method": ["ce,eac,scn,rul,gsmc"], "noise_rate": 0.3, "epochs": 2, "image_size": 16,
-           "batch_size": 16, "device": "cpu", "report": False, "out": str(out), "seed": seed,
-           "scn_relabel_epoch": 1}  # fmt: skip
+    cli = {
+        "method": ["ce,eac,scn,rul,gsmc"],
+        "noise_rate": 0.3,
+        "epochs": 2,
+        "image_size": 16,
+        "batch_size": 16,
+        "device": "cpu",
+        "report": False,
+        "out": str(out),
+        "seed": seed,
+        "scn_relabel_epoch": 1,
+    }
     run_dir, _ = execute(resolve(ENTRY.name, cli, {}), ENTRY, ["audit"])
     return pq.read_table(run_dir / "samples.parquet")
 

@@ -54,8 +54,13 @@ def test_protected_names_are_never_dropped():
 
 def test_the_declared_preference_decides_which_name_stays():
     margin = p_given()
-    scores = {"eac_cleanlab_both": margin, "eac_cleanlab": margin, "eac_normalized_margin": margin,
-              "eac_loss_mean": p_given(seed=2), "eac_forgetting": 2 * p_given(seed=2)}  # fmt: skip
+    scores = {
+        "eac_cleanlab_both": margin,
+        "eac_cleanlab": margin,
+        "eac_normalized_margin": margin,
+        "eac_loss_mean": p_given(seed=2),
+        "eac_forgetting": 2 * p_given(seed=2),
+    }
     kept, groups = distinct_scores(scores)
     assert list(kept) == ["eac_normalized_margin", "eac_loss_mean"]
     assert groups == {
@@ -98,8 +103,12 @@ def test_in_sample_loss_is_dropped_as_self_confidence_and_the_cleanlab_flags_sta
     scores = score_all([evidence], labels, {"ce": None})
     assert "ce_loss" not in scores.scores and "ce_self_confidence" in scores.scores
     assert "ce_loss" in scores.rank_identical["ce_self_confidence"]
-    filters = ["ce_cleanlab", "ce_cleanlab_both", "ce_cleanlab_confident_learning",
-               "ce_predicted_neq_given"]  # fmt: skip
+    filters = [
+        "ce_cleanlab",
+        "ce_cleanlab_both",
+        "ce_cleanlab_confident_learning",
+        "ce_predicted_neq_given",
+    ]
     assert set(filters) <= set(scores.rank_identical["ce_normalized_margin"])
     assert set(filters) <= set(scores.flags) and not set(filters) & set(scores.scores)
     assert set(scores.ensemble_members) | {"suspicion"} <= set(scores.scores)

@@ -11,7 +11,12 @@ def planted(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.nda
     """(sample ids, labels, embeddings [n, 16], pixels uint8 [n, 1, 8, 8]), all distinct."""
     rng = np.random.default_rng(seed)
     ids = np.array([f"s{i:03d}" for i in range(n)])
-    return ids, np.arange(n) % 4, rng.normal(size=(n, 16)), rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8)  # fmt: skip
+    return (
+        ids,
+        np.arange(n) % 4,
+        rng.normal(size=(n, 16)),
+        rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8),
+    )
 
 
 def test_an_exact_copy_with_another_label_is_listed_and_nothing_else():
@@ -20,10 +25,16 @@ def test_an_exact_copy_with_another_label_is_listed_and_nothing_else():
     px[11], emb[11], labels[11] = px[5], emb[5], labels[5]  # a copy with the same label
     pairs = near_duplicates(ids, labels, CLASSES, emb, px)
     assert list(pairs.columns) == COLUMNS
-    assert pairs.to_dict("records") == [{
-        "sample_id_a": "s003", "sample_id_b": "s007", "given_a": CLASSES[labels[3]],
-        "given_b": CLASSES[labels[7]], "distance": pairs["distance"][0], "kind": "exact",
-    }]  # fmt: skip
+    assert pairs.to_dict("records") == [
+        {
+            "sample_id_a": "s003",
+            "sample_id_b": "s007",
+            "given_a": CLASSES[labels[3]],
+            "given_b": CLASSES[labels[7]],
+            "distance": pairs["distance"][0],
+            "kind": "exact",
+        }
+    ]
     assert pairs["distance"][0] < 1e-6
 
 
@@ -43,7 +54,9 @@ def test_a_near_copy_in_embedding_space_is_listed_as_near():
     emb[9] = emb[2] + 1e-4 * np.random.default_rng(1).normal(size=16)  # other pixels, same content
     labels[9] = (labels[2] + 1) % 4
     pairs = near_duplicates(ids, labels, CLASSES, emb, px)
-    assert pairs[["sample_id_a", "sample_id_b", "kind"]].values.tolist() == [["s002", "s009", "near"]]  # fmt: skip
+    assert pairs[["sample_id_a", "sample_id_b", "kind"]].values.tolist() == [
+        ["s002", "s009", "near"]
+    ]
 
 
 def test_no_pairs_gives_an_empty_table_with_its_columns():

@@ -67,8 +67,12 @@ def test_averaged_probs_is_the_renormalised_mean_over_the_reading():
     epoch_probs[2] = epoch_probs[3] = np.float16(0.0)
     epoch_probs[2, :, 1] = 1.0  # epoch 3 says class 1, epoch 4 class 2
     epoch_probs[3, :, 2] = 1.0
-    reading = early_reading("ce", np.array([0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99]),
-                            [0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57], NO_LOSS)  # fmt: skip
+    reading = early_reading(
+        "ce",
+        np.array([0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99]),
+        [0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57],
+        NO_LOSS,
+    )
     np.testing.assert_allclose(averaged_probs(epoch_probs, reading), [[0, 0.5, 0.5]] * N)
 
 
@@ -79,9 +83,15 @@ def test_read_early_changes_what_the_probability_detectors_read_only_when_memori
     accuracy = [0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57] if memorises else [0.3] + [0.7] * 7
     epoch_probs = np.full((EPOCHS, N, K), 1 / K, dtype=np.float16)
     best = np.eye(K)[np.arange(N) % K]
-    ev = MethodEvidence("ce", {"correct": correct, "loss": LOSS}, best,
-                        best_probs=best, best_epoch=8, epoch_probs=epoch_probs,
-                        epoch_accuracy=accuracy)  # fmt: skip
+    ev = MethodEvidence(
+        "ce",
+        {"correct": correct, "loss": LOSS},
+        best,
+        best_probs=best,
+        best_epoch=8,
+        epoch_probs=epoch_probs,
+        epoch_accuracy=accuracy,
+    )
     read, reading = read_early(ev)
     assert reading.memorised is memorises
     expected = np.full((N, K), 1 / K) if memorises else best
@@ -95,9 +105,15 @@ def test_epochs_without_recorded_probabilities_are_read_as_before():
     fit = [0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99]
     correct = (np.arange(N)[None, :] / N < np.array(fit)[:, None]).astype(np.float32)
     best = np.eye(K)[np.arange(N) % K]
-    ev = MethodEvidence("ce", {"correct": correct, "loss": LOSS}, best, best_probs=best,
-                        best_epoch=8, epoch_probs=np.zeros((EPOCHS, N, K), dtype=np.float16),
-                        epoch_accuracy=[0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57])  # fmt: skip
+    ev = MethodEvidence(
+        "ce",
+        {"correct": correct, "loss": LOSS},
+        best,
+        best_probs=best,
+        best_epoch=8,
+        epoch_probs=np.zeros((EPOCHS, N, K), dtype=np.float16),
+        epoch_accuracy=[0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57],
+    )
     read, reading = read_early(ev)
     assert not reading.memorised and "not recorded for those epochs" in reading.reason
     np.testing.assert_allclose(read.probs, best)

@@ -52,9 +52,14 @@ def evidence(given: np.ndarray, true: np.ndarray) -> MethodEvidence:
         s: rng.random((3, N)).astype(np.float32) for s in ("loss", "margin", "correct", "p_given")
     }
     probs = confident_probs(true) * 0.9 + 0.1 * rng.dirichlet(np.ones(K), N)
-    return MethodEvidence(name="ce", signals=signals, final_probs=probs,
-                          embeddings=rng.normal(size=(N, 8)).astype(np.float32),
-                          best_probs=probs, best_epoch=2)  # fmt: skip
+    return MethodEvidence(
+        name="ce",
+        signals=signals,
+        final_probs=probs,
+        embeddings=rng.normal(size=(N, 8)).astype(np.float32),
+        best_probs=probs,
+        best_epoch=2,
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,30 @@ from tests.test_review import free_port
 
 pytestmark = pytest.mark.slow
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ["bag", "boot", "coat", "dress", "pullover", "sandal", "shirt", "sneaker", "top", "trouser"]  # fmt: skip
-FASHION_ORDER = ["top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]  # fmt: skip
+CLASSES = [
+    "bag",
+    "boot",
+    "coat",
+    "dress",
+    "pullover",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "top",
+    "trouser",
+]
+FASHION_ORDER = [
+    "top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "boot",
+]
 PLANTED = ("train/coat/copy-of-0.png", "train/sandal/0.png")  # one image, two labels
 
 
@@ -50,8 +72,21 @@ def image_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(image_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("native-runs")
-    result = run_cli("run", "imagefolder", "--root", str(image_root), "--image-size", "28",
-                     "--epochs", "2", "--method", "ce", "--no-report", "--out", str(out))  # fmt: skip
+    result = run_cli(
+        "run",
+        "imagefolder",
+        "--root",
+        str(image_root),
+        "--image-size",
+        "28",
+        "--epochs",
+        "2",
+        "--method",
+        "ce",
+        "--no-report",
+        "--out",
+        str(out),
+    )
     return last_line_dir(result)
 
 
@@ -80,7 +115,9 @@ def test_run_folder_holds_embeddings_cams_and_the_planted_duplicate(run_dir):
 
     with np.load(run_dir / "cams.npz") as cams:
         ids, cam, mirror = cams["sample_id"], cams["cam"], cams["mirror_cam"]
-    flagged = samples[samples["flag_suspicion"]].sort_values("suspicion", ascending=False, kind="stable")  # fmt: skip
+    flagged = samples[samples["flag_suspicion"]].sort_values(
+        "suspicion", ascending=False, kind="stable"
+    )
     assert ids.tolist() == flagged["sample_id"].tolist()  # every flagged one, most suspect first
     assert cam.dtype == mirror.dtype == np.float16 and cam.shape == mirror.shape
     assert cam.shape[0] == len(ids) and cam.ndim == 3
@@ -105,14 +142,17 @@ def test_brain_mistakenness_visualization_similarity_heatmaps_and_duplicates(rev
     assert dataset.count("metadata") == len(dataset) and dataset.first().metadata.width == 28
 
     # logits: softmax(logits) = the run's probabilities; prediction and suggested agree
-    ids, logits, predicted, suggested = dataset.values(["audit_id", "prediction.logits", "prediction.label", "suggested.label"])  # fmt: skip
+    ids, logits, predicted, suggested = dataset.values(
+        ["audit_id", "prediction.logits", "prediction.label", "suggested.label"]
+    )
     z = np.array(logits)
     probs = np.exp(z - z.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     assert np.allclose(probs, np.stack(samples.loc[ids, "probs"].to_numpy()), atol=1e-6)
     assert predicted == suggested
 
-    # Brain's mistakenness with logits: above 1/2 exactly where the prediction is not the given label
+    # Brain's mistakenness with logits: above 1/2 exactly where the prediction is not the given
+    # label
     fob.compute_mistakenness(dataset, "prediction", label_field="given", use_logits=True)
     mistakenness, given = dataset.values(["mistakenness", "given.label"])
     wrong = np.array(predicted) != np.array(given)
@@ -132,7 +172,10 @@ def test_brain_mistakenness_visualization_similarity_heatmaps_and_duplicates(rev
     top = dataset.load_saved_view("suspects").first()
     assert isinstance(top.cam, fo.Heatmap) and top.cam.map.shape == shape
     low, high = top.cam.range
-    assert top.cam.range == top.cam_mirror.range and low <= top.cam.map.min() <= top.cam.map.max() <= high  # fmt: skip
+    assert (
+        top.cam.range == top.cam_mirror.range
+        and low <= top.cam.map.min() <= top.cam.map.max() <= high
+    )
 
     # the planted pair in the near-duplicates view, each pointing at the other
     view = dataset.load_saved_view("near-duplicates")
@@ -201,13 +244,24 @@ def test_the_app_shows_suspects_the_embeddings_panel_and_cam_heatmaps(reviewed, 
     try:
         with served_app(reviewed, port):
             for attempt in range(2):  # a loaded machine may need a second, longer render
-                dom = chromium(tmp_path / f"p1-{attempt}", "--dump-dom", url,
-                               budget_ms=20000 * (attempt + 1), timeout=180).stdout  # fmt: skip
+                dom = chromium(
+                    tmp_path / f"p1-{attempt}",
+                    "--dump-dom",
+                    url,
+                    budget_ms=20000 * (attempt + 1),
+                    timeout=180,
+                ).stdout
                 if all(marker in dom for marker in markers):
                     break
             shot = tmp_path / "app.png"
-            chromium(tmp_path / "p2", "--window-size=1600,900", f"--screenshot={shot}", url,
-                     budget_ms=20000, timeout=180)  # fmt: skip
+            chromium(
+                tmp_path / "p2",
+                "--window-size=1600,900",
+                f"--screenshot={shot}",
+                url,
+                budget_ms=20000,
+                timeout=180,
+            )
     finally:
         dataset.app_config.active_fields = None
         dataset.save()

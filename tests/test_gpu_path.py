@@ -26,7 +26,9 @@ def test_amp_is_on_for_cuda_by_default_and_on_request():
     assert resolve_amp("auto", "cpu") is False
     assert resolve_amp("bf16", "cpu") is True
     assert resolve_amp("off", "cuda") is False
-    assert resolve_amp("auto", "cuda") is (torch.cuda.is_available() and torch.cuda.is_bf16_supported())  # fmt: skip
+    assert resolve_amp("auto", "cuda") is (
+        torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
 
 
 def test_the_cache_goes_on_the_gpu_only_when_it_takes_at_most_half_its_free_memory():
@@ -81,9 +83,24 @@ def test_training_under_bf16_autocast_learns_and_records_float32(amp):
 
 @pytest.mark.slow
 def test_bf16_and_compile_through_the_cli(tmp_path):
-    result = run_cli("run", "demo", "--limit", "256", "--epochs", "2", "--method", "ce,eac",
-                     "--image-size", "28", "--amp", "bf16", "--compile", "--no-report",
-                     "--out", str(tmp_path))  # fmt: skip
+    result = run_cli(
+        "run",
+        "demo",
+        "--limit",
+        "256",
+        "--epochs",
+        "2",
+        "--method",
+        "ce,eac",
+        "--image-size",
+        "28",
+        "--amp",
+        "bf16",
+        "--compile",
+        "--no-report",
+        "--out",
+        str(tmp_path),
+    )
     run_dir = last_line_dir(result)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["precision"] == "bf16 autocast"
@@ -111,11 +128,17 @@ def test_a_cuda_step_never_synchronises(name, cache):
     given = labels.to("cuda")
     names = ("loss", "margin", "p_given", "correct", *method.extra_signals)
     step = Step(
-        method, torch.optim.Adam(trainable), trainable,
+        method,
+        torch.optim.Adam(trainable),
+        trainable,
         Augmenter(torch.Generator(device="cuda").manual_seed(0), normalizer=Normalizer.fit(pixels)),
-        Normalizer.fit(pixels), cached,
-        given, given.clone(), {s: torch.zeros(1, 65, device="cuda") for s in names}, True,
-    )  # fmt: skip
+        Normalizer.fit(pixels),
+        cached,
+        given,
+        given.clone(),
+        {s: torch.zeros(1, 65, device="cuda") for s in names},
+        True,
+    )
     idx = torch.arange(16)
     step.run(0, next(batches(cached, [idx], [idx.cuda()])), idx.cuda(), idx.cuda())  # warm-up
     torch.cuda.synchronize()

@@ -37,8 +37,10 @@ def step(method: GSMC, optimizer: torch.optim.Optimizer, batch: Batch, aug: Augm
 
 def test_a_restored_gsmc_goes_on_with_the_teacher_decay_where_it_stopped():
     g = torch.Generator().manual_seed(1)
-    batches = [Batch(torch.randn(6, 1, 16, 16, generator=g), torch.arange(6) % 3,
-                     torch.arange(6), 0) for _ in range(4)]  # fmt: skip
+    batches = [
+        Batch(torch.randn(6, 1, 16, 16, generator=g), torch.arange(6) % 3, torch.arange(6), 0)
+        for _ in range(4)
+    ]
     method, optimizer = make(0)
     aug = Augmenter(torch.Generator().manual_seed(2))
     for batch in batches[:3]:
@@ -57,8 +59,9 @@ def test_a_restored_gsmc_goes_on_with_the_teacher_decay_where_it_stopped():
     step(method, optimizer, batches[3], aug)  # the uninterrupted model
     step(restored, restored_optimizer, batches[3], restored_aug)
     assert int(restored.steps) == restored.host_steps == int(method.steps) == 4
-    for (name, a), b in zip(method.state_dict().items(), restored.state_dict().values(),
-                            strict=True):  # fmt: skip
+    for (name, a), b in zip(
+        method.state_dict().items(), restored.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     # the update used d_3 = 0.75, not d_0 = 0 (which would have copied the student)
     assert ema_decay(3) == 0.75

@@ -47,8 +47,9 @@ class SyncRecorder(TorchDispatchMode):
         if func is aten._local_scalar_dense.default and args[0].data_ptr() in self.host:
             return func(*args, **kwargs)
         indices = args[1] if func in INDEXING else []
-        masked = any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
-                     for i in indices)  # fmt: skip
+        masked = any(
+            isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices
+        )
         if func in SYNCING or masked:
             self.found.append(str(func) + (" (boolean mask)" if masked else ""))
         return func(*args, **kwargs)
@@ -65,10 +66,17 @@ def make_step(name: str, n: int = 24, amp: bool = False) -> Step:
     normalize = Normalizer.fit(pixels)
     augment = Augmenter(torch.Generator().manual_seed(0), normalizer=normalize)
     return Step(
-        method, torch.optim.Adam(trainable), trainable, augment, normalize, pixels, labels,
+        method,
+        torch.optim.Adam(trainable),
+        trainable,
+        augment,
+        normalize,
+        pixels,
+        labels,
         labels.clone(),
-        new_record(method, 2, n, "cpu"), amp,
-    )  # fmt: skip
+        new_record(method, 2, n, "cpu"),
+        amp,
+    )
 
 
 @pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16"])
@@ -100,7 +108,10 @@ def test_the_recorder_catches_the_syncs_it_names():
 def test_epoch_relabels_keep_only_changed_labels():
     step = make_step("ce", n=6)
     idx, y = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2])
-    step.relabels.append(torch.stack([idx, torch.full_like(idx, 3), y, torch.tensor([0, 2, 2]),
-                                      torch.tensor([0, 1, 0])]))  # fmt: skip
+    step.relabels.append(
+        torch.stack(
+            [idx, torch.full_like(idx, 3), y, torch.tensor([0, 2, 2]), torch.tensor([0, 1, 0])]
+        )
+    )
     assert step.epoch_relabels().tolist() == [[1], [3], [1], [2]]
     assert step.relabels == [] and step.epoch_relabels().shape == (4, 0)

@@ -27,14 +27,17 @@ pytestmark = pytest.mark.slow
         (None, ["is a folder; it must be a YAML file"]),
         (b"x:\n  kind: \xd0\xff\n", ["line 2: not UTF-8"]),
         (b"x:\n  kind: csv\n  root: [1, 2]\n", ["line 3: `root` of dataset 'x' must be text"]),
-        (b"x:\n  kind: csv\n  defaults: 5\n", ["line 3: `defaults` of dataset 'x' must be a mapping"]),
+        (
+            b"x:\n  kind: csv\n  defaults: 5\n",
+            ["line 3: `defaults` of dataset 'x' must be a mapping"],
+        ),
         (b"x:\n", ["line 1: entry 'x' must be a mapping with a 'kind'"]),
         (b"x:\n  kind: csv\ny:\n  kind: csv\nx:\n  kind: csv\n", ["line 5: 'x' is given twice"]),
         (b"x:\n  kind: csv\n  rooot: /data\n", ["line 1 (dataset 'x'): unknown key 'rooot'"]),
         (b"x:\n  kind: csv\n  defaults: {image-size: 3}\n", ["'image-size' is not an option name"]),
         (alias_bomb().encode(), ["its aliases expand to more than 100,000 values"]),
     ],
-)  # fmt: skip
+)
 def test_bad_registries_exit_2_naming_the_file_and_line(tmp_path, text, needles):
     registry = tmp_path / "datasets.yaml"
     if text is None:
@@ -81,12 +84,21 @@ GOOD = [f"imgs/{i}.png" for i in range(4)]
     [
         (b"path,label\n", ["labels.csv: no rows under its header"]),
         (b"path,label\nimgs/0.png,cat\nimgs/1.png,caf\xe9\n", ["labels.csv, line 3: not UTF-8"]),
-        (b"path,label\nimgs/0.png,cat\nimgs/1.png,cat\n", ["every training sample is labelled 'cat'"]),
-        (b'path,label\nimgs/0.png,cat\n"imgs/a\nb.png",dog\n', ["'imgs/a\\nb.png' holds a control character"]),
-        (b"path,label\nimgs/0.png,cat\nimgs/1.png ,dog\n", ["'imgs/1.png ' begins or ends with a space"]),
+        (
+            b"path,label\nimgs/0.png,cat\nimgs/1.png,cat\n",
+            ["every training sample is labelled 'cat'"],
+        ),
+        (
+            b'path,label\nimgs/0.png,cat\n"imgs/a\nb.png",dog\n',
+            ["'imgs/a\\nb.png' holds a control character"],
+        ),
+        (
+            b"path,label\nimgs/0.png,cat\nimgs/1.png ,dog\n",
+            ["'imgs/1.png ' begins or ends with a space"],
+        ),
         (None, ["labels.csv: expected a header", "text not shown: the file lies outside"]),
     ],
-)  # fmt: skip
+)
 def test_bad_csv_datasets_exit_2_before_training(tmp_path, labels_csv, needles):
     """Listed by `audit datasets` (it never decodes a label file), refused by `audit run` before
     any training, naming the file (and line or sample); a label file linked outside the root is
@@ -126,8 +138,20 @@ def test_a_file_name_that_is_not_utf8_is_refused_by_name(tmp_path):
 
 # Names a spreadsheet or a CSV reader could change: formula and quote prefixes, quotes, commas,
 # spaces inside. The first two differ only by the quote the exports put in front of `=`.
-NAMES = ["'=x.png", "=x.png", '"q.png', "a,b.png", "imgs/ lead.png", "imgs/trail .png",
-         "'plain.png", "@at.png", "-1.png", "imgs/ok0.png", "imgs/ok1.png", "imgs/ok2.png"]  # fmt: skip
+NAMES = [
+    "'=x.png",
+    "=x.png",
+    '"q.png',
+    "a,b.png",
+    "imgs/ lead.png",
+    "imgs/trail .png",
+    "'plain.png",
+    "@at.png",
+    "-1.png",
+    "imgs/ok0.png",
+    "imgs/ok1.png",
+    "imgs/ok2.png",
+]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +163,10 @@ def round_trip(tmp_path_factory) -> tuple[pd.Series, pd.Series, dict, dict, dict
     before = digest(root)
     run_dir = last_line_dir(run_cli("run", "mine", *QUICK, "--out", str(base / "o"), env=env))
     suspects = base / "suspects.csv"
-    assert run_cli("export", str(run_dir), "--top", "12", "--out", str(suspects), env=env).returncode == 0  # fmt: skip
+    assert (
+        run_cli("export", str(run_dir), "--top", "12", "--out", str(suspects), env=env).returncode
+        == 0
+    )
     rows = list(csv.reader(suspects.open(newline="")))
     header, decision = rows[0] + ["new_name"], rows[0].index("decision")
     for row in rows[1:]:  # what an annotator's CSV editor does: only the decision cells change
@@ -148,9 +175,21 @@ def round_trip(tmp_path_factory) -> tuple[pd.Series, pd.Series, dict, dict, dict
     with (base / "decided.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows([header, *rows[1:]])
     corrected = base / "corrected.csv"
-    applied = run_cli("apply", str(run_dir), "--relabels", str(base / "decided.csv"), "--out", str(corrected), env=env)  # fmt: skip
+    applied = run_cli(
+        "apply",
+        str(run_dir),
+        "--relabels",
+        str(base / "decided.csv"),
+        "--out",
+        str(corrected),
+        env=env,
+    )
     assert applied.returncode == 0, applied.stderr
-    again = last_line_dir(run_cli("run", "mine", *QUICK, "--labels", str(corrected), "--out", str(base / "o2"), env=env))  # fmt: skip
+    again = last_line_dir(
+        run_cli(
+            "run", "mine", *QUICK, "--labels", str(corrected), "--out", str(base / "o2"), env=env
+        )
+    )
 
     def given(folder: Path) -> pd.Series:
         return pd.read_parquet(folder / "samples.parquet").set_index("sample_id")["given_name"]

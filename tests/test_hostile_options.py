@@ -30,8 +30,11 @@ def dataset(tmp_path_factory) -> dict:
     rows = [f"imgs/{i}.png,c{i % 3}" for i in range(12)]
     (root / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
     (base / "datasets.yaml").write_text(f"mine:\n  kind: csv\n  root: {root}\n")
-    return {"root": root, "env": {"AUDIT_DATASETS": str(base / "datasets.yaml")},
-            "digest": digest(root)}  # fmt: skip
+    return {
+        "root": root,
+        "env": {"AUDIT_DATASETS": str(base / "datasets.yaml")},
+        "digest": digest(root),
+    }
 
 
 def run_mine(dataset: dict, out: Path, *args: str):
@@ -70,9 +73,28 @@ def test_an_option_that_would_spoil_training_is_refused_before_it(dataset, tmp_p
 
 
 def test_every_bad_option_of_one_command_is_named_at_once(dataset, tmp_path):
-    args = ["--lr", "inf", "--seed", str(10**30), "--epochs", "0", "--batch-size", "1",
-            "--lr-gamma", "2", "--scn-delta1", "5", "--scn-delta2", "-1", "--scn-beta", "1",
-            "--noise-sparsity", "nan", "--limit", "1"]  # fmt: skip
+    args = [
+        "--lr",
+        "inf",
+        "--seed",
+        str(10**30),
+        "--epochs",
+        "0",
+        "--batch-size",
+        "1",
+        "--lr-gamma",
+        "2",
+        "--scn-delta1",
+        "5",
+        "--scn-delta2",
+        "-1",
+        "--scn-beta",
+        "1",
+        "--noise-sparsity",
+        "nan",
+        "--limit",
+        "1",
+    ]
     result = run_mine(dataset, tmp_path / "o", *args)
     refused(result, *(f"{a} " for a in args if a.startswith("--")), out=tmp_path / "o")
 
@@ -159,18 +181,18 @@ def write_lying_header(path: Path) -> None:
             "--pred-probs",
             lambda p: np.save(p, np.array([[{}, 1]] * 30, object)),
             "not a plain numeric array",
-        ),  # fmt: skip
+        ),
         (
             "--pred-probs",
             lambda p: np.save(p, np.full((30, 3), np.inf)),
             "row 0, class 0 holds inf",
-        ),  # fmt: skip
+        ),
         ("--labels", lambda p: np.save(p, np.ones(30, int)), "every label is class 1"),
         (
             "--true-labels",
             lambda p: np.save(p, np.zeros((30, 1), "i8,i8")),
             "not a plain numeric array",
-        ),  # fmt: skip
+        ),
     ],
     ids=["folder", "fifo", "lying-header", "objects", "infinity", "one-class", "structured"],
 )
@@ -178,8 +200,11 @@ def test_score_refuses_arrays_that_are_not_plain_numeric_naming_flag_and_file(
     tmp_path, flag, write, needle
 ):
     rng = np.random.default_rng(0)
-    files = {"--pred-probs": tmp_path / "p.npy", "--labels": tmp_path / "y.npy",
-             "--true-labels": tmp_path / "t.npy"}  # fmt: skip
+    files = {
+        "--pred-probs": tmp_path / "p.npy",
+        "--labels": tmp_path / "y.npy",
+        "--true-labels": tmp_path / "t.npy",
+    }
     np.save(files["--pred-probs"], rng.dirichlet(np.ones(3), 30))
     np.save(files["--labels"], np.arange(30) % 3)
     np.save(files["--true-labels"], np.arange(30) % 3)

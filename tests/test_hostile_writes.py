@@ -23,7 +23,9 @@ def tiny(tmp_path_factory) -> dict:
     `run`, `env` (the registry naming the dataset), `free` (an empty folder outside both)."""
     base = tmp_path_factory.mktemp("writes")
     root, env = csv_dataset(base)
-    result = run_cli("run", "mine", *QUICK, "--noise-rate", "0.3", "--out", str(base / "o"), env=env)  # fmt: skip
+    result = run_cli(
+        "run", "mine", *QUICK, "--noise-rate", "0.3", "--out", str(base / "o"), env=env
+    )
     free = base / "free"
     free.mkdir()
     np.save(free / "probs.npy", np.full((4, 2), 0.5))
@@ -52,34 +54,70 @@ SCORE = ["score", "--pred-probs", "FREE/probs.npy", "--labels", "FREE/labels.npy
 @pytest.mark.parametrize(
     ("words", "needles"),
     [
-        (["export", "RUN", "--out", "ROOT/labels.csv"], ["--out", "labels.csv", "inside the dataset's root"]),
-        (["export", "RUN", "--out", "ROOT/new.csv"], ["--out", "new.csv", "inside the dataset's root"]),
-        (["export", "RUN", "--top", "3", "--out", "RUN/samples.parquet", "--force"],
-         ["--out", "would overwrite samples.parquet, a file of the run folder", "--force never"]),
-        (["apply", "RUN", *RELABELS, "--out", "RUN/manifest.json"], ["--out", "would overwrite manifest.json"]),
-        (["apply", "RUN", *RELABELS, "--out", "ROOT/new.png"], ["--out", "new.png", "inside the dataset's root"]),
-        (["apply", "RUN", *RELABELS, "--out", "ROOT/imgs/new.csv", "--force"], ["inside the dataset's root"]),
-        (["compare", "RUN", "--out", "ROOT/labels"], ["--out", "labels.csv", "inside the dataset's root"]),
-        (["compare", "RUN", "--out", "RUN/samples", "--force"], ["--out", "would overwrite samples.parquet"]),
+        (
+            ["export", "RUN", "--out", "ROOT/labels.csv"],
+            ["--out", "labels.csv", "inside the dataset's root"],
+        ),
+        (
+            ["export", "RUN", "--out", "ROOT/new.csv"],
+            ["--out", "new.csv", "inside the dataset's root"],
+        ),
+        (
+            ["export", "RUN", "--top", "3", "--out", "RUN/samples.parquet", "--force"],
+            ["--out", "would overwrite samples.parquet, a file of the run folder", "--force never"],
+        ),
+        (
+            ["apply", "RUN", *RELABELS, "--out", "RUN/manifest.json"],
+            ["--out", "would overwrite manifest.json"],
+        ),
+        (
+            ["apply", "RUN", *RELABELS, "--out", "ROOT/new.png"],
+            ["--out", "new.png", "inside the dataset's root"],
+        ),
+        (
+            ["apply", "RUN", *RELABELS, "--out", "ROOT/imgs/new.csv", "--force"],
+            ["inside the dataset's root"],
+        ),
+        (
+            ["compare", "RUN", "--out", "ROOT/labels"],
+            ["--out", "labels.csv", "inside the dataset's root"],
+        ),
+        (
+            ["compare", "RUN", "--out", "RUN/samples", "--force"],
+            ["--out", "would overwrite samples.parquet"],
+        ),
         (["export", "RUN", "--out", ""], ["--out ''", "names no path"]),
-        (["apply", "RUN", *RELABELS, "--out", "/proc/x"], ["--out /proc/x", "not a regular place to write"]),
-        (["compare", "RUN", "--out", "/proc/x"], ["--out /proc/x.csv", "not a regular place to write"]),
+        (
+            ["apply", "RUN", *RELABELS, "--out", "/proc/x"],
+            ["--out /proc/x", "not a regular place to write"],
+        ),
+        (
+            ["compare", "RUN", "--out", "/proc/x"],
+            ["--out /proc/x.csv", "not a regular place to write"],
+        ),
         (["export", "RUN", "--out", "FREE"], ["--out", "is a folder, not a file"]),
         (["apply", "RUN", *RELABELS, "--out", "FREE"], ["--out", "is a folder, not a file"]),
-        (["export", "RUN", "--out", "FREE/probs.npy/x.csv"], ["--out", "probs.npy is a file, not a folder"]),
+        (
+            ["export", "RUN", "--out", "FREE/probs.npy/x.csv"],
+            ["--out", "probs.npy is a file, not a folder"],
+        ),
         ([*SCORE, "--out", "ROOT"], ["--out", "inside the dataset's root"]),
         ([*SCORE, "--out", "RUN/more"], ["--out", "would put a run inside the run folder"]),
         ([*SCORE, "--out", "FREE/probs.npy"], ["--out", "is a file, not a folder"]),
         (["run", "mine", "--out", "ROOT/reports"], ["--out", "inside the dataset's root"]),
         (["run", "mine", "--out", "RUN"], ["--out", "would put a run inside the run folder"]),
-        (["export", "RUN", "--out", "RUN/checkpoints/x.csv", "--force"],  # gone once complete
-         ["--out", "checkpoints is a file the run folder", "writes and reads back"]),
-        (["apply", "RUN", *RELABELS, "--out", "RUN/../review-ledger.csv", "--force"],
-         ["--out", "is a review ledger"]),
+        (
+            ["export", "RUN", "--out", "RUN/checkpoints/x.csv", "--force"],  # gone once complete
+            ["--out", "checkpoints is a file the run folder", "writes and reads back"],
+        ),
+        (
+            ["apply", "RUN", *RELABELS, "--out", "RUN/../review-ledger.csv", "--force"],
+            ["--out", "is a review ledger"],
+        ),
         (["synth-faces", "ROOT/imgs/faces"], ["synth-faces OUT", "inside the dataset's root"]),
         (["synth-faces", "RUN/faces"], ["synth-faces OUT", "inside the run folder"]),
     ],
-)  # fmt: skip
+)
 def test_a_refused_output_changes_nothing(tiny, words, needles):
     before = digest(tiny["root"]), digest(tiny["run"]), digest(tiny["free"])
     refused(run_cli(*command(words, placeholders(tiny)), env=tiny["env"]), *needles)

@@ -33,9 +33,15 @@ def test_larger_images_give_their_size(tmp_path):
 
 def two_rows(filepaths: list[str], images) -> SampleTable:
     """A two-sample training table of classes a and b over `images`."""
-    return SampleTable(name="t", class_names=["a", "b"], sample_ids=np.array(["0", "1"]),
-                       filepaths=np.array(filepaths), labels=np.array([0, 1]),
-                       split=np.array(["train", "train"]), images=images)  # fmt: skip
+    return SampleTable(
+        name="t",
+        class_names=["a", "b"],
+        sample_ids=np.array(["0", "1"]),
+        filepaths=np.array(filepaths),
+        labels=np.array([0, 1]),
+        split=np.array(["train", "train"]),
+        images=images,
+    )
 
 
 def test_arrays_in_memory_have_no_files():

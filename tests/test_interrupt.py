@@ -17,8 +17,19 @@ from tests.conftest import AUDIT, assert_no_traceback, run_cli
 from tests.test_cli_e2e import last_line_dir
 
 pytestmark = pytest.mark.slow
-RUN = ["run", "demo", "--limit", "300", "--epochs", "4", "--method", "ce,scn", "--no-report",
-       "--image-size", "28"]  # fmt: skip
+RUN = [
+    "run",
+    "demo",
+    "--limit",
+    "300",
+    "--epochs",
+    "4",
+    "--method",
+    "ce,scn",
+    "--no-report",
+    "--image-size",
+    "28",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +40,12 @@ def straight(tmp_path_factory) -> Path:
 
 def interrupt(out: Path, sig: int, run: list[str] = RUN, after: str = "scn") -> tuple[Path, int]:
     """Start the run, send `sig` once method `after` has finished an epoch; (folder, exit)."""
-    process = subprocess.Popen([str(AUDIT), *run, "--out", str(out)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [str(AUDIT), *run, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while not list(out.glob(f"demo/*/checkpoints/{after}.pt")):
         assert process.poll() is None, process.stderr.read()
@@ -99,10 +114,24 @@ def test_resume_refusals_exit_2(tmp_path, straight):
 
 
 def test_two_runs_at_once_never_share_a_folder(tmp_path):
-    args = [str(AUDIT), "run", "demo", "--limit", "100", "--epochs", "1", "--method", "ce",
-            "--no-report", "--out", str(tmp_path)]  # fmt: skip
-    processes = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(3)]  # fmt: skip
+    args = [
+        str(AUDIT),
+        "run",
+        "demo",
+        "--limit",
+        "100",
+        "--epochs",
+        "1",
+        "--method",
+        "ce",
+        "--no-report",
+        "--out",
+        str(tmp_path),
+    ]
+    processes = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     folders = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=600)

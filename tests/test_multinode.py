@@ -35,9 +35,19 @@ def free_port() -> int:
 def node_command(node: int, port: int, args: list[str]) -> list[str]:
     """The command a user types on machine `node` (torchrun is `python -m torch.distributed.run`).
     The static rendezvous makes --node-rank 0 rank 0; c10d would ignore --node-rank."""
-    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={NODES}",
-            f"--node-rank={node}", "--nproc-per-node=1", "--rdzv-backend=static",
-            f"--rdzv-endpoint=127.0.0.1:{port}", "-m", "auditor", *args]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={NODES}",
+        f"--node-rank={node}",
+        "--nproc-per-node=1",
+        "--rdzv-backend=static",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        "-m",
+        "auditor",
+        *args,
+    ]
 
 
 def run_nodes(base: Path, commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
@@ -50,13 +60,22 @@ def run_nodes(base: Path, commands: list[list[str]]) -> list[subprocess.Complete
             out, err = base / f"node{node}.stdout", base / f"node{node}.stderr"
             logs.append((out, err))
             with open(out, "w") as stdout, open(err, "w") as stderr:
-                launchers.append(subprocess.Popen(
-                    command, cwd=REPO, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-                    env=os.environ | {"AUDIT_CACHE_DIR": str(base / f"cache{node}"),
-                                      # what torchrun gives each of --nproc 2's processes
-                                      "OMP_NUM_THREADS": "1"},
-                    start_new_session=True,
-                ))  # fmt: skip
+                launchers.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=REPO,
+                        stdout=stdout,
+                        stderr=stderr,
+                        stdin=subprocess.DEVNULL,
+                        env=os.environ
+                        | {
+                            "AUDIT_CACHE_DIR": str(base / f"cache{node}"),
+                            # what torchrun gives each of --nproc 2's processes
+                            "OMP_NUM_THREADS": "1",
+                        },
+                        start_new_session=True,
+                    )
+                )
         deadline = time.time() + TIMEOUT
         for launcher in launchers:
             launcher.wait(timeout=max(1.0, deadline - time.time()))
@@ -70,8 +89,10 @@ def run_nodes(base: Path, commands: list[list[str]]) -> list[subprocess.Complete
             if launcher.poll() is None:
                 os.killpg(launcher.pid, signal.SIGKILL)
                 launcher.wait()
-    return [subprocess.CompletedProcess(c, p.returncode, o.read_text(), e.read_text())
-            for c, p, (o, e) in zip(commands, launchers, logs, strict=True)]  # fmt: skip
+    return [
+        subprocess.CompletedProcess(c, p.returncode, o.read_text(), e.read_text())
+        for c, p, (o, e) in zip(commands, launchers, logs, strict=True)
+    ]
 
 
 def tails(stderrs: list[str]) -> str:
@@ -89,7 +110,9 @@ def check_two_node_run(results: list[subprocess.CompletedProcess], outs: list[Pa
     codes = [result.returncode for result in results]
     assert codes == [0] * NODES, f"exit codes {codes}\n" + tails([r.stderr for r in results])
     run_dir = last_line_dir(results[0])
-    assert run_dir.parent.parent == outs[0] and [p.name for p in (outs[0] / "demo").iterdir()] == [run_dir.name]  # fmt: skip
+    assert run_dir.parent.parent == outs[0] and [p.name for p in (outs[0] / "demo").iterdir()] == [
+        run_dir.name
+    ]
     assert results[1].stdout == ""
     assert files_under(outs[1]) == []
     assert_every_sample_recorded_once(run_dir, processes=NODES)
@@ -123,7 +146,15 @@ def test_a_node_that_cannot_see_node_0s_folders_writes_nothing(tmp_path):
         folder.mkdir()
     port = free_port()
     commands = [node_command(node, port, [*RUN, "--out", str(outs[node])]) for node in range(NODES)]
-    commands[1] = ["unshare", "-rm", "sh", "-c", 'mount --bind "$0" "$1" && shift && exec "$@"',
-                   str(seen), str(outs[0]), *commands[1]]  # fmt: skip
+    commands[1] = [
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        'mount --bind "$0" "$1" && shift && exec "$@"',
+        str(seen),
+        str(outs[0]),
+        *commands[1],
+    ]
     check_two_node_run(run_nodes(tmp_path, commands), outs)
     assert files_under(seen) == []

@@ -58,8 +58,12 @@ def test_the_human_confusion_is_estimated_from_hand_made_votes(tmp_path):
     expected[c, [c, a]] = [0.7, 0.3]
     assert np.allclose(nm.confusion_from_votes(np.array(rows)), expected)
     path = tmp_path / "fer2013new.csv"
-    path.write_text(HEADER + "\n" + "\n".join(f"Training,x{i}.png," + ",".join(map(str, r))
-                                              for i, r in enumerate(rows)) + "\n")  # fmt: skip
+    path.write_text(
+        HEADER
+        + "\n"
+        + "\n".join(f"Training,x{i}.png," + ",".join(map(str, r)) for i, r in enumerate(rows))
+        + "\n"
+    )
     names, matrix = nm.estimate_human_fer(path)
     assert names == nm.EXPRESSIONS and np.allclose(matrix, expected)
     # the file the tool ships is written (and read back) in the matrix-file format
@@ -204,8 +208,9 @@ def test_a_matrix_file_header_reorders_rows_and_columns_to_the_dataset(tmp_path)
     )
     labels = np.repeat(np.arange(3), 10)
     classes = ["neutral", "happiness", "sad"]
-    noisy = inject_noise(labels, 3, kind="matrix", rate=0.15, seed=0, class_names=classes,
-                         matrix_file=str(path))  # fmt: skip
+    noisy = inject_noise(
+        labels, 3, kind="matrix", rate=0.15, seed=0, class_names=classes, matrix_file=str(path)
+    )
     expected = np.array([[0.8, 0.1, 0.1], [0.05, 0.9, 0.05], [0.3, 0.0, 0.7]])
     scale = noisy.details["scale"]
     off = ~np.eye(3, dtype=bool)
@@ -273,10 +278,14 @@ def test_the_manifest_records_the_matrix_used(tmp_path):
 
     n = 700
     table = SampleTable(
-        name="faces", class_names=RAF_DB, sample_ids=np.array([f"s{i}" for i in range(n)]),
-        filepaths=np.array([f"f{i}" for i in range(n)]), labels=np.arange(n) % 7,
-        split=np.array(["train"] * n), images=ArrayImages(np.zeros((n, 4, 4), np.uint8)),
-    )  # fmt: skip
+        name="faces",
+        class_names=RAF_DB,
+        sample_ids=np.array([f"s{i}" for i in range(n)]),
+        filepaths=np.array([f"f{i}" for i in range(n)]),
+        labels=np.arange(n) % 7,
+        split=np.array(["train"] * n),
+        images=ArrayImages(np.zeros((n, 4, 4), np.uint8)),
+    )
     config = resolve("faces", {"noise_type": "human-fer", "noise_rate": 0.2}, {})
     labels = labels_for(table, config, torch.zeros(n, 1, 4, 4, dtype=torch.uint8))
     noise = labels.noise
@@ -286,19 +295,28 @@ def test_the_manifest_records_the_matrix_used(tmp_path):
     assert noise["real_rate"] == pytest.approx((labels.given != labels.true).mean())
     matrix_file = write(tmp_path, "0.9,0.1\n0.2,0.8\n")
     two = SampleTable(
-        name="pairs", class_names=["x", "y"], sample_ids=table.sample_ids, filepaths=table.filepaths,
-        labels=np.arange(n) % 2, split=table.split, images=table.images,
-    )  # fmt: skip
-    config = resolve("pairs", {"noise_type": "matrix", "noise_matrix": str(matrix_file),
-                               "noise_rate": 0.15}, {})  # fmt: skip
+        name="pairs",
+        class_names=["x", "y"],
+        sample_ids=table.sample_ids,
+        filepaths=table.filepaths,
+        labels=np.arange(n) % 2,
+        split=table.split,
+        images=table.images,
+    )
+    config = resolve(
+        "pairs", {"noise_type": "matrix", "noise_matrix": str(matrix_file), "noise_rate": 0.15}, {}
+    )
     noise = labels_for(two, config, torch.zeros(n, 1, 4, 4, dtype=torch.uint8)).noise
     assert noise["matrix_file"] == str(matrix_file) and config.as_dict()["noise_matrix"] == str(
         matrix_file
     )
     assert np.allclose(noise["matrix"], [[0.9, 0.1], [0.2, 0.8]])  # 0.15 is its own rate here
     with pytest.raises(UserError, match="are not expressions"):
-        labels_for(two, resolve("pairs", {"noise_type": "human-fer", "noise_rate": 0.2}, {}),
-                   torch.zeros(n, 1, 4, 4, dtype=torch.uint8))  # fmt: skip
+        labels_for(
+            two,
+            resolve("pairs", {"noise_type": "human-fer", "noise_rate": 0.2}, {}),
+            torch.zeros(n, 1, 4, 4, dtype=torch.uint8),
+        )
 
 
 def test_the_new_noise_types_are_in_audit_run_help(capsys):

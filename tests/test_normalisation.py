@@ -37,8 +37,11 @@ def test_imagenet_normaliser_one_channel_uses_the_mean_of_the_three():
 def test_weights_choose_imagenet_statistics():
     norm, info = choose_normalizer(PIXELS, "imagenet")
     assert (norm.mean, norm.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    assert info == {"source": "imagenet", "mean": [0.485, 0.456, 0.406],
-                    "std": [0.229, 0.224, 0.225]}  # fmt: skip
+    assert info == {
+        "source": "imagenet",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
     assert choose_normalizer(PIXELS, "/some/msceleb.pth")[1]["source"] == "imagenet"
 
 
@@ -47,8 +50,7 @@ def test_without_weights_the_training_images_statistics_as_before():
     norm, info = choose_normalizer(pixels, None)
     fitted = Normalizer.fit(pixels)
     assert (norm.mean, norm.std) == (fitted.mean, fitted.std)  # bit-identical
-    assert info == {"source": "training images", "mean": list(fitted.mean),
-                    "std": list(fitted.std)}  # fmt: skip
+    assert info == {"source": "training images", "mean": list(fitted.mean), "std": list(fitted.std)}
 
 
 def test_paper_preset_without_weights_warns_once(capsys):

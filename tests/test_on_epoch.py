@@ -16,8 +16,16 @@ def train_rul(hook) -> tuple[dict, np.ndarray]:
     pixels = torch.randint(0, 256, (24, 1, 16, 16), dtype=torch.uint8)
     labels = torch.arange(24) % 3
     method = build_method("rul", build_backbone("resnet-small", 1), 3)
-    result = train(method, pixels, labels, pixels[:6], labels[:6], Normalizer.fit(pixels),
-                   TrainConfig(epochs=3, batch_size=8), on_epoch=hook)  # fmt: skip
+    result = train(
+        method,
+        pixels,
+        labels,
+        pixels[:6],
+        labels[:6],
+        Normalizer.fit(pixels),
+        TrainConfig(epochs=3, batch_size=8),
+        on_epoch=hook,
+    )
     return result.signals, result.final_probs
 
 

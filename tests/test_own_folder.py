@@ -18,8 +18,11 @@ pytestmark = pytest.mark.slow
 
 SIDE = 12
 # a bright bar on the left, on the right, at the top: a mirror swaps the first two classes
-CLASSES = {"left": (slice(None), slice(0, 4)), "right": (slice(None), slice(8, 12)),
-           "top": (slice(0, 4), slice(None))}  # fmt: skip
+CLASSES = {
+    "left": (slice(None), slice(0, 4)),
+    "right": (slice(None), slice(8, 12)),
+    "top": (slice(0, 4), slice(None)),
+}
 QUICK = ["--epochs", "3", "--batch-size", "16", "--no-report", "--device", "cpu", "--workers", "1"]
 
 
@@ -39,8 +42,17 @@ def bars(root: Path, per_class: int = 60) -> Path:
 def own_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("own")
     root = bars(base / "bars")
-    result = run_cli("run", "imagefolder", "--root", str(root), "--out", str(base / "runs"),
-                     "--noise-rate", "0.2", *QUICK)  # fmt: skip
+    result = run_cli(
+        "run",
+        "imagefolder",
+        "--root",
+        str(root),
+        "--out",
+        str(base / "runs"),
+        "--noise-rate",
+        "0.2",
+        *QUICK,
+    )
     assert result.returncode == 0, result.stderr
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     return base, root, result, run_dir
@@ -74,7 +86,10 @@ def test_a_folder_a_mirror_changes_trains_without_flips_and_drops_eac(own_run):
     assert mirror["mirrored_accuracy"] < 0.9 * mirror["accuracy"]
     assert manifest["config"]["flip"] is False and manifest["config"]["method"] == ["ce"]
     assert "not mirror-symmetric" in result.stderr
-    assert "eac is not trained: its loss makes the attention maps of an image and of its mirror agree" in result.stderr  # fmt: skip
+    assert (
+        "eac is not trained: its loss makes the attention maps of an image and of its mirror agree"
+        in result.stderr
+    )
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert not any("flip" in c for c in samples.columns)  # no flip attention score either
     assert manifest["config"]["image_size"] == SIDE  # the images' own size, not 64
@@ -83,8 +98,9 @@ def test_a_folder_a_mirror_changes_trains_without_flips_and_drops_eac(own_run):
 def test_eac_named_on_such_a_folder_is_refused_with_the_reason(own_run):
     base, root, _, _ = own_run
     out = base / "refused"
-    result = run_cli("run", "imagefolder", "--root", str(root), "--out", str(out),
-                     "--method", "ce,eac", *QUICK)  # fmt: skip
+    result = run_cli(
+        "run", "imagefolder", "--root", str(root), "--out", str(out), "--method", "ce,eac", *QUICK
+    )
     assert result.returncode == 2
     assert (
         "eac's loss makes the attention maps of an image and of its mirror agree" in result.stderr
@@ -96,8 +112,20 @@ def test_eac_named_on_such_a_folder_is_refused_with_the_reason(own_run):
 def test_flip_and_image_size_typed_are_kept(own_run):
     base, root, result, _ = own_run
     out = base / "flipped"
-    result = run_cli("run", "imagefolder", "--root", str(root), "--out", str(out), "--flip",
-                     "--image-size", "16", "--validation", "0", *QUICK)  # fmt: skip
+    result = run_cli(
+        "run",
+        "imagefolder",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--flip",
+        "--image-size",
+        "16",
+        "--validation",
+        "0",
+        *QUICK,
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads(
         (Path(result.stdout.strip().splitlines()[-1]) / "manifest.json").read_text()
@@ -115,8 +143,17 @@ def test_without_epochs_the_tool_trains_until_the_validation_accuracy_stops_risi
 
     root = bars(tmp_path / "bars")
     quick = [a for a in QUICK if a not in ("--epochs", "3")]
-    result = run_cli("run", "imagefolder", "--root", str(root), "--out", str(tmp_path / "runs"),
-                     "--noise-rate", "0.2", *quick)  # fmt: skip
+    result = run_cli(
+        "run",
+        "imagefolder",
+        "--root",
+        str(root),
+        "--out",
+        str(tmp_path / "runs"),
+        "--noise-rate",
+        "0.2",
+        *quick,
+    )
     assert result.returncode == 0, result.stderr
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -27,10 +27,40 @@ SETTINGS = settings(
 )
 CLASSES = ["Surprise", "Fear", "Happiness"]
 # text that looks like label files: separators, digits, names, quotes, BOMs, odd line ends
-TOKENS = st.sampled_from(["train_00001.jpg", "test_0001.jpg", "1", "3", "9", "-1", "x", " ",
-                          ",", "\t", '"', "\n", "\r\n", "\r", "\ufeff", "\x00", "Fear", "=1",
-                          "path", "label", "sample_id", "decision", "keep", "drop", "relabel",
-                          "imgs/0.png", "../a.png", "/etc/passwd", "é", "99999999999"])  # fmt: skip
+TOKENS = st.sampled_from(
+    [
+        "train_00001.jpg",
+        "test_0001.jpg",
+        "1",
+        "3",
+        "9",
+        "-1",
+        "x",
+        " ",
+        ",",
+        "\t",
+        '"',
+        "\n",
+        "\r\n",
+        "\r",
+        "\ufeff",
+        "\x00",
+        "Fear",
+        "=1",
+        "path",
+        "label",
+        "sample_id",
+        "decision",
+        "keep",
+        "drop",
+        "relabel",
+        "imgs/0.png",
+        "../a.png",
+        "/etc/passwd",
+        "é",
+        "99999999999",
+    ]
+)
 TEXT = st.one_of(st.text(max_size=200), st.lists(TOKENS, max_size=60).map("".join))
 
 
@@ -128,8 +158,15 @@ def test_csv_dataset_loader_parses_or_refuses(folder, text, classes):
 
 def tiny_table() -> SampleTable:
     ids = np.array(["train_00001", "train_00002", "test_0001"])
-    return SampleTable("t", CLASSES, ids, ids, np.array([0, 1, 2]), np.array(["train", "train", "test"]),
-                       ArrayImages(np.zeros((3, 2, 2), np.uint8)))  # fmt: skip
+    return SampleTable(
+        "t",
+        CLASSES,
+        ids,
+        ids,
+        np.array([0, 1, 2]),
+        np.array(["train", "train", "test"]),
+        ArrayImages(np.zeros((3, 2, 2), np.uint8)),
+    )
 
 
 @SETTINGS
@@ -195,11 +232,45 @@ def test_affectnet_rows_parse_or_refuse(folder, text):
 
 
 # registry-shaped YAML: keys, indents, flow collections, anchors, aliases, merge keys, repeats
-YAML = st.lists(st.sampled_from(["x:", "y:", "x:", "\n", "\n  ", "  ", "kind: csv", "kind: ",
-                                 "root: ", "classes: ", "defaults: ", "label_file: ", "&a ", "*a",
-                                 "&b ", "*b", "<<: ", "[", "]", "{", "}", ", ", "- ", "3", "null",
-                                 "epochs: 2", "image-size: 1", "yes", '"q"', "'", "\t", "#"]),
-                max_size=80).map("".join)  # fmt: skip
+YAML = st.lists(
+    st.sampled_from(
+        [
+            "x:",
+            "y:",
+            "x:",
+            "\n",
+            "\n  ",
+            "  ",
+            "kind: csv",
+            "kind: ",
+            "root: ",
+            "classes: ",
+            "defaults: ",
+            "label_file: ",
+            "&a ",
+            "*a",
+            "&b ",
+            "*b",
+            "<<: ",
+            "[",
+            "]",
+            "{",
+            "}",
+            ", ",
+            "- ",
+            "3",
+            "null",
+            "epochs: 2",
+            "image-size: 1",
+            "yes",
+            '"q"',
+            "'",
+            "\t",
+            "#",
+        ]
+    ),
+    max_size=80,
+).map("".join)
 
 
 @SETTINGS

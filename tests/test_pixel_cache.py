@@ -52,10 +52,14 @@ def folder_table(root: Path) -> SampleTable:
     paths = sorted(Path(root).iterdir())
     n = len(paths)
     return SampleTable(
-        name="cachetest", class_names=["a", "b"], sample_ids=np.array([p.name for p in paths]),
-        filepaths=np.array([str(p) for p in paths]), labels=np.arange(n) % 2,
-        split=np.array(["train"] * n), images=FileImages(paths),
-    )  # fmt: skip
+        name="cachetest",
+        class_names=["a", "b"],
+        sample_ids=np.array([p.name for p in paths]),
+        filepaths=np.array([str(p) for p in paths]),
+        labels=np.arange(n) % 2,
+        split=np.array(["train"] * n),
+        images=FileImages(paths),
+    )
 
 
 def decoded(table: SampleTable, size: int) -> np.ndarray:
@@ -225,8 +229,14 @@ def test_a_cache_larger_than_the_memory_limit_is_built_and_read(tmp_path, cache_
     want = decoded(table, 320).reshape(2000, -1).sum(1, dtype=np.int64)
     env = {**os.environ, "AUDIT_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(REPO)}
     args = [str(tmp_path / "img"), str(400 * 2**20), "320"]
-    result = subprocess.run([sys.executable, "-c", LIMITED, *args], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", LIMITED, *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     kind, checksum = result.stdout.split()
     assert kind == "PixelMap" and int(checksum) == zlib.crc32(want.tobytes())

@@ -77,8 +77,9 @@ def test_a_plugin_method_and_detector_run_through_audit_run(tmp_path, plugin_env
 
 def test_a_bad_plugin_option_exits_2_before_training(tmp_path, plugin_env):
     out = tmp_path / "out"
-    result = run_cli("run", "demo", "--method", "toy", "--toy-scale", "-1", "--out", str(out),
-                     env=plugin_env)  # fmt: skip
+    result = run_cli(
+        "run", "demo", "--method", "toy", "--toy-scale", "-1", "--out", str(out), env=plugin_env
+    )
     assert result.returncode == 2
     assert "--toy-scale -1.0: must be above 0" in result.stderr
     assert not out.exists()  # nothing written

@@ -19,8 +19,15 @@ def test_report_figures_load_in_chromium(tmp_path):
     )
     report = run_dir / "report.html"
     text = report.read_text()
-    for title in ("Test accuracy", "Memorisation", "Loss of clean and noisy samples", "Precision-recall per detector",
-                  "Embedding map", "Top suspects and their CAMs", "given vs suggested"):  # fmt: skip
+    for title in (
+        "Test accuracy",
+        "Memorisation",
+        "Loss of clean and noisy samples",
+        "Precision-recall per detector",
+        "Embedding map",
+        "Top suspects and their CAMs",
+        "given vs suggested",
+    ):
         assert title in text, title
     dom = chromium(tmp_path / "profile", "--dump-dom", report.as_uri()).stdout
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
@@ -38,8 +45,22 @@ def test_report_figures_load_in_chromium(tmp_path):
 def test_report_without_truth_says_what_is_left_out(tmp_path):
     root = tmp_path / "RAF"
     assert run_cli("synth-faces", str(root), "--train", "70", "--test", "21").returncode == 0
-    run_dir = last_line_dir(run_cli("run", "raf-db", "--root", str(root), "--method", "ce", "--epochs", "1",
-                                    "--image-size", "32", "--out", str(tmp_path / "o")))  # fmt: skip
+    run_dir = last_line_dir(
+        run_cli(
+            "run",
+            "raf-db",
+            "--root",
+            str(root),
+            "--method",
+            "ce",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--out",
+            str(tmp_path / "o"),
+        )
+    )
     text = (run_dir / "report.html").read_text()
     assert text.count("Left out: the true labels are unknown") == 2
     assert (

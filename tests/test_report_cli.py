@@ -24,8 +24,12 @@ from tests.conftest import run_cli
 
 
 def accuracy(per_epoch: list[float]) -> dict:
-    return {"per_epoch": per_epoch, "last": per_epoch[-1], "best": max(per_epoch),
-            "last5_mean": float(np.mean(per_epoch[-5:]))}  # fmt: skip
+    return {
+        "per_epoch": per_epoch,
+        "last": per_epoch[-1],
+        "best": max(per_epoch),
+        "last5_mean": float(np.mean(per_epoch[-5:])),
+    }
 
 
 STEADY = accuracy([0.5, 0.6, 0.70, 0.71, 0.70, 0.72, 0.71])  # last five: std 0.0084
@@ -36,13 +40,17 @@ MUCH_BETTER = accuracy([0.5, 0.6, 0.76, 0.77, 0.76, 0.78, 0.77])  # +0.060
 def test_mean_se_reads_the_last_five_epochs():
     last5 = [0.70, 0.71, 0.70, 0.72, 0.71]
     assert mean_se(STEADY["per_epoch"]) == pytest.approx(statistics.stdev(last5) / 5**0.5)
-    assert mean_se([0.4, float("nan"), 0.5]) == pytest.approx(statistics.stdev([0.4, 0.5]) / 2**0.5)  # fmt: skip
+    assert mean_se([0.4, float("nan"), 0.5]) == pytest.approx(statistics.stdev([0.4, 0.5]) / 2**0.5)
     assert mean_se([0.4]) is None
 
 
 def test_spread_sentence_within_and_beyond():
     within = spread_sentence("eac", ("run1", "run2"), STEADY, BETTER, None)
-    assert within == "eac: run2 - run1 = +0.010, within the spread (standard error from the last epochs 0.005; 2x = 0.011)"  # fmt: skip
+    assert (
+        within
+        == "eac: run2 - run1 = +0.010, within the spread (standard error from the last epochs "
+        "0.005; 2x = 0.011)"
+    )
     beyond = spread_sentence("eac", ("run1", "run3"), STEADY, MUCH_BETTER, None)
     assert beyond.startswith("eac: run3 - run1 = +0.060, beyond the spread (")
     # an across-seed spread larger than the epochs' decides, and is named
@@ -52,12 +60,20 @@ def test_spread_sentence_within_and_beyond():
         "across seeds, sqrt(2) x std 0.057; 2x the larger = 0.113)"
     )
     one_epoch = spread_sentence("ce", ("run1", "run2"), accuracy([0.7]), accuracy([0.8]), None)
-    assert one_epoch == "ce: run2 - run1 = +0.100, spread unknown (under two epochs per run, one seed)"  # fmt: skip
+    assert (
+        one_epoch == "ce: run2 - run1 = +0.100, spread unknown (under two epochs per run, one seed)"
+    )
 
 
 def hand_run(seed: int, method_accuracy: dict, labels: str | None = None) -> tuple:
-    config = {"dataset": "demo", "method": list(method_accuracy), "epochs": 7, "seed": seed,
-              "labels": labels, "out": f"out{seed}"}  # fmt: skip
+    config = {
+        "dataset": "demo",
+        "method": list(method_accuracy),
+        "epochs": 7,
+        "seed": seed,
+        "labels": labels,
+        "out": f"out{seed}",
+    }
     run_id = f"r{seed}" + ("-cleaned" if labels else "")
     manifest = {"run_id": run_id, "dataset": "demo", "status": "complete", "config": config}
     metrics = {"accuracy": method_accuracy, "detectors": {}, "noise": {"type": "symmetric"}}
@@ -65,7 +81,10 @@ def hand_run(seed: int, method_accuracy: dict, labels: str | None = None) -> tup
 
 
 def test_seed_spread_pools_runs_that_differ_only_in_seed():
-    runs = [(Path(f"r{i}"), *hand_run(i, {"ce": a})) for i, a in enumerate((STEADY, BETTER, MUCH_BETTER))]  # fmt: skip
+    runs = [
+        (Path(f"r{i}"), *hand_run(i, {"ce": a}))
+        for i, a in enumerate((STEADY, BETTER, MUCH_BETTER))
+    ]
     runs.append((Path("cleaned"), *hand_run(0, {"ce": MUCH_BETTER}, labels="corrected.csv")))
     means = [STEADY["last5_mean"], BETTER["last5_mean"], MUCH_BETTER["last5_mean"]]
     stds = seed_stds(runs, "ce")
@@ -90,9 +109,17 @@ def write_hand_run(
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "metrics.json").write_text(json.dumps(metrics))
     given = np.array([0, 1, 0, 1])
-    scores = Scores({"suspicion": np.linspace(0, 1, 4)}, {"suspicion": given == 1}, np.full((4, 2), 0.5))  # fmt: skip
-    table = samples_table(sample_ids=np.array(list("abcd")), filepaths=np.array(list("abcd")),
-                          given=given, true=None, class_names=["cat", "dog"], scores=scores)  # fmt: skip
+    scores = Scores(
+        {"suspicion": np.linspace(0, 1, 4)}, {"suspicion": given == 1}, np.full((4, 2), 0.5)
+    )
+    table = samples_table(
+        sample_ids=np.array(list("abcd")),
+        filepaths=np.array(list("abcd")),
+        given=given,
+        true=None,
+        class_names=["cat", "dog"],
+        scores=scores,
+    )
     pq.write_table(table, folder / "samples.parquet")
     return str(folder)
 
@@ -100,8 +127,10 @@ def write_hand_run(
 @pytest.fixture
 def two_runs(tmp_path: Path) -> list[str]:
     """Before and after cleaning: different label files, so no across-seed spread."""
-    return [write_hand_run(tmp_path / "runs" / "a", 0, {"eac": STEADY}),
-            write_hand_run(tmp_path / "runs" / "b", 0, {"eac": MUCH_BETTER}, "corrected.csv")]  # fmt: skip
+    return [
+        write_hand_run(tmp_path / "runs" / "a", 0, {"eac": STEADY}),
+        write_hand_run(tmp_path / "runs" / "b", 0, {"eac": MUCH_BETTER}, "corrected.csv"),
+    ]
 
 
 NAMES = ("{}.csv", "{}.parquet", "{}-accuracy.csv")
@@ -140,8 +169,11 @@ def test_help_shows_every_default_once(capsys):
     assert "address the App binds to (default 127.0.0.1)" in review
     assert "port the App listens on (default 5151)" in review
     synth = help_text("synth-faces", capsys)
-    for shown in ("training images (default 700)", "test images (default 210)",
-                  "noise files (default 0)"):  # fmt: skip
+    for shown in (
+        "training images (default 700)",
+        "test images (default 210)",
+        "noise files (default 0)",
+    ):
         assert shown in synth
     assert "(default reports)" in help_text("score", capsys)
     compare = help_text("compare", capsys)
@@ -173,11 +205,18 @@ def hand_report_inputs(n: int = 60, k: int = 3) -> dict:
     noisy = given != true
     suspicion = np.clip(noisy * 0.5 + rng.random(n) * 0.5, 0, 1)
     flags = suspicion >= np.quantile(suspicion, 0.7)
-    samples = pd.DataFrame({
-        "sample_id": [f"{i:07d}" for i in range(n)], "given_label": given, "true_label": true,
-        "is_noisy": noisy, "suggested_label": true, "suspicion": suspicion,
-        "flag_suspicion": flags, "score_ce_aum": suspicion + rng.normal(0, 0.1, n),
-    })  # fmt: skip
+    samples = pd.DataFrame(
+        {
+            "sample_id": [f"{i:07d}" for i in range(n)],
+            "given_label": given,
+            "true_label": true,
+            "is_noisy": noisy,
+            "suggested_label": true,
+            "suspicion": suspicion,
+            "flag_suspicion": flags,
+            "score_ce_aum": suspicion + rng.normal(0, 0.1, n),
+        }
+    )
     per_epoch = [0.5, 0.6, 0.7]
     correct = rng.random((3, n)) < 0.7
     loss = rng.random((3, n))
@@ -206,7 +245,7 @@ def hand_report_inputs(n: int = 60, k: int = 3) -> dict:
                 "f1": 0.777,
                 "flagged": int(flags.sum()),
             },
-        },  # fmt: skip
+        },
         "ensemble": {
             "members": ["ce_aum", "ce_self_confidence"],
             "flagged": int(flags.sum()),
@@ -214,15 +253,33 @@ def hand_report_inputs(n: int = 60, k: int = 3) -> dict:
                 "trusts ce (0.650)",
                 "suspicion = mean rank of ce_aum, ce_self_confidence",
             ],
-        },  # fmt: skip
+        },
     }
-    manifest = {"dataset": "demo", "run_id": "20250101-000000-ce", "n_train": n, "n_test": 10,
-                "config": {"out": "reports"}, "timings_s": {"total": 1.0}}  # fmt: skip
-    gallery = Gallery(rows=np.arange(2), images=np.zeros((2, 1, 8, 8), np.uint8),
-                      cams=np.ones((2, 4, 4)), mirror_cams=np.ones((2, 4, 4)), method="ce")  # fmt: skip
-    return {"manifest": manifest, "metrics": metrics, "samples": samples,
-            "last_loss": {"ce": loss[-1]}, "embeddings": rng.normal(size=(n, 8)),
-            "gallery": gallery, "class_names": ["a", "b", "c"], "seed": 0}  # fmt: skip
+    manifest = {
+        "dataset": "demo",
+        "run_id": "20250101-000000-ce",
+        "n_train": n,
+        "n_test": 10,
+        "config": {"out": "reports"},
+        "timings_s": {"total": 1.0},
+    }
+    gallery = Gallery(
+        rows=np.arange(2),
+        images=np.zeros((2, 1, 8, 8), np.uint8),
+        cams=np.ones((2, 4, 4)),
+        mirror_cams=np.ones((2, 4, 4)),
+        method="ce",
+    )
+    return {
+        "manifest": manifest,
+        "metrics": metrics,
+        "samples": samples,
+        "last_loss": {"ce": loss[-1]},
+        "embeddings": rng.normal(size=(n, 8)),
+        "gallery": gallery,
+        "class_names": ["a", "b", "c"],
+        "seed": 0,
+    }
 
 
 @pytest.fixture
@@ -268,21 +325,31 @@ def test_contradicting_label_sources_are_refused_before_torch_is_imported(tmp_pa
     labels = tmp_path / "labels.csv"
     labels.write_text("")
     start = time.perf_counter()
-    result = run_cli("run", "demo", "--labels", str(labels), "--noise-rate", "0.3",
-                     env={"PYTHONPROFILEIMPORTTIME": "1"})  # fmt: skip
+    result = run_cli(
+        "run",
+        "demo",
+        "--labels",
+        str(labels),
+        "--noise-rate",
+        "0.3",
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+    )
     seconds = time.perf_counter() - start
     assert result.returncode == 2
     assert "audit: error: --labels and --noise-rate > 0 together" in result.stderr
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}  # fmt: skip
+    imported = {
+        line.split("|")[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert imported and "torch" not in imported and "methods" not in imported
     assert seconds < 5, seconds
 
 
 def test_early_problems_read_only_what_they_know():
-    assert early_problems(["run", "demo", "--eac-lambda", "5", "--noise-file=n.txt", "--noise-rate", "0.2"]) == [
-        "--noise-file and --noise-rate > 0 together: a noise file already sets the labels"
-    ]  # fmt: skip
+    assert early_problems(
+        ["run", "demo", "--eac-lambda", "5", "--noise-file=n.txt", "--noise-rate", "0.2"]
+    ) == ["--noise-file and --noise-rate > 0 together: a noise file already sets the labels"]
     assert early_problems(["run", "demo", "--labels", "l.csv", "--noise-file", "n.txt"]) == [
         "--labels and --noise-file together: choose one label source"
     ]

@@ -46,8 +46,19 @@ def digests(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("review-runs")
-    result = run_cli("run", "demo", "--limit", "300", "--epochs", "2", "--method", "ce",
-                     "--no-report", "--out", str(out))  # fmt: skip
+    result = run_cli(
+        "run",
+        "demo",
+        "--limit",
+        "300",
+        "--epochs",
+        "2",
+        "--method",
+        "ce",
+        "--no-report",
+        "--out",
+        str(out),
+    )
     return last_line_dir(result)
 
 
@@ -64,8 +75,19 @@ def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
     dataset = open_dataset(run_dir)
     assert len(dataset) == len(samples) == 300
     schema = dataset.get_field_schema()
-    for field in ("given", "prediction", "suggested", "truth", "corrected", "suspicion",
-                  "score_ce_aum", "flag_suspicion", "detector_votes", "is_noisy", "audit_id"):  # fmt: skip
+    for field in (
+        "given",
+        "prediction",
+        "suggested",
+        "truth",
+        "corrected",
+        "suspicion",
+        "score_ce_aum",
+        "flag_suspicion",
+        "detector_votes",
+        "is_noisy",
+        "audit_id",
+    ):
         assert field in schema, field
     assert Path(dataset.first().filepath).is_file()  # Fashion-MNIST rendered to PNG for the App
     views = dataset.list_saved_views()
@@ -84,8 +106,21 @@ def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
     assert set(top) == set(expected.head(len(top)))
     first = dataset.match({"audit_id": samples["sample_id"][0]}).first()
     assert first.given.label == samples["given_name"][0]
-    assert first.truth.label == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                                 "Shirt", "Sneaker", "Bag", "Ankle boot"][samples["true_label"][0]]  # fmt: skip
+    assert (
+        first.truth.label
+        == [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ][samples["true_label"][0]]
+    )
 
     sample = suspects.first()
     sample.tags.append("keep")
@@ -132,8 +167,14 @@ def test_fiftyone_decisions_export_apply_and_retrain(run_dir, tmp_path):
     assert set(reviewed["source"]) == {f"fiftyone:audit-demo-{run_dir.name}"}
 
     out = tmp_path / "corrected.csv"
-    result = run_cli("apply", str(run_dir), "--relabels", str(run_dir / "relabel-reviewed.csv"),
-                     "--out", str(out))  # fmt: skip
+    result = run_cli(
+        "apply",
+        str(run_dir),
+        "--relabels",
+        str(run_dir / "relabel-reviewed.csv"),
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     corrected = pd.read_csv(out).set_index("sample_id")
     assert len(corrected) == 5000 + 1000 - 1  # demo's train + test, one dropped
@@ -141,8 +182,21 @@ def test_fiftyone_decisions_export_apply_and_retrain(run_dir, tmp_path):
     assert corrected.loc[audit_ids[1], "label"] == "Bag"
     assert digests(FASHION) == before  # the original labels are byte-identical
 
-    result = run_cli("run", "demo", "--labels", str(out), "--limit", "300", "--epochs", "1",
-                     "--method", "ce", "--no-report", "--out", str(tmp_path / "after"))  # fmt: skip
+    result = run_cli(
+        "run",
+        "demo",
+        "--labels",
+        str(out),
+        "--limit",
+        "300",
+        "--epochs",
+        "1",
+        "--method",
+        "ce",
+        "--no-report",
+        "--out",
+        str(tmp_path / "after"),
+    )
     manifest = json.loads((last_line_dir(result) / "manifest.json").read_text())
     assert manifest["noise"]["type"] == "none" and manifest["config"]["noise_rate"] == 0.0
     assert manifest["labels_file"]["left_out"] == 1
@@ -303,15 +357,32 @@ def test_two_rounds_of_review_with_the_ledger(fresh_ledger, tmp_path):
         sample.save()
     assert run_cli("export", str(run_dir), "--from-fiftyone").returncode == 0
     corrected = tmp_path / "corrected.csv"
-    result = run_cli("apply", str(run_dir), "--relabels", str(run_dir / "relabel-reviewed.csv"),
-                     "--out", str(corrected))  # fmt: skip
+    result = run_cli(
+        "apply",
+        str(run_dir),
+        "--relabels",
+        str(run_dir / "relabel-reviewed.csv"),
+        "--out",
+        str(corrected),
+    )
     assert result.returncode == 0, result.stderr
     assert "ledger_added 0" in result.stderr  # export had recorded them already
 
     # all 5,000 training images: --limit stratifies by label, so with corrected labels it
     # would pick another 300
-    result = run_cli("run", "demo", "--labels", str(corrected), "--epochs", "1", "--method", "ce",
-                     "--no-report", "--out", str(run_dir.parent.parent))  # fmt: skip
+    result = run_cli(
+        "run",
+        "demo",
+        "--labels",
+        str(corrected),
+        "--epochs",
+        "1",
+        "--method",
+        "ce",
+        "--no-report",
+        "--out",
+        str(run_dir.parent.parent),
+    )
     second = last_line_dir(result)
     assert "6 samples already reviewed" in result.stderr
     review(second)
@@ -320,7 +391,9 @@ def test_two_rounds_of_review_with_the_ledger(fresh_ledger, tmp_path):
     assert reviewed == set(ids)
     assert not reviewed & set(round2.load_saved_view("suspects").values("audit_id"))
     flagged_again = set(round2.match(F("flag_suspicion")).values("audit_id"))
-    assert set(round2.load_saved_view("disagreements").values("audit_id")) == flagged_again & set(ids[3:])  # fmt: skip
+    assert set(round2.load_saved_view("disagreements").values("audit_id")) == flagged_again & set(
+        ids[3:]
+    )
     result = run_cli("export", str(second))
     assert result.returncode == 0 and "6 samples already reviewed" in result.stderr
     exported = set(pd.read_csv(second / "suspects.csv", dtype=str)["sample_id"])
@@ -358,8 +431,14 @@ def test_app_serves_on_loopback_and_renders_in_chromium(run_dir, tmp_path):
         assert listening_addresses(port) == {"127.0.0.1"}
         shot = tmp_path / "app.png"
         dom = chromium(tmp_path / "p1", "--dump-dom", url, budget_ms=20000, timeout=180).stdout
-        chromium(tmp_path / "p2", "--window-size=1400,900", f"--screenshot={shot}", url,
-                 budget_ms=20000, timeout=180)  # fmt: skip
+        chromium(
+            tmp_path / "p2",
+            "--window-size=1400,900",
+            f"--screenshot={shot}",
+            url,
+            budget_ms=20000,
+            timeout=180,
+        )
     assert f"audit-demo-{run_dir.name}" in dom
     for field in ("suspicion", "detector_votes", "given", "suggested"):
         assert field in dom, field

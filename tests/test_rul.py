@@ -49,7 +49,14 @@ def test_uncertainty_is_mean_exp_log_var():
 def test_official_heads_read_the_7x7_map():
     rul = RUL(build_backbone("resnet-small", 1), 3)  # heads="official" by default
     layers = [type(m).__name__ for m in rul.mu]
-    assert layers == ["AdaptiveAvgPool2d", "BatchNorm2d", "Dropout", "Flatten", "Linear", "BatchNorm1d"]  # fmt: skip
+    assert layers == [
+        "AdaptiveAvgPool2d",
+        "BatchNorm2d",
+        "Dropout",
+        "Flatten",
+        "Linear",
+        "BatchNorm1d",
+    ]
     assert not rul.mu[1].affine and rul.mu[2].p == 0.4
     assert rul.mu[4].in_features == 64 * 7 * 7 and rul.mu[4].out_features == 64
     for size in (28, 48):  # any map size is pooled to 7 x 7

@@ -1,4 +1,5 @@
-"""A whole audit in-process on tiny generated data: the run folder's files and schema (docs/run-folder.md)."""
+"""A whole audit in-process on tiny generated data: the run folder's files and schema
+(docs/run-folder.md)."""
 
 import csv
 import json

@@ -41,16 +41,26 @@ from tests.test_untrusted_input import RunsCode
 
 N, CLASSES = 8, ["cat", "dog", "owl"]
 CONFIG = {"dataset": "mine", "method": ["ce"], "epochs": 2, "seed": 0, "root": None, "labels": None}
-GOOD_MANIFEST = {"run_id": "r1", "status": "complete", "dataset": "mine", "dataset_kind": "csv",
-                 "class_names": CLASSES, "n_train": N, "seed": 0, "config": CONFIG,
-                 "timings_s": {"total": 1.5}}  # fmt: skip
+GOOD_MANIFEST = {
+    "run_id": "r1",
+    "status": "complete",
+    "dataset": "mine",
+    "dataset_kind": "csv",
+    "class_names": CLASSES,
+    "n_train": N,
+    "seed": 0,
+    "config": CONFIG,
+    "timings_s": {"total": 1.5},
+}
 GOOD_METRICS = {
     "accuracy": {"ce": {"last": 0.5, "best": 0.6, "last5_mean": 0.55, "per_epoch": [0.5, 0.6]}},
-    "detectors": {"suspicion": {"auroc": 0.7, "ap": 0.5, "precision_at_k": 0.5, "flagged": 2},
-                  "ce_aum": {"auroc": None, "ap": None, "precision_at_k": None}},
+    "detectors": {
+        "suspicion": {"auroc": 0.7, "ap": 0.5, "precision_at_k": 0.5, "flagged": 2},
+        "ce_aum": {"auroc": None, "ap": None, "precision_at_k": None},
+    },
     "noise": {"type": "symmetric", "real_rate": 0.25},
     "rank_identical": {"ce_aum": ["ce_loss"]},
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +71,22 @@ def run_dir(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(len(CLASSES)), N)
     given = np.arange(N) % len(CLASSES)
-    scores = Scores(scores={"suspicion": rng.random(N), "ce_aum": rng.random(N)},
-                    flags={"suspicion": np.arange(N) < 2}, probs=probs)  # fmt: skip
-    write_run_files(run, sample_ids=np.array([f"s{i}" for i in range(N)]),
-                    filepaths=np.array([f"/x/{i}.png" for i in range(N)]), class_names=CLASSES,
-                    given=given, true=np.roll(given, 1), scores=scores, metrics=GOOD_METRICS,
-                    dynamics=pa.table({"epoch": [1]}))  # fmt: skip
+    scores = Scores(
+        scores={"suspicion": rng.random(N), "ce_aum": rng.random(N)},
+        flags={"suspicion": np.arange(N) < 2},
+        probs=probs,
+    )
+    write_run_files(
+        run,
+        sample_ids=np.array([f"s{i}" for i in range(N)]),
+        filepaths=np.array([f"/x/{i}.png" for i in range(N)]),
+        class_names=CLASSES,
+        given=given,
+        true=np.roll(given, 1),
+        scores=scores,
+        metrics=GOOD_METRICS,
+        dynamics=pa.table({"epoch": [1]}),
+    )
     write_json(run / "manifest.json", GOOD_MANIFEST)
     return run
 
@@ -105,16 +125,37 @@ JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),  # fmt: skip
+    ),
     max_leaves=8,
 )
-MANIFEST_PLACES = [("run_id",), ("status",), ("dataset",), ("class_names",), ("class_names", 1),
-                   ("n_train",), ("seed",), ("config",), ("config", "seed"), ("config", "root"),
-                   ("config", "labels"), ("timings_s",), ("timings_s", "total")]  # fmt: skip
-METRICS_PLACES = [("accuracy",), ("accuracy", "ce"), ("accuracy", "ce", "per_epoch"),
-                  ("accuracy", "ce", "last5_mean"), ("detectors",), ("detectors", "suspicion"),
-                  ("detectors", "suspicion", "ap"), ("detectors", "ce_aum", "auroc"), ("noise",),
-                  ("rank_identical",), ("rank_identical", "ce_aum")]  # fmt: skip
+MANIFEST_PLACES = [
+    ("run_id",),
+    ("status",),
+    ("dataset",),
+    ("class_names",),
+    ("class_names", 1),
+    ("n_train",),
+    ("seed",),
+    ("config",),
+    ("config", "seed"),
+    ("config", "root"),
+    ("config", "labels"),
+    ("timings_s",),
+    ("timings_s", "total"),
+]
+METRICS_PLACES = [
+    ("accuracy",),
+    ("accuracy", "ce"),
+    ("accuracy", "ce", "per_epoch"),
+    ("accuracy", "ce", "last5_mean"),
+    ("detectors",),
+    ("detectors", "suspicion"),
+    ("detectors", "suspicion", "ap"),
+    ("detectors", "ce_aum", "auroc"),
+    ("noise",),
+    ("rank_identical",),
+    ("rank_identical", "ce_aum"),
+]
 
 
 def replaced(document: dict, place: tuple, value: object) -> dict:
@@ -152,7 +193,11 @@ def commands_read(run_dir: Path) -> None:
     JSON | st.just(REMOVE),
 )
 def test_any_value_in_the_json_files_is_read_or_refused_as_damage(run_dir, name, data, value):
-    good, places = (GOOD_MANIFEST, MANIFEST_PLACES) if name == "manifest.json" else (GOOD_METRICS, METRICS_PLACES)  # fmt: skip
+    good, places = (
+        (GOOD_MANIFEST, MANIFEST_PLACES)
+        if name == "manifest.json"
+        else (GOOD_METRICS, METRICS_PLACES)
+    )
     place = data.draw(st.sampled_from(places))
     (run_dir / name).write_text(json.dumps(replaced(good, place, value)))
     try:
@@ -194,14 +239,14 @@ def replace_column(name: str, values: list, kind: pa.DataType | None = None):
         (
             replace_column("true_label", [3] * N),
             "true_label 3, but manifest.json has 3 class_names",
-        ),  # fmt: skip
+        ),
         (replace_column("pred_label", [None] * N), "empty cells in column pred_label"),
         (replace_column("sample_id", ["a"] * N, pa.string()), "lists a sample_id twice"),
         (replace_column("probs", [[1.0]] * N, pa.list_(pa.float32())), "probs of [1] values"),
         (
             replace_column("given_name", ["owl"] * N, pa.string()),
             "given_name 'owl' for given_label 0",
-        ),  # fmt: skip
+        ),
         (lambda t: t.slice(1), "7 rows, but manifest.json says n_train 8"),
     ],
 )
@@ -210,7 +255,10 @@ def test_a_samples_table_unlike_the_runs_is_refused_naming_what(run_dir, change,
 
 
 def test_the_truth_may_be_unknown(run_dir):
-    no_truth = [replace_column("true_label", [None] * N), replace_column("is_noisy", [None] * N, pa.bool_())]  # fmt: skip
+    no_truth = [
+        replace_column("true_label", [None] * N),
+        replace_column("is_noisy", [None] * N, pa.bool_()),
+    ]
     path = run_dir / "samples.parquet"
     table = pq.read_table(path)
     pq.write_table(no_truth[1](no_truth[0](table)), path)
@@ -310,8 +358,12 @@ def test_a_checkpoint_of_another_model_is_refused_when_it_is_loaded(checkpoint, 
     path, _ = checkpoint
     other = training_setup(classes=5)["args"][0]  # a 5-class head
     optimizer = torch.optim.Adam(other.parameters())
-    loop = {"model": other, "optimizer": optimizer, "augment": torch.Generator(),
-            "scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.9)}  # fmt: skip
+    loop = {
+        "model": other,
+        "optimizer": optimizer,
+        "augment": torch.Generator(),
+        "scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.9),
+    }
     record = {"loss": torch.zeros(1, 13)}
     with pytest.raises(DamagedRunFolder, match="does not fit this run's training"):
         resume_state(str(path), loop, record, torch.zeros(12, dtype=torch.long), [], [])
@@ -333,16 +385,25 @@ def test_a_failed_save_leaves_the_last_checkpoint_whole(checkpoint, tmp_path, mo
     monkeypatch.setattr(module.torch, "save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         train(*setup["args"], TrainConfig(epochs=2, batch_size=8, checkpoint=str(copy)))
-    assert copy.read_bytes() == path.read_bytes() and [p.name for p in tmp_path.iterdir()] == ["ce.pt"]  # fmt: skip
+    assert copy.read_bytes() == path.read_bytes() and [p.name for p in tmp_path.iterdir()] == [
+        "ce.pt"
+    ]
 
 
 def test_a_run_written_before_validation_and_flip_resumes_as_it_trained(manifest_config, tmp_path):
     from auditor.resume import resumable_manifest
 
     old = {k: v for k, v in manifest_config.items() if k not in ("validation", "flip")}
-    manifest = {"run_id": "r", "status": "running", "dataset": "mine", "class_names": ["a", "b"],
-                "dataset_kind": "imagefolder", "config": old, "dataset_fingerprint": "f",
-                "command": ["audit", "run", "mine"]}  # fmt: skip
+    manifest = {
+        "run_id": "r",
+        "status": "running",
+        "dataset": "mine",
+        "class_names": ["a", "b"],
+        "dataset_kind": "imagefolder",
+        "config": old,
+        "dataset_fingerprint": "f",
+        "command": ["audit", "run", "mine"],
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     config = resumable_manifest(tmp_path)["config"]
     assert config["validation"] == 0.0 and config["flip"] is True  # no split, flips: as it ran

@@ -46,7 +46,10 @@ def test_stat_with_spaces_and_parentheses_in_the_name(memory):
 def test_status_fields_in_bytes(memory):
     text = "Name:\tx\nVmRSS:\t  2048 kB\nRssAnon:\t 1024 kB\n"
     assert memory.parse_kb(text, ("VmRSS", "RssAnon", "Pss")) == {
-        "VmRSS": 2048 * 1024, "RssAnon": 1024 * 1024, "Pss": 0}  # fmt: skip
+        "VmRSS": 2048 * 1024,
+        "RssAnon": 1024 * 1024,
+        "Pss": 0,
+    }
 
 
 def test_tree_holds_descendants_and_the_session(memory):
@@ -88,11 +91,17 @@ def test_measure_sums_the_tree(memory, tmp_path):
     both. (ru_maxrss is not checked here: a child forked from this large pytest process starts
     with its parent's peak, which the bench's own small process does not have.)"""
     hold = "b = bytearray(200_000_000); import time; time.sleep(1.5)"
-    code = (f"import subprocess, sys; ps = [subprocess.Popen([sys.executable, '-c', {hold!r}]) "
-            "for _ in range(2)]; [p.wait() for p in ps]; print('RESULT {\"images\": 1}')")  # fmt: skip
+    code = (
+        f"import subprocess, sys; ps = [subprocess.Popen([sys.executable, '-c', {hold!r}]) "
+        "for _ in range(2)]; [p.wait() for p in ps]; print('RESULT {\"images\": 1}')"
+    )
     m = memory.measure([sys.executable, "-c", code], dict(os.environ), tmp_path / "t.log", tmp_path)
     assert m.ok and memory.result_of(m) == {"images": 1}
     assert m.anon > 400e6 and m.rss >= m.anon
-    failed = memory.measure([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ),
-                            tmp_path / "f.log", tmp_path)  # fmt: skip
+    failed = memory.measure(
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        dict(os.environ),
+        tmp_path / "f.log",
+        tmp_path,
+    )
     assert not failed.ok and failed.wall_s < 30

@@ -1,4 +1,5 @@
-"""SCN's rank regularisation, relabel rule, loss and logit weighting against hand-computed values."""
+"""SCN's rank regularisation, relabel rule, loss and logit weighting against hand-computed
+values."""
 
 import math
 

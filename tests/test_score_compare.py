@@ -35,8 +35,16 @@ def test_score_writes_a_run_folder(tmp_path):
         str(p["probs"]), str(p["given"]), str(p["true"]), str(tmp_path / "out"), ["audit"]
     )
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
-    names = {"cleanlab", "cleanlab_both", "cleanlab_confident_learning", "predicted_neq_given",
-             "self_confidence", "normalized_margin", "mistakenness", "suspicion"}  # fmt: skip
+    names = {
+        "cleanlab",
+        "cleanlab_both",
+        "cleanlab_confident_learning",
+        "predicted_neq_given",
+        "self_confidence",
+        "normalized_margin",
+        "mistakenness",
+        "suspicion",
+    }
     assert names == set(metrics["detectors"])
     assert metrics["detectors"]["self_confidence"]["auroc"] > 0.8
     df = pq.read_table(run_dir / "samples.parquet").to_pandas()
@@ -112,7 +120,10 @@ def test_compare_tables_and_figure(tmp_path):
     lines = compare_runs(runs, str(tmp_path / "cmp" / "table"))
     text = "\n".join(lines)
     assert "detectors: AUROC / AP per run" in text and "run1" in text and "run2" in text
-    assert "  run1: normalized_margin = cleanlab, cleanlab_both, cleanlab_confident_learning, predicted_neq_given" in lines  # fmt: skip
+    assert (
+        "  run1: normalized_margin = cleanlab, cleanlab_both, cleanlab_confident_learning, "
+        "predicted_neq_given" in lines
+    )
     assert "  run2: not recorded (a run from before they were dropped)" in lines
     table = pq.read_table(tmp_path / "cmp" / "table.parquet").to_pandas()
     assert len(table) == 2 * 8 and set(table["run_id"]) == {r.name for r in runs}

@@ -71,9 +71,12 @@ def test_every_decision_says_what_and_why_in_one_sentence():
     unknown = MirrorDecision(False, "unknown").sentence("mine")
     assert "neither declared in datasets.yaml nor measured" in unknown
     assert MirrorDecision(False, "measured", 0.9, 0.3).as_dict() == {
-        "flip": False, "source": "measured", "accuracy": 0.9, "mirrored_accuracy": 0.3,
+        "flip": False,
+        "source": "measured",
+        "accuracy": 0.9,
+        "mirrored_accuracy": 0.3,
         "symmetry_ratio": SYMMETRY_RATIO,
-    }  # fmt: skip
+    }
     with pytest.raises(ValueError, match="source"):
         MirrorDecision(True, "guessed")
 
@@ -144,8 +147,9 @@ def test_mirror_accuracy_of_a_model_that_reads_left_from_right():
     assert model.training  # its mode is given back
     half_wrong = np.where(np.arange(n) < n // 2, 1 - labels.numpy(), labels.numpy())
     result = mirror_accuracy(model, images, half_wrong, normalize, "cpu")
-    recall = [np.mean(model(normalize(images))[0].argmax(1).numpy()[half_wrong == c] == c)
-              for c in (0, 1)]  # fmt: skip
+    recall = [
+        np.mean(model(normalize(images))[0].argmax(1).numpy()[half_wrong == c] == c) for c in (0, 1)
+    ]
     assert result == pytest.approx((np.mean(recall), 1 - np.mean(recall)))
 
 

@@ -48,9 +48,35 @@ def test_one_noisy_dip_does_not_stop_a_training_that_goes_on_learning():
     peak 0.5458 at epoch 6, a dip to 0.5254 at 9, then 0.6000 by 26. A rule on the best epoch
     ("no new best by 0.01 in 5 epochs") stopped it at 10, the window means alone at 13; the
     rule stops it at 25."""
-    curve = [0.1966, 0.2203, 0.4000, 0.5220, 0.5390, 0.5458, 0.5458, 0.5424, 0.5254, 0.5424,
-             0.5559, 0.5627, 0.5559, 0.5797, 0.5797, 0.5729, 0.5763, 0.5729, 0.5932, 0.5932,
-             0.5898, 0.5864, 0.5932, 0.5831, 0.5831, 0.6000, 0.5966]  # fmt: skip
+    curve = [
+        0.1966,
+        0.2203,
+        0.4000,
+        0.5220,
+        0.5390,
+        0.5458,
+        0.5458,
+        0.5424,
+        0.5254,
+        0.5424,
+        0.5559,
+        0.5627,
+        0.5559,
+        0.5797,
+        0.5797,
+        0.5729,
+        0.5763,
+        0.5729,
+        0.5932,
+        0.5932,
+        0.5898,
+        0.5864,
+        0.5932,
+        0.5831,
+        0.5831,
+        0.6000,
+        0.5966,
+    ]
     assert next(e for e in range(1, len(curve) + 1) if plateaued(curve[:e])) == 25
 
 
@@ -80,13 +106,27 @@ def test_the_engine_stops_where_the_rule_says_and_returns_only_the_epochs_it_tra
     g = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (48, 1, 8, 8), generator=g, dtype=torch.uint8)
     labels = torch.randint(0, 3, (48,), generator=g)
-    config = TrainConfig(epochs=5, batch_size=16, mirror=False, until_plateau=until_plateau,
-                         checkpoint=str(tmp_path / "ce.pt"))  # fmt: skip
+    config = TrainConfig(
+        epochs=5,
+        batch_size=16,
+        mirror=False,
+        until_plateau=until_plateau,
+        checkpoint=str(tmp_path / "ce.pt"),
+    )
 
     def trained() -> MethodEvidence:
         model = METHODS["ce"](build_backbone("resnet-small", 1), 3, METHODS["ce"].options_class())
-        return train(model, pixels, labels, None, None, Normalizer.fit(pixels), config,
-                     held_out=np.arange(40, 48), final_pass=False)  # fmt: skip
+        return train(
+            model,
+            pixels,
+            labels,
+            None,
+            None,
+            Normalizer.fit(pixels),
+            config,
+            held_out=np.arange(40, 48),
+            final_pass=False,
+        )
 
     epochs = 3 if until_plateau else 5
     for result in (trained(), trained()):  # the second resumes from the checkpoint

@@ -103,7 +103,9 @@ def test_bad_rafdb_lists_exit_2_naming_the_line(tmp_path, rafdb, extra_line, nee
     with open(root / LIST, "a") as handle:
         handle.write(extra_line + "\n")
     out = tmp_path / "out"
-    refused(run_cli("run", "raf-db", "--root", str(root), *QUICK, "--out", str(out)), *needles, out=out)  # fmt: skip
+    refused(
+        run_cli("run", "raf-db", "--root", str(root), *QUICK, "--out", str(out)), *needles, out=out
+    )
 
 
 def test_rafdb_list_with_bom_and_crlf_is_read(tmp_path, rafdb):
@@ -111,7 +113,9 @@ def test_rafdb_list_with_bom_and_crlf_is_read(tmp_path, rafdb):
     shutil.copytree(rafdb, root)
     lines = (root / LIST).read_text().splitlines()
     (root / LIST).write_bytes(("\ufeff" + "\r\n\r\n".join(lines) + "\r\n").encode())
-    run_dir = last_line_dir(run_cli("run", "raf-db", "--root", str(root), *QUICK, "--out", str(tmp_path / "o")))  # fmt: skip
+    run_dir = last_line_dir(
+        run_cli("run", "raf-db", "--root", str(root), *QUICK, "--out", str(tmp_path / "o"))
+    )
     assert len(pd.read_parquet(run_dir / "samples.parquet")) == 28
 
 
@@ -121,7 +125,9 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path, rafdb):
     with open(evil, "wb") as handle:
         pickle.dump({"state_dict": RunsCode(marker)}, handle)
     out = tmp_path / "out"
-    result = run_cli("run", "raf-db", "--root", str(rafdb), *QUICK, "--weights", str(evil), "--out", str(out))  # fmt: skip
+    result = run_cli(
+        "run", "raf-db", "--root", str(rafdb), *QUICK, "--weights", str(evil), "--out", str(out)
+    )
     refused(result, "refused", out=out)
     assert not marker.exists()
 
@@ -146,7 +152,9 @@ def formula_run(tmp_path_factory) -> Path:
     registry = base / "datasets.yaml"
     registry.write_text(f"mine:\n  kind: csv\n  root: {root}\n")
     env = {"AUDIT_DATASETS": str(registry)}
-    run_dir = last_line_dir(run_cli("run", "mine", *QUICK, "--noise-rate", "0.3", "--out", str(base / "o"), env=env))  # fmt: skip
+    run_dir = last_line_dir(
+        run_cli("run", "mine", *QUICK, "--noise-rate", "0.3", "--out", str(base / "o"), env=env)
+    )
     return run_dir
 
 
@@ -173,8 +181,13 @@ def test_relabel_csv_with_unknown_ids_or_labels_is_refused_naming_rows(formula_r
     )
     out = tmp_path / "corrected.csv"
     result = run_cli("apply", str(formula_run), "--relabels", str(relabels), "--out", str(out))
-    refused(result, "3 rows refused", "line 3: unknown sample_id 'imgs/999.png'",
-            "suggested_name 'Unknown class' is not a class", "line 5: decision 'perhaps'")  # fmt: skip
+    refused(
+        result,
+        "3 rows refused",
+        "line 3: unknown sample_id 'imgs/999.png'",
+        "suggested_name 'Unknown class' is not a class",
+        "line 5: decision 'perhaps'",
+    )
     assert not out.exists()
 
 
@@ -191,7 +204,14 @@ def test_apply_never_overwrites_the_dataset(formula_run):
     root = formula_run.parents[2] / "data"
     before = (root / "labels.csv").read_bytes()
     relabels = formula_run / "relabel.csv"
-    result = run_cli("apply", str(formula_run), "--relabels", str(relabels), "--out", str(root / "labels.csv"),
-                     env={"AUDIT_DATASETS": str(formula_run.parents[2] / "datasets.yaml")})  # fmt: skip
+    result = run_cli(
+        "apply",
+        str(formula_run),
+        "--relabels",
+        str(relabels),
+        "--out",
+        str(root / "labels.csv"),
+        env={"AUDIT_DATASETS": str(formula_run.parents[2] / "datasets.yaml")},
+    )
     refused(result, "original labels are never modified")
     assert (root / "labels.csv").read_bytes() == before

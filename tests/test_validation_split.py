@@ -49,8 +49,16 @@ def test_held_out_samples_are_never_trained_on_and_are_read_from_the_eval_model(
         return step(batch, augment)
 
     method.training_step = recording_step
-    result = train(method, pixels, labels, None, None, normalize,
-                   TrainConfig(epochs=2, batch_size=8), held_out=held)  # fmt: skip
+    result = train(
+        method,
+        pixels,
+        labels,
+        None,
+        None,
+        normalize,
+        TrainConfig(epochs=2, batch_size=8),
+        held_out=held,
+    )
     trained = torch.cat(seen).numpy()
     assert not np.isin(trained, held).any()
     assert sorted(set(trained)) == sorted(set(range(40)) - set(held))
@@ -100,8 +108,13 @@ def test_the_mirror_probe_trains_on_at_most_probe_training_samples(monkeypatch):
     held = np.array([0, 1, 2, 3])
     probe = choices.MirrorProbe(
         lambda seed: build_method("ce", build_backbone("resnet-small", 1), 4),
-        resolve("demo", {}, {}), pixels, labels.numpy(), held, Normalizer.fit(pixels), "cpu",
-    )  # fmt: skip
+        resolve("demo", {}, {}),
+        pixels,
+        labels.numpy(),
+        held,
+        Normalizer.fit(pixels),
+        "cpu",
+    )
     accuracy, mirrored = probe.measure()
     assert seen["n"] == 12 + 4 and seen["held"].tolist() == [12, 13, 14, 15]
     assert np.bincount(seen["given"][:12]).tolist() == [3, 3, 3, 3]  # stratified

@@ -1,4 +1,5 @@
-"""--weights: common checkpoint layouts load strictly; mismatches and code-running pickles are refused."""
+"""--weights: common checkpoint layouts load strictly; mismatches and code-running pickles are
+refused."""
 
 import os
 import zipfile

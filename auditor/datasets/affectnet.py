@@ -124,7 +124,8 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
             f"AffectNet not found at {root or '<root>'}. The affectnet loader reads either\n"
             f"  {OFFICIAL['train']} and {OFFICIAL['test']} with Manually_Annotated_Images/, or\n"
             "  train_set/images/<N>.jpg with train_set/annotations/<N>_exp.npy (and val_set/)\n"
-            f"Point at the folder: {entry.root_hint()}. AffectNet is licensed: request it from its authors."
+            f"Point at the folder: {entry.root_hint()}. AffectNet is licensed: request it from its "
+            "authors."
         )
     num_classes = entry.options.get("classes_count", 7)
     if num_classes not in (7, 8):

@@ -2,12 +2,12 @@
 
 File datasets are decoded with PIL by `--workers` processes straight into a `.npy` file under
 the cache folder (`$AUDIT_CACHE_DIR`, default `~/.cache/audit`), keyed by the dataset's image
-files (paths, sizes, modification times, face boxes), the size and the decoder's version. The whole array is never in
-memory while it is built: each worker decodes a chunk of rows and writes it at its place in the
-file. A build records each finished chunk in a progress file, so an interrupted build continues
-where it stopped; the finished file gets its final name and then a marker (written last) with
-its shape and the images that could not be decoded. Only a file with a marker that matches its
-shape and size is used; anything else is rebuilt.
+files (paths, sizes, modification times, face boxes), the size and the decoder's version. The
+whole array is never in memory while it is built: each worker decodes a chunk of rows and writes
+it at its place in the file. A build records each finished chunk in a progress file, so an
+interrupted build continues where it stopped; the finished file gets its final name and then a
+marker (written last) with its shape and the images that could not be decoded. Only a file with
+a marker that matches its shape and size is used; anything else is rebuilt.
 
 A later run reads the cache into memory when it fits (half of the memory this process may still
 take: `memory_budget`), otherwise trains from it as a `PixelMap`, which reads each batch's rows
@@ -64,7 +64,8 @@ def cache_stem(table: SampleTable, size: int) -> Path:
 
 
 def part(stem: Path, ext: str) -> Path:
-    """One of the cache's files: `<stem><ext>` (.npy, .done.json, .partial.npy, .progress, .lock)."""
+    """One of the cache's files: `<stem><ext>` (.npy, .done.json, .partial.npy, .progress,
+    .lock)."""
     return stem.parent / (stem.name + ext)
 
 
@@ -95,9 +96,10 @@ def read_marker(stem: Path) -> dict | None:
 
 def build_cache(table: SampleTable, size: int, workers: int | None = None) -> Path:
     """Decode every image of `table` (FileImages) into the cache file at `size` with `workers`
-    processes (default: one per core this process may use), unless a finished cache exists; its stem (`cache_stem`).
-    Resumable: chunks recorded in `<stem>.progress` are not decoded again. One build per cache at
-    a time: other processes wait on `<stem>.lock`, then use the finished file."""
+    processes (default: one per core this process may use), unless a finished cache exists; its
+    stem (`cache_stem`). Resumable: chunks recorded in `<stem>.progress` are not decoded again.
+    One build per cache at a time: other processes wait on `<stem>.lock`, then use the finished
+    file."""
     stem = cache_stem(table, size)
     stem.parent.mkdir(parents=True, exist_ok=True)
     with open(part(stem, ".lock"), "w") as lock:
@@ -115,15 +117,25 @@ def build_cache(table: SampleTable, size: int, workers: int | None = None) -> Pa
         else:
             offset = read_header(partial)[1]
             resumed = min(n, len(done) * CHUNK)
-            print(f"audit: resuming the image cache of {table.name!r}: {resumed:,} of {n:,} "
-                  "images were decoded before", file=sys.stderr)  # fmt: skip
+            print(
+                f"audit: resuming the image cache of {table.name!r}: {resumed:,} of {n:,} "
+                "images were decoded before",
+                file=sys.stderr,
+            )
         todo = [c for c in range(-(-n // CHUNK)) if c not in done]
         check_room(stem.parent, len(todo) * CHUNK * 3 * size * size)
         images = table.images
-        jobs = [(str(partial), offset, c * CHUNK, size,
-                 [str(p) for p in images.paths[c * CHUNK : (c + 1) * CHUNK]],
-                 images.boxes[c * CHUNK : (c + 1) * CHUNK] if images.boxes else None)
-                for c in todo]  # fmt: skip
+        jobs = [
+            (
+                str(partial),
+                offset,
+                c * CHUNK,
+                size,
+                [str(p) for p in images.paths[c * CHUNK : (c + 1) * CHUNK]],
+                images.boxes[c * CHUNK : (c + 1) * CHUNK] if images.boxes else None,
+            )
+            for c in todo
+        ]
         record_chunks(jobs, workers or cores(), partial, progress, failures, n)
         os.replace(partial, part(stem, ".npy"))
         marker = {"shape": shape, "failures": {str(k): v for k, v in sorted(failures.items())}}
@@ -185,8 +197,11 @@ def record_chunks(
                 flush()
             if time.monotonic() - last_note > 30:
                 last_note, rate = time.monotonic(), k * CHUNK / (time.monotonic() - start)
-                print(f"audit: decoding images into the cache: {min(n, k * CHUNK):,} of "
-                      f"{len(jobs) * CHUNK:,} ({rate:,.0f}/s)", file=sys.stderr)  # fmt: skip
+                print(
+                    f"audit: decoding images into the cache: {min(n, k * CHUNK):,} of "
+                    f"{len(jobs) * CHUNK:,} ({rate:,.0f}/s)",
+                    file=sys.stderr,
+                )
 
         if workers <= 1 or len(jobs) <= 1:
             for k, job in enumerate(jobs, 1):
@@ -243,7 +258,10 @@ def load_pixels(
     if mode == "memory" or (mode == "auto" and nbytes <= budget // 2):
         return read_whole(stem), failures
     if mode == "auto":
-        print(f"audit: the image cache ({nbytes / 1e9:.1f} GB) is more than half of the memory "
-              f"this process may take ({budget / 1e9:.1f} GB): training reads it by batch from "
-              f"{part(stem, '.npy')}", file=sys.stderr)  # fmt: skip
+        print(
+            f"audit: the image cache ({nbytes / 1e9:.1f} GB) is more than half of the memory "
+            f"this process may take ({budget / 1e9:.1f} GB): training reads it by batch from "
+            f"{part(stem, '.npy')}",
+            file=sys.stderr,
+        )
     return PixelMap(part(stem, ".npy")), failures

@@ -61,7 +61,8 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     path = label_file(entry, root)
     if path is None or not path.is_file():
         raise UserError(
-            f"csv needs a label file {path or '<root>/labels.csv'} with a header `path,label[,split]`; "
+            f"csv needs a label file {path or '<root>/labels.csv'} with a header "
+            "`path,label[,split]`; "
             f"{entry.root_hint()} (the folder the paths are relative to)"
         )
     quote = quotable(path, root)
@@ -75,7 +76,8 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     if duplicated.any():
         first = int(np.flatnonzero(duplicated)[0])
         raise UserError(
-            f"{path}, line {lines[first]}: {shown(frame['path'].iloc[first], quote)} is listed twice"
+            f"{path}, line {lines[first]}: {shown(frame['path'].iloc[first], quote)} is listed "
+            "twice"
         )
     labels, classes = class_index(frame["label"], entry.classes, path, lines, quote)
     files = [

@@ -97,7 +97,8 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
         if os.environ.get("AUDIT_DOWNLOAD") != "1":
             raise UserError(
                 f"Fashion-MNIST not found in {root}. Install Debian's package "
-                "(`apt-get install dataset-fashion-mnist`, files in /usr/share/datasets/fashion-mnist/), "
+                "(`apt-get install dataset-fashion-mnist`, files in "
+                "/usr/share/datasets/fashion-mnist/), "
                 f"{entry.root_hint()}, or set AUDIT_DOWNLOAD=1 to download it with torchvision"
             )
         root = download(Path.home() / ".cache" / "audit" / "downloads")

@@ -60,8 +60,12 @@ def plurality_labels(votes: np.ndarray, num_classes: int) -> FerplusLabels:
     excluded = ~tie & ~not_emotion & (arg >= num_classes)  # contempt with 7 classes
     no_votes = top == 0
     keep = ~(tie | not_emotion | excluded | no_votes)
-    dropped = {"tie": int((tie & ~no_votes).sum()), "unknown_or_NF": int(not_emotion.sum()),
-               "contempt": int(excluded.sum()), "no_votes": int(no_votes.sum())}  # fmt: skip
+    dropped = {
+        "tie": int((tie & ~no_votes).sum()),
+        "unknown_or_NF": int(not_emotion.sum()),
+        "contempt": int(excluded.sum()),
+        "no_votes": int(no_votes.sum()),
+    }
     return FerplusLabels(keep, np.where(keep, arg, -1), dropped)
 
 
@@ -133,7 +137,8 @@ def load(entry: DatasetEntry, root: Path | None, *, seed: int = 0) -> SampleTabl
     if found is None:
         raise UserError(
             f"FERPlus not found at {root or '<root>'}. The ferplus loader needs, in one folder:\n"
-            "  fer2013.csv     FER2013's images (columns emotion,pixels,Usage), from the FER2013 release\n"
+            "  fer2013.csv     FER2013's images (columns emotion,pixels,Usage), from the FER2013 "
+            "release\n"
             "  fer2013new.csv  FER+'s votes, from github.com/microsoft/FERPlus\n"
             f"Point at the folder: {entry.root_hint()}."
         )
@@ -141,7 +146,8 @@ def load(entry: DatasetEntry, root: Path | None, *, seed: int = 0) -> SampleTabl
     votes_frame = read_votes(found[1], quotable(found[1], root))
     if len(votes_frame) != len(fer_labels):
         raise UserError(
-            f"{found[1]} has {len(votes_frame)} rows, {found[0]} has {len(fer_labels)}: they must match row for row"
+            f"{found[1]} has {len(votes_frame)} rows, {found[0]} has {len(fer_labels)}: they must "
+            "match row for row"
         )
     votes = votes_frame[VOTE_COLUMNS].to_numpy(np.int64)
     plural = plurality_labels(votes, num_classes)

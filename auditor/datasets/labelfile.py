@@ -45,7 +45,8 @@ def not_text(path: Path, err: UnicodeDecodeError | OSError) -> UserError:
 
 
 def read_lines(path: Path) -> list[tuple[int, str]]:
-    """(1-based line number, stripped text) of the non-empty lines; tolerates a UTF-8 BOM and CRLF."""
+    """(1-based line number, stripped text) of the non-empty lines; tolerates a UTF-8 BOM and
+    CRLF."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (UnicodeDecodeError, OSError) as err:
@@ -138,6 +139,7 @@ def int_column(
     bad = np.flatnonzero(~text.str.fullmatch(r"[+-]?\d{1,9}").to_numpy(bool))
     if len(bad):
         raise UserError(
-            f"{path}, line {lines[bad[0]]}: {column} {shown(text.iloc[bad[0]], quote)} is not an integer (at most 9 digits)"
+            f"{path}, line {lines[bad[0]]}: {column} {shown(text.iloc[bad[0]], quote)} is not an "
+            "integer (at most 9 digits)"
         )
     return text.astype(np.int64).to_numpy()

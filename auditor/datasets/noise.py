@@ -1,4 +1,5 @@
-"""Label-noise injection for benchmarks with a known answer (docs/methods.md, "Label-noise injection").
+"""Label-noise injection for benchmarks with a known answer (docs/methods.md, "Label-noise
+injection").
 
 Every function is seeded, returns new labels and never modifies its input; the mask and the
 real flip rate come from comparing the result with the input.
@@ -142,9 +143,13 @@ def asymmetric_noise(
         return labels.copy()
     py = np.bincount(labels, minlength=num_classes) / len(labels)
     matrix = generate_noise_matrix_from_trace(
-        num_classes, num_classes * (1 - rate), py=py, frac_zero_noise_rates=sparsity,
-        valid_noise_matrix=True, seed=seed,
-    )  # fmt: skip
+        num_classes,
+        num_classes * (1 - rate),
+        py=py,
+        frac_zero_noise_rates=sparsity,
+        valid_noise_matrix=True,
+        seed=seed,
+    )
     state = np.random.get_state()  # cleanlab draws from numpy's global generator
     try:
         np.random.seed(seed)
@@ -204,9 +209,13 @@ def matrix_drawn(
     )
     return Drawn(
         nm.draw_from_matrix(labels, used, seed),
-        {"matrix": used.tolist(), "class_names": list(class_names), "scale": scale,
-         "native_rate": native},
-    )  # fmt: skip
+        {
+            "matrix": used.tolist(),
+            "class_names": list(class_names),
+            "scale": scale,
+            "native_rate": native,
+        },
+    )
 
 
 @noise_model("human-fer", reads_class_names=True)

@@ -43,11 +43,11 @@ matrix is used as it is. A rate is reachable while no row goes negative, s * max
 the highest is sum_i p_i m_i / max_i m_i (the noisiest class then flips all its labels); higher
 rates are refused.
 
-Matrix files (`read_matrix_csv`, `--noise-matrix FILE`): UTF-8 CSV, K rows of K numbers
-(row = true class, column = given class), every number finite and >= 0, every row summing to 1
-within 1e-6 (rows are then divided by their sums). An optional first line of K class names (a
-header, recognised by a cell that is not a number) says the order of rows and columns; the names must be the dataset's class names
-(matched like expressions above: case-insensitively, with the synonyms), and the matrix is
+Matrix files (`read_matrix_csv`, `--noise-matrix FILE`): UTF-8 CSV, K rows of K numbers (row = true
+class, column = given class), every number finite and >= 0, every row summing to 1 within 1e-6 (rows
+are then divided by their sums). An optional first line of K class names (a header, recognised by a
+cell that is not a number) says the order of rows and columns; the names must be the dataset's class
+names (matched like expressions above: case-insensitively, with the synonyms), and the matrix is
 reordered to the dataset's label order. Without a header, rows and columns are in the dataset's
 label order. Blank lines and lines starting with `#` are ignored; there is no row-name column.
 """
@@ -323,7 +323,8 @@ def scale_to_rate(
             f"--noise-rate {rate} is out of reach of {what} on these labels: the scaling keeps "
             f"each class's share of the noise, and the noisiest class, {noisiest} (off-diagonal "
             f"mass {mass.max():.3f}, against {native:.3f} over all labels), flips every label "
-            f"at rate {reachable:.4f}; choose --noise-rate at most {math.floor(reachable * 1e4) / 1e4:g}"
+            f"at rate {reachable:.4f}; choose --noise-rate at most "
+            f"{math.floor(reachable * 1e4) / 1e4:g}"
         )
     used = scale * off
     used[np.diag_indices(k)] = np.clip(1 - scale * mass, 0, 1)

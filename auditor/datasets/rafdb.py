@@ -109,7 +109,8 @@ def apply_noise_file(
     if unknown or missing:
         raise UserError(
             f"{noise_file} must list exactly the {len(train)} train images of the label file: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unknown)} unknown (e.g. {unknown[:3]})"
+            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unknown)} unknown "
+            f"(e.g. {unknown[:3]})"
         )
     return np.array(
         [noisy.get(name, y) for name, y in zip([n for n, _ in rows], labels, strict=True)]

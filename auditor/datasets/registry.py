@@ -35,8 +35,14 @@ MAX_NODES = 100_000  # YAML values after expanding aliases; the shipped registry
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 OPTION = re.compile(r"[a-z][a-z0-9_]*")  # a run option's config key (`image_size`)
 SCALARS = (str, int, float, bool, type(None))
-TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", list: "a list",
-              dict: "a mapping", bool: "true or false"}  # fmt: skip
+TYPE_WORDS = {
+    str: "text",
+    int: "a whole number",
+    float: "a number",
+    list: "a list",
+    dict: "a mapping",
+    bool: "true or false",
+}
 
 
 class Located(dict):
@@ -149,7 +155,8 @@ class DatasetEntry:
         """The `classes` the registry lists; refused when a kind that needs them has none."""
         if self.classes is None:
             raise UserError(
-                f"{self.where()}: a {self.kind} entry needs `classes`, the class names in label order"
+                f"{self.where()}: a {self.kind} entry needs `classes`, the class names in label "
+                "order"
             )
         return list(self.classes)
 
@@ -235,10 +242,12 @@ def parse_entry(name: Any, body: Any, path: Path, line: int) -> DatasetEntry:
         repeated = [c for c, n in Counter(map(repr, classes)).items() if n > 1]
         if bad or repeated or len(classes) < 2:
             problem = (
-                f"class {bad[0]!r} is not text (quote it)" if bad
-                else f"class {repeated[0]} is listed twice" if repeated
+                f"class {bad[0]!r} is not text (quote it)"
+                if bad
+                else f"class {repeated[0]} is listed twice"
+                if repeated
                 else "a classifier needs at least 2 classes"
-            )  # fmt: skip
+            )
             raise UserError(f"{at.format(body.lines['classes'])} `classes`: {problem}")
     for key, value in defaults.items():
         key_at = at.format(defaults.lines[key])

@@ -30,7 +30,8 @@ from auditor.write_guard import check_place, refuse_dataset_roots, run_folder_of
 
 CLASSES = ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral")
 
-# eye_open, brow_raise, brow_tilt (inner end up > 0), mouth_curve (smile > 0), mouth_open, mouth_width
+# eye_open, brow_raise, brow_tilt (inner end up > 0), mouth_curve (smile > 0), mouth_open,
+# mouth_width
 PROTOTYPES = np.array(
     [
         [1.00, 1.00, 0.00, 0.00, 0.90, 0.45],  # Surprise
@@ -112,7 +113,8 @@ def draw_face(expr: np.ndarray, rng: np.random.Generator, size: int = 100) -> np
 
 
 def generate(n: int, *, seed: int, size: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """(images [n, size, size, 3] uint8, labels [n] in 0..6), classes balanced in a shuffled order."""
+    """(images [n, size, size, 3] uint8, labels [n] in 0..6), classes balanced in a shuffled
+    order."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % len(CLASSES))
     expr = PROTOTYPES[labels] + rng.normal(0, JITTER, size=(n, PROTOTYPES.shape[1]))
@@ -127,7 +129,8 @@ def generate(n: int, *, seed: int, size: int = 100) -> tuple[np.ndarray, np.ndar
 def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
     return (
         True,
-        f"generated: {entry.options.get('train', 2100)} train / {entry.options.get('test', 700)} test",
+        f"generated: {entry.options.get('train', 2100)} train / "
+        f"{entry.options.get('test', 700)} test",
     )
 
 

@@ -94,7 +94,8 @@ class SampleTable:
         return len(self.sample_ids)
 
     def fingerprint(self) -> str:
-        """Identifies the samples, their labels and their pixels (for the cache and the manifest)."""
+        """Identifies the samples, their labels and their pixels (for the cache and the
+        manifest)."""
         h = hashlib.sha256()
         h.update("\n".join(self.sample_ids.tolist()).encode())
         h.update(np.asarray(self.labels, dtype=np.int64).tobytes())

@@ -82,7 +82,8 @@ for _name, _filter_by in CLEANLAB_FILTERS.items():
 
 
 def estimated_issue_count(probs: np.ndarray, labels: np.ndarray) -> int:
-    """How many labels confident learning estimates are wrong (`cleanlab.count.num_label_issues`)."""
+    """How many labels confident learning estimates are wrong
+    (`cleanlab.count.num_label_issues`)."""
     from cleanlab.count import num_label_issues
 
     return int(num_label_issues(labels, probs))

@@ -22,8 +22,9 @@ def png(fig) -> bytes:
 
 def memorisation_curves(curves: dict[str, dict]) -> bytes:
     """Per method and epoch (`auditor.memorisation.curves`): the fit of the given training labels
-    (solid) and the accuracy on the test or validation split (dashed); with the truth also the share of noisy samples
-    fitted to their wrong label, and the mean loss of clean (dashed) and noisy (solid) samples."""
+    (solid) and the accuracy on the test or validation split (dashed); with the truth also the
+    share of noisy samples fitted to their wrong label, and the mean loss of clean (dashed) and
+    noisy (solid) samples."""
     truth = all("memorisation" in c for c in curves.values())
     fig, axes = plt.subplots(1, 3 if truth else 1, figsize=(15 if truth else 6, 3.6), squeeze=False)
     axes = axes[0]
@@ -43,8 +44,12 @@ def memorisation_curves(curves: dict[str, dict]) -> bytes:
         xlabel="epoch", ylabel="accuracy", title="Fit of the given labels vs held-out accuracy"
     )
     if truth:
-        axes[1].set(xlabel="epoch", ylabel="share", ylim=(0, 1),
-                    title="Noisy samples fitted to their wrong label")  # fmt: skip
+        axes[1].set(
+            xlabel="epoch",
+            ylabel="share",
+            ylim=(0, 1),
+            title="Noisy samples fitted to their wrong label",
+        )
         axes[2].set(xlabel="epoch", ylabel="mean loss", title="Loss of clean and noisy samples")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -130,10 +135,20 @@ def embedding_map(
         black = np.zeros((len(r), 4))
         black[:, 3] = 0.3 + 0.7 * r
         ax.scatter(coords[order, 0], coords[order, 1], s=1 + 5 * r, c=black, lw=0)
-    handles = [plt.Line2D([], [], ls="", marker="o", color=colours[k], label=name)
-               for k, name in enumerate(class_names)]  # fmt: skip
-    handles.append(plt.Line2D([], [], ls="", marker="o", color="black",
-                              label=f"flagged ({int(flagged.sum())}): darker = more suspect"))  # fmt: skip
+    handles = [
+        plt.Line2D([], [], ls="", marker="o", color=colours[k], label=name)
+        for k, name in enumerate(class_names)
+    ]
+    handles.append(
+        plt.Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            color="black",
+            label=f"flagged ({int(flagged.sum())}): darker = more suspect",
+        )
+    )
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set(title="Embedding map (UMAP), coloured by given label", xticks=[], yticks=[])
     return png(fig)

@@ -43,7 +43,8 @@ def umap_coords(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def img_tag(data: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+    encoded = base64.b64encode(data).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
 
 
 def section(title: str, body: str) -> str:
@@ -61,7 +62,8 @@ def summary_table(manifest: dict, metrics: dict) -> str:
     rows = [
         (
             "dataset",
-            f"{manifest.get('dataset')} ({manifest.get('n_train')} train / {manifest.get('n_test')} test)",
+            f"{manifest.get('dataset')} ({manifest.get('n_train')} train / "
+            f"{manifest.get('n_test')} test)",
         ),
         ("noise", f"{noise.get('type')}, nominal {noise.get('nominal_rate')}, real {real}"),
         ("methods", ", ".join(metrics.get("accuracy", {}))),
@@ -74,13 +76,16 @@ def summary_table(manifest: dict, metrics: dict) -> str:
     ]
     acc = "".join(
         f"<tr><td>{html.escape(m)}</td><td>{a['last']:.3f}</td><td>{a['best']:.3f}</td><td>{a['last5_mean']:.3f}</td></tr>"
-        for m, a in metrics.get("accuracy", {}).items() if a["last"] is not None
-    )  # fmt: skip
+        for m, a in metrics.get("accuracy", {}).items()
+        if a["last"] is not None
+    )
     det = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{d['auroc']:.3f}</td><td>{d['ap']:.3f}</td></tr>"
-        for n, d in sorted((metrics.get("detectors") or {}).items(), key=lambda kv: -(kv[1]["ap"] or 0))[:15]
+        for n, d in sorted(
+            (metrics.get("detectors") or {}).items(), key=lambda kv: -(kv[1]["ap"] or 0)
+        )[:15]
         if d["auroc"] is not None
-    )  # fmt: skip
+    )
     body = (
         "<table>"
         + "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
@@ -88,14 +93,14 @@ def summary_table(manifest: dict, metrics: dict) -> str:
     )
     if acc:
         body += (
-            f"<h3>{split_title(metrics)} accuracy by protocol</h3><table><tr><th>method</th><th>last epoch</th>"
+            f"<h3>{split_title(metrics)} accuracy by protocol</h3>"
+            "<table><tr><th>method</th><th>last epoch</th>"
             "<th>best epoch</th><th>mean of the last 5</th></tr>" + acc + "</table>"
         )
     if det:
         body += (
-            "<h3>Best detectors by AP</h3><table><tr><th>detector</th><th>AUROC</th><th>AP</th></tr>"
-            + det
-            + "</table>"
+            "<h3>Best detectors by AP</h3>"
+            "<table><tr><th>detector</th><th>AUROC</th><th>AP</th></tr>" + det + "</table>"
         )
     return body
 
@@ -113,7 +118,8 @@ def suspicion_section(metrics: dict, truth: bool) -> str:
         "N - 1 (N samples; ties share their mean rank), so 1 means the most suspect sample of "
         "every member. Ranks need no calibration between scores on different scales (a loss, "
         "a margin, a distance). The members are chosen from the run's own evidence, never from "
-        "the truth: the methods whose test (or validation) accuracy is close to the best, and detectors suited "
+        "the truth: the methods whose test (or validation) accuracy is close to the best, and "
+        "detectors suited "
         "to the structure of the noise the run estimates. The "
         f"{ensemble.get('flagged')} samples with the highest suspicion are flagged; their number "
         "is the mean of the estimates of how many labels are wrong (see the decisions "
@@ -124,7 +130,9 @@ def suspicion_section(metrics: dict, truth: bool) -> str:
     if truth:
         body += deciding_table(metrics.get("detectors") or {})
     else:
-        body += "<p>Precision, recall and F1 of the flags need the true labels; this run has none.</p>"  # fmt: skip
+        body += (
+            "<p>Precision, recall and F1 of the flags need the true labels; this run has none.</p>"
+        )
     return body
 
 
@@ -140,7 +148,8 @@ def deciding_table(detectors: dict) -> str:
         for n in order
     )
     return (
-        "<h3>Deciding detectors against the truth</h3><table><tr><th>detector</th><th>precision</th>"
+        "<h3>Deciding detectors against the truth</h3>"
+        "<table><tr><th>detector</th><th>precision</th>"
         f"<th>recall</th><th>F1</th><th>flagged</th></tr>{rows}</table>"
     )
 
@@ -156,15 +165,23 @@ def next_steps(manifest: dict) -> str:
     """The commands that take the suspects to annotators and back into training, in order."""
     run = run_folder(manifest)
     steps = [
-        (f"audit review {run}", "open the suspects in the FiftyOne App and tag each sample "
-         "(or its label) relabel, keep or drop; a relabel takes the corrected label, a "
-         "label:<class> tag or the suggestion; note:<text> tags are remarks"),
-        (f"audit export {run} --from-fiftyone", f"write the decisions to {run}/relabel-reviewed.csv "
-         "and the dataset's review ledger (the next round leaves them out of the suspects)"),
-        (f"audit apply {run} --relabels {run}/relabel-reviewed.csv --out LABELS",
-         "write a corrected label file LABELS in the dataset's format (never the dataset's own)"),
+        (
+            f"audit review {run}",
+            "open the suspects in the FiftyOne App and tag each sample "
+            "(or its label) relabel, keep or drop; a relabel takes the corrected label, a "
+            "label:<class> tag or the suggestion; note:<text> tags are remarks",
+        ),
+        (
+            f"audit export {run} --from-fiftyone",
+            f"write the decisions to {run}/relabel-reviewed.csv "
+            "and the dataset's review ledger (the next round leaves them out of the suspects)",
+        ),
+        (
+            f"audit apply {run} --relabels {run}/relabel-reviewed.csv --out LABELS",
+            "write a corrected label file LABELS in the dataset's format (never the dataset's own)",
+        ),
         (f"audit run {manifest.get('dataset')} --labels LABELS", "retrain on the corrected labels"),
-    ]  # fmt: skip
+    ]
     items = "".join(
         f"<li><code>{html.escape(command)}</code>: {html.escape(what)}</li>"
         for command, what in steps
@@ -185,11 +202,13 @@ CHIP_LEGEND = (
     ("suggested", "the proposed correction, where a bare relabel goes (today the same argmax)"),
     ("truth", "the true label, only when the run knows it (injected noise, a noise file)"),
     ("corrected", "empty until an annotator sets it: the class a relabel goes to"),
-    ("cam, cam_mirror", "heatmaps on the suspects: the suggested class's CAM on the image and "
-     "on its mirror"),
+    (
+        "cam, cam_mirror",
+        "heatmaps on the suspects: the suggested class's CAM on the image and on its mirror",
+    ),
     ("reviewed, review_decision", "decided in an earlier round (the dataset's review ledger)"),
     ("duplicate_of", "the other sample of a near-duplicate pair with a different label"),
-)  # fmt: skip
+)
 
 
 def build_report(
@@ -208,7 +227,10 @@ def build_report(
     truth = samples["is_noisy"].notna().all()
     noisy = samples["is_noisy"].to_numpy(dtype=bool) if truth else None
     flagged = samples["flag_suspicion"].to_numpy(dtype=bool)
-    no_truth = "<p>Left out: the true labels are unknown for this run (no injected noise or noise file).</p>"
+    no_truth = (
+        "<p>Left out: the true labels are unknown for this run (no injected noise or noise "
+        "file).</p>"
+    )
     parts = [
         section("Summary", summary_table(manifest, metrics)),
         section("What suspicion means", suspicion_section(metrics, truth)),
@@ -254,8 +276,13 @@ def build_report(
             section("Precision-recall per detector", no_truth),
         ]
     rows, coords = umap_coords(embeddings, seed)
-    drawn = figures.embedding_map(coords, samples["given_label"].to_numpy()[rows], flagged[rows],
-                                  samples["suspicion"].to_numpy()[rows], class_names)  # fmt: skip
+    drawn = figures.embedding_map(
+        coords,
+        samples["given_label"].to_numpy()[rows],
+        flagged[rows],
+        samples["suspicion"].to_numpy()[rows],
+        class_names,
+    )
     parts.append(section("Embedding map", img_tag(drawn, "UMAP map")))
     if gallery is not None and len(gallery.rows):
         captions = [
@@ -263,13 +290,24 @@ def build_report(
             f"suggested {class_names[samples['suggested_label'].iat[i]]}"
             + ("" if not truth else f", true {class_names[int(samples['true_label'].iat[i])]}")
             for i in gallery.rows
-        ]  # fmt: skip
+        ]
         drawn = figures.cam_gallery(gallery.images, gallery.cams, gallery.mirror_cams, captions)
         title = f"Top suspects and their CAMs (suggested class, {gallery.method})"
         parts.append(section(title, img_tag(drawn, "CAM gallery")))
     if flagged.any():
-        parts.append(section("Flagged samples: given vs suggested", img_tag(figures.confusion(
-            samples["given_label"].to_numpy()[flagged], samples["suggested_label"].to_numpy()[flagged], class_names), "confusion")))  # fmt: skip
+        parts.append(
+            section(
+                "Flagged samples: given vs suggested",
+                img_tag(
+                    figures.confusion(
+                        samples["given_label"].to_numpy()[flagged],
+                        samples["suggested_label"].to_numpy()[flagged],
+                        class_names,
+                    ),
+                    "confusion",
+                ),
+            )
+        )
     parts.append(section("Next: review the suspects", next_steps(manifest)))
     title = f"audit report: {manifest.get('dataset')} / {manifest.get('run_id')}"
     return TEMPLATE.format(title=html.escape(title), body="\n".join(parts))
@@ -280,7 +318,8 @@ TEMPLATE = """<!doctype html>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
 section {{ margin-bottom: 2em; }} img {{ max-width: 100%; }}
-table {{ border-collapse: collapse; margin: 0.5em 0; }} td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
 </style></head>
 <body><h1>{title}</h1>
 {body}

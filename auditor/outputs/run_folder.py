@@ -59,9 +59,16 @@ class RunState:
     def start(cls, out: Path, dataset: str, tags: list[str], manifest: dict) -> RunState:
         """Create a fresh run folder and write its manifest with status `running`."""
         run_dir = create_run_dir(Path(out), dataset, tags)
-        state = cls(run_dir, {"run_id": run_dir.name} | manifest | {
-            "versions": package_versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }, lock=lock_run_dir(run_dir))  # fmt: skip
+        state = cls(
+            run_dir,
+            {"run_id": run_dir.name}
+            | manifest
+            | {
+                "versions": package_versions(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            lock=lock_run_dir(run_dir),
+        )
         state.save("running")
         return state
 
@@ -70,7 +77,9 @@ class RunState:
         """Take over an unfinished run folder (its manifest as read by `resumable_manifest`)."""
         lock = lock_run_dir(run_dir)
         resumed = [*manifest.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
-        state = cls(run_dir, manifest | {"resumed": resumed}, dict(manifest.get("timings_s", {})), lock)  # fmt: skip
+        state = cls(
+            run_dir, manifest | {"resumed": resumed}, dict(manifest.get("timings_s", {})), lock
+        )
         state.manifest.pop("error", None)
         state.save("running")
         return state
@@ -101,16 +110,26 @@ class RunState:
             yield
         except KeyboardInterrupt:
             self.save("interrupted", error="interrupted (Ctrl-C or SIGTERM)")
-            print(f"audit: run interrupted; go on with: audit run --resume {self.run_dir}", file=sys.stderr)  # fmt: skip
+            print(
+                f"audit: run interrupted; go on with: audit run --resume {self.run_dir}",
+                file=sys.stderr,
+            )
             raise
         except SettingError as err:
             self.save("failed", error=f"{type(err).__name__}: {err}", resumable=False)
-            print(f"audit: run failed on its settings; --resume would repeat them: start a new run ({self.run_dir} keeps what it wrote)", file=sys.stderr)  # fmt: skip
+            print(
+                "audit: run failed on its settings; --resume would repeat them: start a new run "
+                f"({self.run_dir} keeps what it wrote)",
+                file=sys.stderr,
+            )
             raise
         except BaseException as err:
             self.save("failed", error=f"{type(err).__name__}: {err}")
             if not isinstance(err, DamagedRunFolder):  # its message says what to do
-                print(f"audit: run failed; after fixing the cause: audit run --resume {self.run_dir}", file=sys.stderr)  # fmt: skip
+                print(
+                    f"audit: run failed; after fixing the cause: audit run --resume {self.run_dir}",
+                    file=sys.stderr,
+                )
             raise
         self.timings["total"] = self.timings.get("total", 0.0) + time.perf_counter() - started
         self.save("complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -140,7 +159,8 @@ def package_versions() -> dict[str, str]:
 
 
 def create_run_dir(out: Path, dataset: str, methods: list[str]) -> Path:
-    """A new folder `out/<dataset>/<time>-<methods>[-n]` that no other run shares (mkdir is atomic)."""
+    """A new folder `out/<dataset>/<time>-<methods>[-n]` that no other run shares (mkdir is
+    atomic)."""
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{'-'.join(methods)}"
     parent = out / dataset
     parent.mkdir(parents=True, exist_ok=True)
@@ -204,8 +224,12 @@ def write_cams(
     """cams.npz: `sample_id` (str [n]), `cam` and `mirror_cam` (float16 [n, h, w], the feature
     map's resolution; the mirror's map mirrored back to the image's orientation)."""
     with atomic_path(run_dir / "cams.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, sample_id=np.asarray(sample_ids, dtype=str),
-                 cam=cams.astype(np.float16), mirror_cam=mirror_cams.astype(np.float16))  # fmt: skip
+        np.savez(
+            f,
+            sample_id=np.asarray(sample_ids, dtype=str),
+            cam=cams.astype(np.float16),
+            mirror_cam=mirror_cams.astype(np.float16),
+        )
 
 
 def write_near_duplicates(run_dir: Path, pairs: pd.DataFrame) -> None:

@@ -60,7 +60,7 @@ MANIFEST = {
             "noise_file": Opt((str, None)),
             "labels": Opt((str, None)),
         }
-    ),  # fmt: skip
+    ),
     "timings_s": Opt(MapOf(float)),
 }
 
@@ -81,11 +81,11 @@ RESUMABLE = MANIFEST | {
 METRICS = {
     "accuracy": MapOf(
         {"last": NUMBER, "best": NUMBER, "last5_mean": NUMBER, "per_epoch": ListOf(NUMBER)}
-    ),  # fmt: skip
+    ),
     "detectors": MapOf(
         {"auroc": NUMBER, "ap": NUMBER, "precision_at_k": NUMBER}
         | {k: Opt(NUMBER) for k in ("precision", "recall", "f1", "flagged")}
-    ),  # fmt: skip
+    ),
     "noise": Opt((dict, None)),
     "rank_identical": Opt((MapOf(ListOf(str)), None)),
 }
@@ -125,14 +125,16 @@ def read_manifest(
 def read_run(run_dir: Path) -> tuple[dict, dict]:
     """(manifest, metrics) of a complete run folder, of the shapes MANIFEST and METRICS, whose
     samples.parquet is laid out as it should be (read from its footer: `layout_problem`)."""
-    manifest = read_manifest(run_dir, MANIFEST, lambda s: None if s == "complete" else f"the run is {s!r}, not complete")  # fmt: skip
+    manifest = read_manifest(
+        run_dir, MANIFEST, lambda s: None if s == "complete" else f"the run is {s!r}, not complete"
+    )
     path = Path(run_dir) / "metrics.json"
     metrics = read_json(path, METRICS)
     if metrics["detectors"] and "suspicion" not in metrics["detectors"]:
         raise DamagedRunFolder(path, "has detector metrics but none of the ensemble (`suspicion`)")
     path = Path(run_dir) / "samples.parquet"
     footer = read_parquet(path, pq.ParquetFile)
-    problem = layout_problem(footer.schema_arrow, footer.metadata.num_rows, manifest.get("n_train"))  # fmt: skip
+    problem = layout_problem(footer.schema_arrow, footer.metadata.num_rows, manifest.get("n_train"))
     if problem:
         raise DamagedRunFolder(path, problem)
     return manifest, metrics
@@ -157,7 +159,9 @@ def read_parquet(path: Path, read: Callable[[Path], Any]) -> Any:
 
 
 @contextlib.contextmanager
-def unreadable(path: Path, how: str, errors: tuple[type[Exception], ...], after: str = "") -> Iterator[None]:  # fmt: skip
+def unreadable(
+    path: Path, how: str, errors: tuple[type[Exception], ...], after: str = ""
+) -> Iterator[None]:
     """Refuse `path` as damage, "cannot be read <how> (<the error>)<after>", when the block
     reading it raises one of `errors`."""
     try:
@@ -196,9 +200,18 @@ def read_embeddings(run_dir: Path, n: int) -> np.ndarray | None:
     if path is None:
         return None
     array = load_numpy(path)
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or len(array) != n or array.dtype.kind != "f":  # fmt: skip
-        found = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else "an .npz archive"  # fmt: skip
-        raise DamagedRunFolder(path, f"holds {found}, expected floats [{n}, D], a row per sample{OPTIONAL}")  # fmt: skip
+    if (
+        not isinstance(array, np.ndarray)
+        or array.ndim != 2
+        or len(array) != n
+        or array.dtype.kind != "f"
+    ):
+        found = (
+            f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else "an .npz archive"
+        )
+        raise DamagedRunFolder(
+            path, f"holds {found}, expected floats [{n}, D], a row per sample{OPTIONAL}"
+        )
     if not np.isfinite(array).all():
         raise DamagedRunFolder(path, f"holds values that are not finite numbers{OPTIONAL}")
     return array.astype(np.float32)
@@ -224,19 +237,31 @@ def read_cams(run_dir: Path, sample_ids: pd.Series) -> dict[str, np.ndarray] | N
             ids, cam, mirror = (archive[k] for k in CAM_ARRAYS)
     fits = ids.ndim == 1 and ids.dtype.kind == "U" and cam.ndim == 3 and len(cam) == len(ids)
     if not (fits and cam.shape == mirror.shape and cam.dtype.kind == mirror.dtype.kind == "f"):
-        found = ", ".join(f"{k} {a.dtype} {a.shape}" for k, a in zip(CAM_ARRAYS, (ids, cam, mirror), strict=True))  # fmt: skip
-        raise DamagedRunFolder(path, f"holds {found}; expected n names and two float [n, h, w] maps{OPTIONAL}")  # fmt: skip
+        found = ", ".join(
+            f"{k} {a.dtype} {a.shape}" for k, a in zip(CAM_ARRAYS, (ids, cam, mirror), strict=True)
+        )
+        raise DamagedRunFolder(
+            path, f"holds {found}; expected n names and two float [n, h, w] maps{OPTIONAL}"
+        )
     refuse_unknown_ids(path, ids, sample_ids)
     if not (np.isfinite(cam).all() and np.isfinite(mirror).all()):
         raise DamagedRunFolder(path, f"holds values that are not finite numbers{OPTIONAL}")
-    return {"sample_id": ids, "cam": cam.astype(np.float32), "mirror_cam": mirror.astype(np.float32)}  # fmt: skip
+    return {
+        "sample_id": ids,
+        "cam": cam.astype(np.float32),
+        "mirror_cam": mirror.astype(np.float32),
+    }
 
 
 def refuse_unknown_ids(path: Path, ids: Any, sample_ids: pd.Series) -> None:
     """Refuse `path` as damage when it names samples that are not in the run (`sample_ids`)."""
     unknown = pd.Index(np.asarray(ids, dtype=object)).difference(pd.Index(sample_ids))
     if len(unknown):
-        raise DamagedRunFolder(path, f"names {len(unknown)} samples that are not in samples.parquet (e.g. {unknown[0]!r}){OPTIONAL}")  # fmt: skip
+        raise DamagedRunFolder(
+            path,
+            f"names {len(unknown)} samples that are not in samples.parquet "
+            f"(e.g. {unknown[0]!r}){OPTIONAL}",
+        )
 
 
 DUPLICATE_IDS = ("sample_id_a", "sample_id_b")

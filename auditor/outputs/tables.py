@@ -106,7 +106,11 @@ def samples_problem(table: pa.Table, class_names: list[str], n_train: int | None
     problem = layout_problem(table.schema, table.num_rows, n_train)
     if problem:
         return problem
-    empty = [c for c in [*SAMPLE_COLUMNS, "flag_suspicion", "probs"] if c not in NULLABLE and table[c].null_count]  # fmt: skip
+    empty = [
+        c
+        for c in [*SAMPLE_COLUMNS, "flag_suspicion", "probs"]
+        if c not in NULLABLE and table[c].null_count
+    ]
     if empty:
         return f"has empty cells in column {empty[0]}"
     if pc.count_distinct(table["sample_id"]).as_py() != table.num_rows:
@@ -122,13 +126,17 @@ def samples_problem(table: pa.Table, class_names: list[str], n_train: int | None
             )
     lengths = pc.min_max(pc.list_value_length(table["probs"])).values()
     if table.num_rows and {v.as_py() for v in lengths} != {k}:
-        return f"has probs of {sorted({v.as_py() for v in lengths})} values, expected one per class ({k})"
+        found = sorted({v.as_py() for v in lengths})
+        return f"has probs of {found} values, expected one per class ({k})"
     names = pa.array(class_names, pa.string()).take(table["given_label"])
     wrong = pc.invert(pc.equal(names, table["given_name"].combine_chunks()))
     if pc.any(wrong).as_py():
         row = pc.index(wrong, True).as_py()
         label, name = table["given_label"][row].as_py(), table["given_name"][row].as_py()
-        return f"has given_name {name!r} for given_label {label}, which manifest.json class_names calls {class_names[label]!r}"  # fmt: skip
+        return (
+            f"has given_name {name!r} for given_label {label}, which manifest.json class_names "
+            f"calls {class_names[label]!r}"
+        )
     return None
 
 

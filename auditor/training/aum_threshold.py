@@ -48,7 +48,16 @@ def aum_threshold_run(
         run_config = replace(
             config, seed=config.seed + 100 + run, checkpoint=checkpoint_for(config, f"aum{run + 1}")
         )
-        result = train(make_method(run_config.seed, num_classes + 1), pixels, torch.from_numpy(fake),
-                       None, None, normalize, run_config, progress=progress, final_pass=False)  # fmt: skip
+        result = train(
+            make_method(run_config.seed, num_classes + 1),
+            pixels,
+            torch.from_numpy(fake),
+            None,
+            None,
+            normalize,
+            run_config,
+            progress=progress,
+            final_pass=False,
+        )
         runs.append((result.signals["margin"].mean(axis=0), subset))
     return runs

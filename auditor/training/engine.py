@@ -124,8 +124,8 @@ def train(
     accuracy (against their given labels) and their common signals (`COMMON_SIGNALS`) of that
     epoch; a method's own signals, which only its training step yields, are set for them to
     the median over the trained samples of the same epoch (neither suspect nor clean). Every
-    output stays [N], by sample index. `progress(samples_in_step, samples_total)` is called per step;
-    `on_epoch(epoch, method, signals)` after each epoch's test accuracy, with every signal so
+    output stays [N], by sample index. `progress(samples_in_step, samples_total)` is called per
+    step; `on_epoch(epoch, method, signals)` after each epoch's test accuracy, with every signal so
     far ([epoch + 1, N] each; process 0; for measurements such as bench/memorisation.py, which
     read the model at every epoch; it must not change the model, and its draws from the global
     random state are undone). With `final_pass`, the
@@ -155,9 +155,17 @@ def train(
     trained_labels = train_labels[trained]
     given = train_labels.to(device)
     step = Step(
-        method, optimizer, trainable, augment, normalize, place_pixels(train_pixels, device),
-        given, given.clone(), new_record(method, config.epochs, n, device), config.amp,
-    )  # fmt: skip
+        method,
+        optimizer,
+        trainable,
+        augment,
+        normalize,
+        place_pixels(train_pixels, device),
+        given,
+        given.clone(),
+        new_record(method, config.epochs, n, device),
+        config.amp,
+    )
     events: list[torch.Tensor] = []
     test_accuracy: list[float] = []
     start = time.perf_counter()
@@ -174,9 +182,10 @@ def train(
             break
         method.train()
         order, recorded = epoch_order(
-            trained_labels, balanced=config.balanced,
+            trained_labels,
+            balanced=config.balanced,
             generator=torch.Generator().manual_seed(config.seed * 1000 + epoch),
-        )  # fmt: skip
+        )
         order = trained[order]
         order_dev = order.to(device)
         slots_dev = torch.where(recorded, order, n).to(device)
@@ -206,11 +215,23 @@ def train(
             cuda = torch.device(device).type == "cuda"
             with torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else []):
                 # the hook's random draws (a seeded PCA, say) leave training's unchanged
-                on_epoch(epoch, method, {k: v[: epoch + 1, :n] for k, v in step.record.items()
-                                         if k != PROBS})  # fmt: skip
+                on_epoch(
+                    epoch,
+                    method,
+                    {k: v[: epoch + 1, :n] for k, v in step.record.items() if k != PROBS},
+                )
         if config.checkpoint is not None:
-            save_checkpoint(config.checkpoint, epoch + 1, loop, step.record, step.current, events,
-                            test_accuracy, time.perf_counter() - start, best_state)  # fmt: skip
+            save_checkpoint(
+                config.checkpoint,
+                epoch + 1,
+                loop,
+                step.record,
+                step.current,
+                events,
+                test_accuracy,
+                time.perf_counter() - start,
+                best_state,
+            )
         trained_epochs = epoch + 1
     best = {}
     if final_pass and rank == 0:
@@ -218,11 +239,20 @@ def train(
         probs, embeddings = torch.softmax(logits, dim=1).numpy(), pooled.numpy()
         attention = None
         if config.mirror:
-            attention = flip_attention(method, train_pixels, train_labels, normalize, device,
-                                       amp=config.amp)  # fmt: skip
+            attention = flip_attention(
+                method, train_pixels, train_labels, normalize, device, amp=config.amp
+            )
         if test_accuracy:
-            best = best_epoch_outputs(method, best_state, test_accuracy, train_pixels, normalize,
-                                      device, config.amp, probs)  # fmt: skip
+            best = best_epoch_outputs(
+                method,
+                best_state,
+                test_accuracy,
+                train_pixels,
+                normalize,
+                device,
+                config.amp,
+                probs,
+            )
     else:
         probs = embeddings = np.zeros((0, 0), dtype=np.float32)
         attention = None

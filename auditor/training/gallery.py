@@ -33,5 +33,6 @@ def draw_gallery(
         if cam is None:
             return None
         maps.append(cam[torch.arange(len(pick)), pick].float().cpu())
-    return Gallery(np.asarray(rows), images.numpy(), maps[0].numpy(), maps[1].flip(-1).numpy(),
-                   method.name)  # fmt: skip
+    return Gallery(
+        np.asarray(rows), images.numpy(), maps[0].numpy(), maps[1].flip(-1).numpy(), method.name
+    )
