@@ -110,7 +110,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_synth_faces(args: argparse.Namespace) -> int:
-    from auditor.datasets.synth_faces import write_rafdb_layout
+    from auditor.synth_faces_folder import write_rafdb_layout
 
     out = write_rafdb_layout(
         args.out,

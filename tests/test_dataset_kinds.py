@@ -11,9 +11,9 @@ from auditor.datasets import dataset_status, load_dataset
 from auditor.datasets.corrected import NOT_LISTED, read_label_file, write_label_file
 from auditor.datasets.kinds import DatasetKind, LabelFileFormat, register_kind
 from auditor.datasets.registry import DatasetEntry
-from auditor.datasets.synth_faces import write_rafdb_layout
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.errors import UserError
+from auditor.synth_faces_folder import write_rafdb_layout
 from tests.fer_fixtures import write_ferplus
 
 

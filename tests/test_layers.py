@@ -70,3 +70,45 @@ def test_the_reader_sees_lazy_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from methods.cam import class_activation_maps\n")
     assert "methods.cam" in imported_modules(probe)
+
+
+# The foundation: modules every layer may import, which import only each other.
+BASE = {"errors", "fsutil", "options", "csv_cells", "damage", "evidence", "resources"}
+LOWER = ("auditor.datasets", "auditor.training", "auditor.detectors", "methods")
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+
+
+def allowed_below(module: str, own: tuple[str, ...]) -> bool:
+    """Whether `module` (of this repository) may be imported from the layer of the packages
+    `own`: one of those packages or a BASE module."""
+    if not module.startswith(("auditor", "methods")) or module == "auditor":
+        return True
+    return any(under(module, p) for p in own) or module.split(".")[1] in BASE
+
+
+@pytest.mark.parametrize(
+    "path",
+    sources(
+        "auditor/datasets/**/*.py",
+        "auditor/training/*.py",
+        "auditor/detectors/*.py",
+        "methods/*.py",
+    ),
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_the_lower_packages_import_nothing_above_them(path):
+    """Datasets, training, detectors and methods see each other and the BASE modules, never
+    the config, the phases of a run, the writers, the write guard or the commands."""
+    bad = [m for m in imported_modules(path) if not allowed_below(m, LOWER)]
+    assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "path", [REPO / "auditor" / f"{m}.py" for m in sorted(BASE)], ids=lambda p: p.name
+)
+def test_the_base_modules_import_only_each_other(path):
+    bad = [m for m in imported_modules(path) if not allowed_below(m, ())]
+    assert not bad, f"{path.name} imports {bad}"

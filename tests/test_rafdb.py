@@ -8,8 +8,8 @@ import pytest
 from auditor.datasets import load_dataset
 from auditor.datasets.labelfile import parse_name_label
 from auditor.datasets.registry import DatasetEntry
-from auditor.datasets.synth_faces import write_rafdb_layout
 from auditor.errors import UserError
+from auditor.synth_faces_folder import write_rafdb_layout
 
 CLASSES = ["Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral"]
 ENTRY = DatasetEntry(
