@@ -49,8 +49,8 @@ from torchvision import transforms
 from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels
 from auditor.datasets.registry import get_entry, load_registry
-from auditor.datasets.synth_faces import write_rafdb_layout
 from auditor.datasets.table import stratified_subset
+from auditor.synth_faces_folder import write_rafdb_layout
 from auditor.training.augment import Augmenter, Normalizer
 from auditor.training.engine import TrainConfig, resolve_amp, resolve_device, train
 from auditor.training.step import optimisation_step
