@@ -40,5 +40,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two workers, one test file each at a time (a file's module fixtures are built once); each
+# worker has its own temporary folder, image cache and FiftyOne database (tests/conftest.py).
 test: setup $(CHROMIUM) lint
-	$(BIN)/pytest -m 'slow or not slow'
+	$(BIN)/pytest -m 'slow or not slow' -n 2 --dist loadfile
