@@ -70,9 +70,9 @@ def register_embeddings(
 ) -> None:
     """Store `embeddings` [N, D] (rows of `sample_ids`) as the field `embedding` and compute the
     `similarity` and `umap` brain runs from it, replacing earlier ones."""
-    from auditor.fsutil import cache_dir
+    from auditor.numba_cache import cached_umap
 
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))  # UMAP's JIT, once
+    cached_umap()  # UMAP's JIT once per machine, not once per process
     if "embedding" not in dataset.get_field_schema():
         dataset.add_sample_field("embedding", fo.VectorField)
     dataset.set_values("embedding", by_audit_id(sample_ids, list(embeddings)), key_field="audit_id")

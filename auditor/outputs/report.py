@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +27,11 @@ MAP_POINTS = 20_000  # the UMAP map draws at most this many samples
 
 
 def umap_coords(embeddings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row indices, 2-D UMAP coordinates) of at most MAP_POINTS samples. numba's compiled
-    functions are cached under the audit cache folder, so only the first run pays the JIT."""
-    from auditor.fsutil import cache_dir
+    """(row indices, 2-D UMAP coordinates) of at most MAP_POINTS samples. UMAP's compiled
+    functions are cached on disk (`auditor.numba_cache`): only the first run pays the JIT."""
+    from auditor.numba_cache import cached_umap
 
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
-    import umap
+    umap = cached_umap()
 
     rows = np.arange(len(embeddings))
     if len(rows) > MAP_POINTS:
