@@ -25,6 +25,18 @@ def isolated_cache(tmp_path_factory):
     os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_worker():
+    """Under pytest-xdist (`make test` runs two workers on two cores) every worker and the `audit`
+    processes it starts compute on one thread: two workers of two threads each on two cores ran
+    the same tests 20-25% slower (measured: two concurrent cross-fitted runs, 50 s vs 39 s)."""
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 TRACEBACK = "Traceback (most recent call last)"
 UNEXPECTED = "audit: unexpected error"  # auditor.crash: what a caught traceback becomes
 
