@@ -30,7 +30,6 @@ again from the run folder.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -38,11 +37,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # MongoDB 6.0 is supported
-os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-
-import fiftyone as fo  # noqa: E402
-import fiftyone.brain as fob  # noqa: E402
+from auditor.fiftyone_setup import fo, fob
 
 PROB_FLOOR = 1e-12  # logits = log(max(p, PROB_FLOOR)): a probability of 0 has a finite logit
 VIS_POINTS = 20_000  # the `umap` visualization holds at most this many samples

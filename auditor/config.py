@@ -27,26 +27,12 @@ from auditor.options import (
     public_name,
     spec_of,
 )
+from auditor.presets import PRESETS
 from auditor.training.engine import TrainConfig, resolve_amp
 from auditor.training.length import MAX_EPOCHS, MIN_EPOCHS
 from methods import METHODS
 from methods.backbones import BACKBONES
 from methods.base import MAX_LR
-
-# The papers' training settings (EAC paper, Sec. 4.1; docs/methods.md), for users with a GPU.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "backbone": "resnet18",
-        "image_size": 224,
-        "lr": 2e-4,
-        "weight_decay": 1e-4,
-        "lr_gamma": 0.9,
-        "epochs": 60,
-        "batch_size": 256,
-        "eac_lambda": 5.0,
-        "scn_lr": 1e-3,  # SCN's official code: Adam at its default rate
-    },
-}
 
 
 @dataclass(frozen=True)

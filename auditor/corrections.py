@@ -59,7 +59,8 @@ def export_relabels(
     path = ledger.ledger_path(run_dir)
     if from_fiftyone:
         from auditor.annotations import read_marks
-        from auditor.review import dataset_name, marks_from_fiftyone, open_dataset
+        from auditor.review import dataset_name, open_dataset
+        from auditor.review_marks import marks_from_fiftyone
 
         dataset = open_dataset(manifest)
         reading = read_marks(

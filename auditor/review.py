@@ -37,28 +37,21 @@ opens on the `suspects` view.
 from __future__ import annotations
 
 import itertools
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+import auditor.detectors  # noqa: F401  (registers the built-in detectors)
+from auditor import brain, ledger
+from auditor.decisions import DECISIONS
+from auditor.detectors.votes import detector_votes, voting_columns
 from auditor.errors import UserError
+from auditor.fiftyone_setup import F, fo
 from auditor.fsutil import atomic_path
-
-os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # MongoDB 6.0 is supported
-os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-
-import fiftyone as fo  # noqa: E402
-from fiftyone import ViewField as F  # noqa: E402
-
-import auditor.detectors  # noqa: E402, F401  (registers the built-in detectors)
-from auditor import brain, ledger  # noqa: E402
-from auditor.annotations import Marks  # noqa: E402
-from auditor.decisions import DECISIONS  # noqa: E402
-from auditor.detectors.votes import detector_votes, voting_columns  # noqa: E402
+from auditor.review_marks import carry_label_tags, label_tags, marked
 
 
 def dataset_name(manifest: dict) -> str:
@@ -251,36 +244,6 @@ def add_run_evidence(
         brain.set_duplicates(dataset, evidence.pairs)
 
 
-def label_tags(dataset: fo.Dataset) -> dict[str, dict[str, list[str]]]:
-    """{audit_id: {label field: tags}} of the tags annotators set on the labels of the existing
-    samples (the App's label tags); samples and labels without tags are left out."""
-    fields = [f for f in dataset.get_field_schema(embedded_doc_type=fo.Label) if f != "corrected"]
-    paths = ["audit_id", *[f"{f}.tags" for f in fields]]
-    columns = dict(zip(paths, dataset.values(paths), strict=True))
-    return {
-        sid: {f: columns[f"{f}.tags"][i] for f in fields if columns[f"{f}.tags"][i]}
-        for i, sid in enumerate(columns["audit_id"])
-    }
-
-
-def carry_label_tags(tags: dict[str, dict[str, list[str]]], new: Iterable[fo.Sample]) -> None:
-    """Put the existing samples' label tags (`label_tags`) onto the same label of the
-    re-imported samples, which would otherwise replace them."""
-    for sample in new:
-        for field, field_tags in tags.get(sample["audit_id"], {}).items():
-            if sample.has_field(field) and sample[field] is not None:
-                sample[field].tags = list(field_tags)
-
-
-def marked(dataset: fo.Dataset) -> fo.DatasetView:
-    """Samples an annotator marked: a sample tag, a tag on any label, or `corrected` set."""
-    fields = dataset.get_field_schema(embedded_doc_type=fo.Label)
-    expression = (F("tags").length() > 0) | F("corrected").exists()
-    for field in fields:
-        expression = expression | (F(f"{field}.tags").length() > 0)
-    return dataset.match(expression)
-
-
 def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> None:
     """`suspects` (flagged and not already reviewed per the ledger, most suspect first),
     `reviewed`, `disagreements` (reviewed, relabelled and flagged again), `disagree` (between
@@ -302,37 +265,6 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> N
         views[f"top-{column[len('score_') :]}"] = dataset.sort_by(column, reverse=True).limit(k)
     for view_name, view in views.items():
         dataset.save_view(view_name, view, overwrite=True)
-
-
-def marks_from_fiftyone(dataset: fo.Dataset) -> list[Marks]:
-    """What annotators set on each sample that carries any mark: sample tags, the tags of every
-    label field (classifications, heatmaps...), each classification's class, `corrected`."""
-    label_fields = list(dataset.get_field_schema(embedded_doc_type=fo.Label))
-    classified = list(dataset.get_field_schema(embedded_doc_type=fo.Classification))
-    paths = ["audit_id", "given.label", "tags", "corrected.label"]
-    paths += [f"{name}.tags" for name in label_fields] + [f"{name}.label" for name in classified]
-    columns = dict(zip(paths, dataset.values(paths), strict=True))
-    out = []
-    for i, sid in enumerate(columns["audit_id"]):
-        label_tags = {
-            n: tuple(columns[f"{n}.tags"][i]) for n in label_fields if columns[f"{n}.tags"][i]
-        }
-        corrected = columns["corrected.label"][i]
-        if not (columns["tags"][i] or label_tags or corrected):
-            continue
-        out.append(
-            Marks(
-                sample_id=sid,
-                given=columns["given.label"][i],
-                sample_tags=tuple(columns["tags"][i] or ()),
-                label_tags=label_tags,
-                field_labels={
-                    n: columns[f"{n}.label"][i] for n in classified if columns[f"{n}.label"][i]
-                },
-                corrected=corrected,
-            )
-        )
-    return out
 
 
 def open_dataset(manifest: dict) -> fo.Dataset:

@@ -32,7 +32,7 @@ def sources(*patterns: str) -> list[Path]:
     return files
 
 
-DRAWERS = sources("auditor/outputs/*.py", "auditor/review.py")
+DRAWERS = sources("auditor/outputs/*.py", "auditor/review.py", "auditor/review_marks.py")
 # what the writers may be imported by: the commands that write or read a run folder
 WRITERS_USERS = {
     "cli",
@@ -112,3 +112,16 @@ def test_the_lower_packages_import_nothing_above_them(path):
 def test_the_base_modules_import_only_each_other(path):
     bad = [m for m in imported_modules(path) if not allowed_below(m, ())]
     assert not bad, f"{path.name} imports {bad}"
+
+
+MAX_MODULE_LINES = 350  # a module past this is split by what it does (issue 29)
+MAX_RUN_LINES = 200  # run.py only sequences the phases
+
+
+@pytest.mark.parametrize(
+    "path", sources("auditor/**/*.py", "methods/*.py"), ids=lambda p: str(p.relative_to(REPO))
+)
+def test_no_module_outgrows_its_limit(path):
+    limit = MAX_RUN_LINES if path == REPO / "auditor" / "run.py" else MAX_MODULE_LINES
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= limit, f"{path.name} has {lines} lines, over {limit}: split it"

@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from auditor.accuracy_spread import mean_se, seed_stds, spread_lines, spread_sentence
 from auditor.cli import early_problems, main
-from auditor.compare import mean_se, seed_stds, spread_lines, spread_sentence
 from auditor.evidence import Gallery
 from auditor.memorisation import curves
 from auditor.outputs import report

@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor import compare
+from auditor import accuracy_spread, compare
 from auditor.damage import (
     DamagedRunFolder,
     ListOf,
@@ -183,7 +183,8 @@ def commands_read(run_dir: Path) -> None:
     suspects_frame(samples, manifest["class_names"], manifest["run_id"], None)
     runs = [(run_dir, manifest, metrics), (run_dir, manifest | {"run_id": "r2"}, metrics)]
     compare.detector_table(runs), compare.accuracy_table(runs)
-    compare.legend_lines(runs), compare.rank_identical_lines(runs), compare.spread_lines(runs)
+    compare.legend_lines(runs), compare.rank_identical_lines(runs)
+    accuracy_spread.spread_lines(runs)
 
 
 @settings(max_examples=300, deadline=None)

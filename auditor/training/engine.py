@@ -1,7 +1,5 @@
 """The training loop: one readable loop for every method, in the spirit of torchvision's
-`references/classification/train.py`.
-
-Images come from a uint8 tensor in memory or from the image cache's file
+`references/classification/train.py`. Images come from a uint8 tensor in memory or from the image cache's file
 (`auditor.training.feed`: on the GPU when they fit, else gathered on the host, or read by
 batch from the file with the next batch read ahead); each step normalises its batch on the
 device and lets the method build its augmented views there. Every training sample's signals are
