@@ -1,6 +1,8 @@
 """The second phase of `audit run`: train every method of the prepared run (`auditor.prepare`)
 and keep what each training leaves behind (`MethodEvidence`), its accuracy per the papers'
-protocols, its model, and, when the tool chose the training length, how long and why."""
+protocols, its model, and, when the tool chose the training length, how long and why. With
+--weights, the pre-trained backbone is also read as it is, before fine-tuning
+(`auditor.training.frozen`)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from auditor.training import distributed
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import cross_fit
 from auditor.training.engine import train
+from auditor.training.frozen import FOLDS, frozen_evidence
 from auditor.training.length import MIN_EPOCHS, length_reason
 from methods.base import Method
 
@@ -35,6 +38,10 @@ class Trained:
     accuracy: dict[str, dict]  # method -> `auditor.evaluation.accuracy_protocols`
     models: dict[str, Method]  # method -> its model after training
     lengths: dict[str, str]  # without --epochs: method -> how long it trained and why
+    # with --weights: the frozen pre-trained features' evidence (`auditor.training.frozen`),
+    # scored beside the methods' but neither trained nor drawn; its seconds
+    frozen: MethodEvidence | None = None
+    frozen_seconds: float = 0.0
 
 
 def train_all(
@@ -54,7 +61,44 @@ def train_all(
             if distributed.rank() == 0:
                 print(f"audit: {name}: trained {lengths[name]}", file=sys.stderr)
         after_each(name, seconds)
-    return Trained(evidence, accuracy, models, lengths)
+    frozen, frozen_seconds = read_frozen(prepared)
+    return Trained(evidence, accuracy, models, lengths, frozen, frozen_seconds)
+
+
+def read_frozen(prepared: Prepared) -> tuple[MethodEvidence | None, float]:
+    """(the frozen pre-trained features' evidence, its seconds) of a run with --weights, else
+    (None, 0); says on stderr what it read."""
+    if prepared.weights is None:
+        return None, 0.0
+    start = time.perf_counter()
+    test = prepared.pixels[1] if len(prepared.test_table) else None
+    frozen = frozen_evidence(
+        prepared.new_model(prepared.config.method[0], prepared.config.seed),
+        prepared.pixels[0],
+        prepared.labels.given,
+        test,
+        prepared.test_table.labels,
+        prepared.normalize,
+        prepared.device,
+        prepared.held_out,
+        prepared.config.seed,
+    )
+    seconds = time.perf_counter() - start
+    if distributed.rank() == 0:
+        if frozen is None:
+            said = "no frozen-features reading: a given class has a single sample"
+        else:
+            accuracy = (
+                f"accuracy {frozen.epoch_accuracy[0]:.3f}, "
+                if frozen.epoch_accuracy
+                else "no held-out accuracy, "
+            )
+            said = (
+                f"the --weights backbone's frozen features, {FOLDS}-fold cross-validated "
+                f"logistic regression ({accuracy}{seconds:.0f} s)"
+            )
+        print(f"audit: frozen: {said}", file=sys.stderr)
+    return frozen, seconds
 
 
 def train_method(

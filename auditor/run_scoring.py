@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from auditor import memorisation
-from auditor.evaluation import evaluate_detectors
+from auditor.evaluation import accuracy_protocols, evaluate_detectors
 from auditor.method_training import Trained
 from auditor.prepare import Prepared
 from auditor.scoring import Scores, score_all
@@ -28,7 +28,12 @@ def score_run(prepared: Prepared, trained: Trained) -> Scored:
     labels, split = prepared.labels, prepared.split
     start = time.perf_counter()
     last5 = {m: a["last5_mean"] for m, a in trained.accuracy.items()}
-    scores = score_all(trained.evidence, labels.given, last5, prepared.held_out, split)
+    evidence = list(trained.evidence)
+    frozen = trained.frozen
+    if frozen is not None:  # scored beside the methods, trusted by the same rule
+        evidence.append(frozen)
+        last5[frozen.name] = accuracy_protocols(frozen.epoch_accuracy)["last5_mean"]
+    scores = score_all(evidence, labels.given, last5, prepared.held_out, split)
     seconds = time.perf_counter() - start
     print("audit: " + "\naudit: ".join(scores.decisions), file=sys.stderr)
     is_noisy = None if labels.true is None else labels.given != labels.true
@@ -58,6 +63,12 @@ def score_run(prepared: Prepared, trained: Trained) -> Scored:
             for ev in trained.evidence
         },
     }
+    if frozen is not None:
+        metrics["frozen_features"] = {
+            "accuracy": last5[frozen.name],
+            "in_ensemble": any(m.startswith(f"{frozen.name}_") for m in scores.ensemble_members),
+            "seconds": trained.frozen_seconds,
+        }
     if scores.aum_thresholds:
         metrics["aum_thresholds"] = scores.aum_thresholds
     return Scored(scores, metrics, seconds)

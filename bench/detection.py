@@ -22,8 +22,13 @@ which epochs to read), so the table can be rebuilt from the evidence without tra
 the baselines' AP, whether the floors are met (`floors_met`), the flags' precision / recall /
 F1, the members, and the compute (trained images, wall).
 
-    .venv/bin/python bench/detection.py --collect          # trains every cell (long)
-    .venv/bin/python bench/detection.py --table --readme   # scores the evidence, writes README
+Seeds (`--seeds`): each seed draws its own subset, noise and initial weights (and, on
+Fashion-MNIST, its own disjoint pre-training images), kept in `<out>/<cell>/seed-<k>/`. The table
+shows each figure's mean over the seeds collected, with its range when there are several, and
+judges the floors on the means.
+
+    .venv/bin/python bench/detection.py --collect --seeds 0 1 2   # trains every cell (long)
+    .venv/bin/python bench/detection.py --table --readme          # scores the evidence
 """
 
 from __future__ import annotations
@@ -36,13 +41,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pretrain import pretrained_backbone, pretrained_baselines  # bench/, beside this script
+from pretrain import pretrained_backbone, pretrained_probs  # bench/, beside this script
 from readme_block import write_block
 
 from auditor.config import resolve
 from auditor.datasets import load_dataset
 from auditor.datasets.registry import get_entry, load_registry
-from auditor.detectors.probabilities import cleanlab_detector
+from auditor.detectors.probabilities import cleanlab_detector, normalized_margin
 from auditor.evaluation import accuracy_protocols, detection_metrics
 from auditor.evidence import MethodEvidence
 from auditor.prepare import choose_normalizer, decode, labels_for, split_and_limit
@@ -50,6 +55,7 @@ from auditor.run import configure_threads
 from auditor.scoring import score_all
 from auditor.training.crossfit import cross_fit
 from auditor.training.engine import predict, train
+from auditor.training.frozen import FROZEN, frozen_evidence
 from methods import METHODS
 from methods.backbones import build_backbone
 
@@ -130,14 +136,21 @@ def cell_name(dataset: str, regime: str, noise: str) -> str:
     return f"{dataset}-{regime}-{noise}"
 
 
-def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = True) -> None:
-    """Train every method of the cell (and, with `crossfit`, CE's cross-fit) and save the
-    evidence."""
+def seed_folder(out: Path, cell: str, seed: int) -> Path:
+    return out / cell / f"seed-{seed}"
+
+
+def collect(
+    dataset: str, regime: str, noise: str, out: Path, seed: int, crossfit: bool = True
+) -> None:
+    """Train every method of the cell with `seed` (and, with `crossfit`, CE's cross-fit) and save
+    the evidence."""
     entry = get_entry(dataset, load_registry())
-    folder = out / cell_name(dataset, regime, noise)
+    folder = seed_folder(out, cell_name(dataset, regime, noise), seed)
     cli = noise_options(dataset, noise, list(entry.classes), folder) | {
         "method": list(METHODS_TRAINED),
         "flip": entry.mirror_symmetric,
+        "seed": seed,
     }
     config = resolve(dataset, cli | REGIMES[regime], entry.defaults)
     table = load_dataset(entry, seed=config.seed)
@@ -151,7 +164,7 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
             config.backbone,
             config.image_size,
             set(train_table.sample_ids),
-            out / f"pretrained-{dataset}.pt",
+            out / f"pretrained-{dataset}-seed-{seed}.pt",  # disjoint from this seed's subset
         )
         weights = torch.load(path, weights_only=True)
     normalize, _ = choose_normalizer(train_px, None if weights is None else "pretrained")
@@ -208,14 +221,32 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
         if METHODS[name].relabels:
             arrays[f"{name}/final_labels"] = result.final_labels
         print(
-            f"{cell_name(dataset, regime, noise)} {name}: {info['methods'][name]['wall_s']:.0f} s",
+            f"{cell_name(dataset, regime, noise)} seed {seed} {name}: "
+            f"{info['methods'][name]['wall_s']:.0f} s",
             flush=True,
         )
     if weights is not None:
-        for key, score in pretrained_baselines(
+        arrays["baseline/pretrained_probs"] = pretrained_probs(
             path, config.backbone, train_px, labels.given, table.num_classes
-        ).items():
-            arrays[f"baseline/{key}"] = score
+        )
+        start = time.perf_counter()
+        frozen = frozen_evidence(
+            make(config.seed, "ce"),
+            train_px,
+            labels.given,
+            test_px,
+            test_table.labels,
+            normalize,
+            "cpu",
+            None,
+            config.seed,
+        )
+        arrays[f"{FROZEN}/final_probs"] = frozen.final_probs
+        arrays[f"{FROZEN}/embeddings"] = frozen.embeddings
+        info["frozen"] = {
+            "wall_s": time.perf_counter() - start,
+            "test_accuracy": frozen.epoch_accuracy,
+        }
     if crossfit:
         start = time.perf_counter()
         arrays["ce/oos_probs"] = cross_fit(
@@ -225,7 +256,10 @@ def collect(dataset: str, regime: str, noise: str, out: Path, crossfit: bool = T
             "wall_s": time.perf_counter() - start,
             "images": config.epochs * len(labels.given) * (FOLDS - 1),
         }
-        print(f"{folder.name} ce {FOLDS}-fold: {info['crossfit']['wall_s']:.0f} s", flush=True)
+        print(
+            f"{folder.parent.name} seed {seed} ce {FOLDS}-fold: {info['crossfit']['wall_s']:.0f} s",
+            flush=True,
+        )
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         folder / "evidence.npz", **{k: v for k, v in arrays.items() if v is not None}
@@ -263,6 +297,20 @@ def load_evidence(folder: Path) -> tuple[list[MethodEvidence], dict, np.ndarray,
             )
         )
     accuracy = {m: accuracy_protocols(v["test_accuracy"]) for m, v in info["methods"].items()}
+    if "frozen" in info:  # the pre-trained cells: what `audit run --weights` scores beside them
+        frozen = arrays[f"{FROZEN}/final_probs"]
+        evidence.append(
+            MethodEvidence(
+                name=FROZEN,
+                signals={},
+                final_probs=frozen,
+                oos_probs=frozen,
+                embeddings=arrays[f"{FROZEN}/embeddings"],
+                epoch_accuracy=info["frozen"]["test_accuracy"],
+            )
+        )
+        accuracy[FROZEN] = accuracy_protocols(info["frozen"]["test_accuracy"])
+        arrays["baseline/frozen_logreg"] = normalized_margin(frozen, arrays["given"])
     info["oos_probs"] = arrays.get("ce/oos_probs")
     info["baselines"] = {
         k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("baseline/")
@@ -286,7 +334,8 @@ def score_cell(folder: Path) -> dict:
     images = sum(m["images"] for m in info["methods"].values())
     wall = sum(m["wall_s"] for m in info["methods"].values())
     return {
-        "cell": folder.name,
+        "cell": folder.parent.name,
+        "seed": int(folder.name.removeprefix("seed-")),
         "real_rate": info["real_rate"],
         "n_train": info["n_train"],
         "suspicion": metrics["suspicion"],
@@ -304,20 +353,75 @@ def score_cell(folder: Path) -> dict:
     }
 
 
+def over_seeds(rows: list[dict]) -> dict:
+    """One cell's row from its seeds' rows: every figure the mean over the seeds, with its
+    (min, max) under `range` (suspicion AP, best AP, baselines, flags' recall and F1), the best
+    single detector the one most often best, the ensemble's members every distinct set chosen."""
+
+    def mean(values) -> float:
+        return float(np.mean(values))
+
+    def spread(values) -> tuple[float, float]:
+        return float(np.min(values)), float(np.max(values))
+
+    aps = [r["suspicion"]["ap"] for r in rows]
+    best_aps = [r["best_ap"] for r in rows]
+    flags = np.array([r["flags"] for r in rows])
+    bests = [r["best"] for r in rows]
+    baseline_names = rows[0]["baselines"]
+    return rows[0] | {
+        "seeds": [r["seed"] for r in rows],
+        "real_rate": mean([r["real_rate"] for r in rows]),
+        "suspicion": {
+            "ap": mean(aps),
+            "auroc": mean([r["suspicion"]["auroc"] for r in rows]),
+        },
+        "best": max(dict.fromkeys(bests), key=bests.count),
+        "best_ap": mean(best_aps),
+        "baselines": {
+            k: mean([r["baselines"][k] for r in rows if k in r["baselines"]])
+            for k in baseline_names
+        },
+        "flags": tuple(float(v) for v in flags.mean(axis=0)),
+        "flagged": mean([r["flagged"] for r in rows]),
+        "noisy": mean([r["noisy"] for r in rows]),
+        "members": list(dict.fromkeys(" + ".join(r["members"]) for r in rows)),
+        "images": sum(r["images"] for r in rows),
+        "wall": sum(r["wall"] for r in rows),
+        "range": {
+            "ap": spread(aps),
+            "best_ap": spread(best_aps),
+            "recall": spread(flags[:, 1]),
+            "f1": spread(flags[:, 2]),
+        },
+    }
+
+
 def floors_met(row: dict) -> bool:
-    """The issue's floors: suspicion AP >= every baseline's and the best single detector's
-    minus 0.01; the flags' recall >= 0.70 where AP >= 0.8, F1 >= 0.85 where AP >= 0.9."""
+    """The issue's floors, on the means over the seeds: suspicion AP >= every baseline's and the
+    best single detector's minus 0.01; the flags' recall >= 0.70 where AP >= 0.8, F1 >= 0.85
+    where AP >= 0.9."""
     ap, (_, recall, f1) = row["suspicion"]["ap"], row["flags"]
     reached = all(ap >= b - 0.01 for b in [row["best_ap"], *row["baselines"].values()])
     return reached and (ap < 0.8 or recall >= 0.70) and (ap < 0.9 or f1 >= 0.85)
 
 
+def with_range(value: float, row: dict, key: str, digits: int = 3) -> str:
+    """`value` and, over several seeds, its range: 0.943 (0.931-0.950)."""
+    text = f"{value:.{digits}f}"
+    if len(row["seeds"]) > 1:
+        low, high = row["range"][key]
+        text += f" ({low:.{digits}f}-{high:.{digits}f})"
+    return text
+
+
 def table(rows: list[dict]) -> str:
+    """The README's table: one row per cell, means over its seeds (ranges in brackets)."""
     lines = [
-        "| cell | real rate | suspicion AP / AUROC | best single detector (AP) | baselines (AP) "
-        "| floors met | flags P / R / F1 (flagged / noisy) | ensemble members "
+        "| cell | seeds | real rate | suspicion AP / AUROC | best single detector (AP) "
+        "| baselines (AP) | floors met | flags P / R / F1 (flagged / noisy) | ensemble members "
         "| trained images, wall |",
-        "|" + "---|" * 9,
+        "|" + "---|" * 10,
     ]
     names = {
         "crossfit": "cleanlab 4-fold",
@@ -328,11 +432,13 @@ def table(rows: list[dict]) -> str:
         s, (p, rec, f1) = r["suspicion"], r["flags"]
         base = ", ".join(f"{names[k]} {v:.3f}" for k, v in r["baselines"].items()) or "-"
         lines.append(
-            f"| {r['cell']} | {r['real_rate']:.3f} | {s['ap']:.3f} / {s['auroc']:.3f} "
-            f"| {r['best']} ({r['best_ap']:.3f}) | {base} "
+            f"| {r['cell']} | {len(r['seeds'])} | {r['real_rate']:.3f} "
+            f"| {with_range(s['ap'], r, 'ap')} / {s['auroc']:.3f} "
+            f"| {r['best']} ({with_range(r['best_ap'], r, 'best_ap')}) | {base} "
             f"| {'yes' if floors_met(r) else 'no'} "
-            f"| {p:.2f} / {rec:.2f} / {f1:.2f} ({r['flagged']} / {r['noisy']}) "
-            f"| {', '.join(r['members'])} | {r['images']:,}, {r['wall']:.0f} s |"
+            f"| {p:.2f} / {with_range(rec, r, 'recall', 2)} / {with_range(f1, r, 'f1', 2)} "
+            f"({r['flagged']:.0f} / {r['noisy']:.0f}) "
+            f"| {'; '.join(r['members'])} | {r['images']:,}, {r['wall']:.0f} s |"
         )
     return "\n".join(lines)
 
@@ -347,6 +453,9 @@ def main() -> None:
         action="store_true",
         help="collect without CE's cross-fitted baseline (its column reads -)",
     )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="collect these seeds (default 0)"
+    )
     parser.add_argument("--table", action="store_true", help="score the collected evidence")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
@@ -355,14 +464,15 @@ def main() -> None:
     cells = CELLS if args.cells is None else [by_name[c] for c in args.cells]  # in that order
     if args.collect:
         configure_threads()
-        for cell in cells:
-            if not (out / cell_name(*cell) / "info.json").exists():
-                collect(*cell, out, crossfit=not args.no_crossfit)
-    rows = [
-        score_cell(out / cell_name(*c))
-        for c in cells
-        if (out / cell_name(*c) / "info.json").exists()
-    ]
+        for cell in cells:  # a cell's every seed before the next cell
+            for seed in args.seeds:
+                if not (seed_folder(out, cell_name(*cell), seed) / "info.json").exists():
+                    collect(*cell, out, seed, crossfit=not args.no_crossfit)
+    rows = []
+    for cell in cells:
+        collected = sorted((out / cell_name(*cell)).glob("seed-*/info.json"))
+        if collected:
+            rows.append(over_seeds([score_cell(info.parent) for info in collected]))
     text = table(rows)
     print(text)
     (out / "table.json").write_text(json.dumps(rows, indent=1, default=float))

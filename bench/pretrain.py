@@ -7,12 +7,10 @@ fine-tuning.
   Fashion-MNIST's training images outside the audited subset, or a separately generated set of
   synthetic faces (another seed). Its backbone is saved as a plain state dict, the file
   `audit run --weights` reads; its head (same classes) is kept for the first baseline.
-- `pretrained_baselines`:
-  - `pretrained_probs`: the pre-trained model's own probabilities on the audited images, before
-    any fine-tuning; cleanlab ranks by the normalized margin of those.
-  - `frozen_logreg`: cleanlab's recipe for images (its "image" tutorial): frozen pre-trained
-    features, out-of-sample probabilities from a cross-validated logistic regression
-    (`cross_val_predict`, 5 folds), label quality = normalized margin.
+- `pretrained_probs`: the first baseline, the pre-trained model's own probabilities on the
+  audited images, before any fine-tuning; cleanlab ranks by the normalized margin of those.
+  The second, cleanlab's recipe for images (frozen features, cross-validated logistic
+  regression), is what `audit run --weights` itself reads (`auditor.training.frozen`).
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_predict
 
 from auditor.datasets import load_dataset
 from auditor.datasets.cache import load_pixels, resize_array
@@ -85,21 +81,12 @@ def model_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}-model.pt")
 
 
-def pretrained_baselines(
+def pretrained_probs(
     path: Path, backbone: str, pixels: torch.Tensor, given: np.ndarray, num_classes: int
-) -> dict[str, np.ndarray]:
-    """{baseline: score [N]} on the audited images `pixels` with their `given` labels (higher =
-    more suspect): the pre-trained model's own normalized margin, and the frozen features'
-    cross-validated logistic regression's."""
+) -> np.ndarray:
+    """[N] the pre-trained model's own normalized margin on the audited images `pixels` with
+    their `given` labels, before any fine-tuning (higher = more suspect)."""
     model = METHODS["ce"](build_backbone(backbone, pixels.shape[1]), num_classes)
     model.load_state_dict(torch.load(model_path(path), weights_only=True))
-    logits, features = predict(model, pixels, Normalizer.imagenet(pixels.shape[1]), "cpu")
-    own = torch.softmax(logits, dim=1).numpy()
-    x = features.numpy()
-    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
-    logreg = LogisticRegression(max_iter=1000, C=1.0)
-    oos = cross_val_predict(logreg, x, given, cv=5, method="predict_proba")
-    return {
-        "pretrained_probs": normalized_margin(own, given),
-        "frozen_logreg": normalized_margin(oos, given),
-    }
+    logits, _ = predict(model, pixels, Normalizer.imagenet(pixels.shape[1]), "cpu")
+    return normalized_margin(torch.softmax(logits, dim=1).numpy(), given)

@@ -239,6 +239,12 @@ def test_weights_from_an_msceleb_style_checkpoint(rafdb_root, tmp_path):
     run_dir = last_line_dir(result)
     assert "matched 100/100 backbone tensors" in result.stderr
     assert json.loads((run_dir / "manifest.json").read_text())["weights"]["matched"] == 100
+    # the frozen pre-trained features are read beside the fine-tuned method and scored
+    assert "audit: frozen: the --weights backbone's frozen features" in result.stderr
+    frozen = json.loads((run_dir / "metrics.json").read_text())["frozen_features"]
+    assert 0.0 <= frozen["accuracy"] <= 1.0 and isinstance(frozen["in_ensemble"], bool)
+    columns = set(pq.read_schema(run_dir / "samples.parquet").names)
+    assert {"score_frozen_self_confidence", "score_frozen_knn"} <= columns
 
     bad = tmp_path / "resnet50.pth"
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), bad)
