@@ -34,8 +34,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Every option is validated here, before any training process starts (`--nproc` included)."""
     from auditor.config import from_dict, resolve
     from auditor.datasets.registry import get_entry, load_registry
+    from auditor.progress import log_interval
     from auditor.write_guard import check_out_root
 
+    log_interval()  # a bad AUDIT_PROGRESS_SECONDS is refused before anything starts
     under_torchrun = "LOCAL_RANK" in os.environ
     cli = {
         k: v

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from auditor.config import RunConfig, part_keys
 from auditor.evaluation import accuracy_protocols
 from auditor.evidence import MethodEvidence
 from auditor.options import SettingError
 from auditor.prepare import Prepared
+from auditor.progress import progress_bar
 from auditor.training import distributed
 from auditor.training.aum_threshold import aum_threshold_run
 from auditor.training.crossfit import cross_fit
@@ -126,15 +126,7 @@ def train_method(
     others = n * (config.folds - 1 + (2 if config.aum_threshold else 0))
     total = train_config.epochs * (trained + others)  # the most, without --epochs
     start = time.perf_counter()
-    with tqdm(
-        total=total,
-        desc=name,
-        unit="img",
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=None if distributed.rank() == 0 else True,
-        mininterval=1.0,
-    ) as bar:
+    with progress_bar(total, name, "img", shown=distributed.rank() == 0) as bar:
 
         def tick(k: int, _total: int) -> None:
             bar.update(k)

@@ -1,12 +1,13 @@
 """The training loop: one readable loop for every method, in the spirit of torchvision's
-`references/classification/train.py`. Images come from a uint8 tensor in memory or from the image cache's file
-(`auditor.training.feed`: on the GPU when they fit, else gathered on the host, or read by
-batch from the file with the next batch read ahead); each step normalises its batch on the
-device and lets the method build its augmented views there. Every training sample's signals are
-written each epoch into a preallocated [epochs, N] tensor by sample index. Nothing in the step
-reads a device value on the host (`Step.run`; tests/test_host_sync.py checks every method), so
-on a GPU the host queues steps ahead of the device. On CUDA the forward pass and the loss run
-under bf16 autocast (`--amp`), and the backbone can be compiled (`--compile`).
+`references/classification/train.py`. Images come from a uint8 tensor in memory or from the
+image cache's file (`auditor.training.feed`: on the GPU when they fit, else gathered on the
+host, or read by batch from the file with the next batch read ahead); each step normalises its
+batch on the device and lets the method build its augmented views there. Every training
+sample's signals are written each epoch into a preallocated [epochs, N] tensor by sample index.
+Nothing in the step reads a device value on the host (`Step.run`; tests/test_host_sync.py
+checks every method), so on a GPU the host queues steps ahead of the device. On CUDA the
+forward pass and the loss run under bf16 autocast (`--amp`), and the backbone can be compiled
+(`--compile`).
 """
 
 from __future__ import annotations
