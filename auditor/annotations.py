@@ -18,6 +18,9 @@ it names (`corrected`, `label:` tags, and the label of a non-`given` field tagge
     D = {keep}, T in ({}, {given})       -> keep;   keep with another class -> refused
     D = {drop}, T = {}                   -> drop;   drop with a class -> refused
 
+A relabel to the sample's own given class changes nothing: it is exported as a keep, and
+`audit export` says which samples (`auditor.decisions.reviewed_frame`).
+
 A class is matched to the run's class names exactly, else case-insensitively when that is
 unambiguous; an unknown class is refused as such. Tags starting with `note:` are remarks: they
 decide nothing, and a sample carrying only remarks is counted as touched but undecided. Any
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from auditor.decisions import DECISIONS
+from auditor.decisions import DECISIONS, match_class
 from auditor.errors import UserError
 
 LABEL_TAG = "label:"
@@ -54,19 +57,6 @@ class Reading:
 
     decided: dict[str, tuple[str, int | None]]
     undecided: tuple[str, ...]
-
-    def counts(self) -> dict[str, int]:
-        found = {d: sum(1 for what, _ in self.decided.values() if what == d) for d in DECISIONS}
-        return found | {"touched, undecided": len(self.undecided)}
-
-
-def match_class(text: str, class_names: list[str]) -> int | None:
-    """The index of class `text`: an exact match, else the only case-insensitive one."""
-    text = text.strip()
-    if text in class_names:
-        return class_names.index(text)
-    folded = [i for i, name in enumerate(class_names) if name.casefold() == text.casefold()]
-    return folded[0] if len(folded) == 1 else None
 
 
 def decide(marks: Marks, class_names: list[str]) -> tuple[str, int | None] | str | None:

@@ -166,10 +166,23 @@ def compact_table(detectors: pd.DataFrame, runs: list[tuple[Path, dict, dict]]) 
 def legend_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:
     """The runs' short names (`run1`, ... in the order given), used by every table and sentence."""
     return ["runs"] + [
-        f"  run{i + 1} = {m['run_id']} ({m.get('dataset')}, "
-        f"noise {(met.get('noise') or {}).get('type')})"
+        f"  run{i + 1} = {m['run_id']} ({m.get('dataset')}, {label_source(m, met)})"
         for i, (_, m, met) in enumerate(runs)
     ]
+
+
+def label_source(manifest: dict, metrics: dict) -> str:
+    """Where a run's given labels came from: a label file (`--labels`, e.g. a corrected one from
+    `audit apply`), a noise file, injected noise and its real rate, or the labels as given."""
+    config = manifest.get("config") or {}
+    for option, what in (("labels", "labels"), ("noise_file", "noise file")):
+        if isinstance(config.get(option), str) and config[option]:
+            return f"{what} {Path(config[option]).name}"
+    noise = metrics.get("noise") or {}
+    kind, rate = noise.get("type"), noise.get("real_rate")
+    if kind in (None, "none"):
+        return "labels as given, no noise injected"
+    return f"{kind} noise injected" + (f", real rate {rate:.3f}" if isinstance(rate, float) else "")
 
 
 def rank_identical_lines(runs: list[tuple[Path, dict, dict]]) -> list[str]:

@@ -14,8 +14,10 @@ import pandas as pd
 from auditor import ledger
 from auditor.datasets.corrected import NOT_LISTED, write_label_file
 from auditor.decisions import (
+    DECISIONS,
     Decisions,
     corrected_labels,
+    keep_own_class,
     read_decisions,
     reviewed_frame,
     suspects_frame,
@@ -75,14 +77,25 @@ def export_relabels(
         )
         write_csv(target, frame)
         added = ledger.append(path, ledger_rows(frame), manifest["run_id"])
+        counts = {d: int((frame["decision"] == d).sum()) for d in DECISIONS}
+        counts["touched, undecided"] = len(reading.undecided)
         lines = [
-            "decisions: " + ", ".join(f"{k} {v}" for k, v in reading.counts().items()),
+            "decisions: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
             f"review ledger {path}: {added} decisions added",
         ]
+        own = [sid for sid, (what, _) in reading.decided.items() if what == "relabel"]
+        own = sorted(set(own) & set(frame.loc[frame["decision"] == "keep", "sample_id"]))
+        if own:
+            lines.append(own_class_sentence(own))
         if reading.undecided:
             lines.append(
                 f"touched but undecided (remarks only): {', '.join(reading.undecided[:10])}"
             )
+        if not reading.decided and not reading.undecided:
+            lines = [
+                f"no marks in FiftyOne dataset {dataset.name}: nothing decided, {target.name} "
+                "holds only its header (mark samples in the App, then export again)"
+            ]
         return target, len(frame), lines
     state = ledger.review_state(samples, ledger.read_ledger(path))
     chosen = samples if include_reviewed else samples[~state["reviewed"].to_numpy()]
@@ -91,7 +104,19 @@ def export_relabels(
     lines = [line for line in [ledger.state_sentence(state, path)] if line]
     if lines and not include_reviewed:
         lines.append("reviewed samples left out; --include-reviewed exports them too")
+    if frame.empty:
+        lines.append(
+            f"no suspects to export: {target.name} holds only its header"
+            + ("" if include_reviewed else " (--include-reviewed exports reviewed ones too)")
+        )
     return target, len(frame), lines
+
+
+def own_class_sentence(samples: list[str]) -> str:
+    """What a relabel to the sample's own class became."""
+    more = f" and {len(samples) - 10} more" if len(samples) > 10 else ""
+    shown = ", ".join(samples[:10]) + more
+    return f"{len(samples)} relabels name the sample's own class, read as keep: {shown}"
 
 
 def ledger_rows(reviewed: pd.DataFrame) -> pd.DataFrame:
@@ -132,7 +157,9 @@ def apply_relabels(run_dir: Path, relabels: Path, out: str | Path, *, force: boo
     )
     samples = read_samples(run_dir)
     class_names = manifest["class_names"]
+    given = samples.set_index("sample_id")["given_label"]
     decisions = read_decisions(relabels, samples["sample_id"].tolist(), class_names)
+    decisions, own = keep_own_class(decisions, given)
 
     from auditor.datasets import load_for_run
 
@@ -145,7 +172,6 @@ def apply_relabels(run_dir: Path, relabels: Path, out: str | Path, *, force: boo
             f"(e.g. {absent[:3]}); the dataset changed since the run"
         )
     labels = table.labels.copy()
-    given = samples.set_index("sample_id")["given_label"]
     corrected = corrected_labels(given, decisions)
     rows = np.array([row_of[sid] for sid in given.index])
     labels[rows] = NOT_LISTED
@@ -157,4 +183,9 @@ def apply_relabels(run_dir: Path, relabels: Path, out: str | Path, *, force: boo
         decision_rows(decisions, samples, class_names, relabels),
         manifest["run_id"],
     )
-    return decisions.counts() | {"changed": changed, "rows_written": written, "ledger_added": added}
+    own_class = {"relabels to their own class, read as keep": len(own)} if own else {}
+    return (
+        decisions.counts()
+        | own_class
+        | {"changed": changed, "rows_written": written, "ledger_added": added}
+    )

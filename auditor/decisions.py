@@ -42,7 +42,6 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
     frame, lines = read_csv_rows(path, ["sample_id", "decision"])
     frame = frame.map(restore_cell)
     known = set(sample_ids)
-    lookup = {name: i for i, name in enumerate(class_names)}
     problems: list[str] = []
     seen: dict[str, int] = {}
     relabel: dict[str, int] = {}
@@ -62,7 +61,7 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
         if decision not in DECISIONS:
             problems.append(f"line {line}: decision {decision!r} is not one of {DECISIONS}")
         elif decision == "relabel":
-            target = relabel_target(row, lookup, len(class_names))
+            target = relabel_target(row, class_names)
             if isinstance(target, str):
                 problems.append(f"line {line}: relabel {sid!r}: {target}")
             else:
@@ -79,14 +78,14 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
     return Decisions(relabel, frozenset(keep), frozenset(drop))
 
 
-def relabel_target(row: dict, lookup: dict[str, int], num_classes: int) -> int | str:
+def relabel_target(row: dict, class_names: list[str]) -> int | str:
     """The class a `relabel` row asks for: the annotator's own `new_name` / `new_label` first
     (they must agree when both are filled), else the tool's `suggested_name`, else
     `suggested_label`. A string says why there is none."""
     for columns in (("new_name", "new_label"), ("suggested_name", "suggested_label")):
         named = {c: str(row.get(c, "")).strip() for c in columns}
         named = {c: text for c, text in named.items() if text}
-        found = {c: class_of(c, text, lookup, num_classes) for c, text in named.items()}
+        found = {c: class_of(c, text, class_names) for c, text in named.items()}
         unknown = [f"{c} {named[c]!r} is not a class" for c, k in found.items() if k is None]
         if unknown:
             return "; ".join(unknown)
@@ -97,11 +96,31 @@ def relabel_target(row: dict, lookup: dict[str, int], num_classes: int) -> int |
     return "no class to relabel to (fill new_name)"
 
 
-def class_of(column: str, text: str, lookup: dict[str, int], num_classes: int) -> int | None:
-    """The class `text` names: a class name in *_name columns, an id in *_label columns."""
+def class_of(column: str, text: str, class_names: list[str]) -> int | None:
+    """The class `text` names: a class name in *_name columns (`match_class`), an id in *_label
+    columns."""
     if column.endswith("_name"):
-        return lookup.get(text)
-    return class_id(text, num_classes)
+        return match_class(text, class_names)
+    return class_id(text, len(class_names))
+
+
+def match_class(text: str, class_names: list[str]) -> int | None:
+    """The index of class `text`, the one rule for every place a person names a class (FiftyOne
+    tags and `corrected`, relabel CSVs): an exact match, else the only case-insensitive one;
+    None when there is neither (or several case-insensitive ones)."""
+    text = text.strip()
+    if text in class_names:
+        return class_names.index(text)
+    folded = [i for i, name in enumerate(class_names) if name.casefold() == text.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def keep_own_class(decisions: Decisions, given: pd.Series) -> tuple[Decisions, list[str]]:
+    """`decisions` with every relabel to the sample's own given class (`given`: sample_id ->
+    given label) read as a keep, and those samples: a relabel that changes nothing is a keep."""
+    own = sorted(sid for sid, label in decisions.relabel.items() if given[sid] == label)
+    relabel = {sid: label for sid, label in decisions.relabel.items() if sid not in own}
+    return Decisions(relabel, decisions.keep | frozenset(own), decisions.drop), own
 
 
 def corrected_labels(given: pd.Series, decisions: Decisions) -> pd.Series:
@@ -133,7 +152,8 @@ def reviewed_frame(
 ) -> pd.DataFrame:
     """Decided samples as relabel rows with their decision, the label they end with (`new_label`:
     the correction, the given label for `keep`, empty for `drop`) and where the decision came
-    from. `decided` maps sample_id -> (decision, corrected label or None for the suggestion)."""
+    from. `decided` maps sample_id -> (decision, corrected label or None for the suggestion); a
+    relabel to the sample's own given class is written as a keep."""
     selected = samples["sample_id"].isin(list(decided)).to_numpy()
     frame = relabel_frame(samples, class_names, run_id, selected)
     names = np.array(class_names, dtype=object)
@@ -142,8 +162,10 @@ def reviewed_frame(
         frame["sample_id"], frame["given_label"], frame["suggested_label"], strict=True
     ):
         what, corrected = decided[sid]
-        decision.append(what)
         new = {"relabel": suggested if corrected is None else corrected, "keep": given}.get(what)
+        if what == "relabel" and new == given:  # a relabel that changes nothing
+            what = "keep"
+        decision.append(what)
         new_label.append(pd.NA if new is None else int(new))
     frame["decision"] = decision
     frame["new_label"] = pd.array(new_label, dtype="Int64")

@@ -30,15 +30,18 @@ EMPTY_DYNAMICS = pa.table(
 
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
 NUMERIC = "biuf"  # the dtype kinds of a plain numeric array: bool, integers, floats
+INTEGER = "iu"  # of class ids
+NEEDED = {NUMERIC: "a plain numeric array (bool, integer or float)", INTEGER: "integer class ids"}
 
 
-def load_array(path: str | Path, what: str) -> np.ndarray:
-    """The plain numeric array in the .npy file `path`, or a UserError naming the flag `what`
-    and the file: not a regular file (a folder; a FIFO would block the read), not a .npy file
-    (an .npz archive, a pickle), a header declaring more data than the file holds (memory-mapped
-    first, so a few bytes cannot ask for terabytes), or a dtype that is not bool, integer or
-    float (objects, which are never unpickled, structured records, strings, complex numbers,
-    dates)."""
+def load_array(path: str | Path, what: str, kinds: str = NUMERIC) -> np.ndarray:
+    """The plain array in the .npy file `path` whose dtype is of `kinds` (numpy's dtype kinds:
+    NUMERIC for probabilities, INTEGER for class ids), or a UserError naming the flag `what` and
+    the file: not a regular file (a folder; a FIFO would block the read), not a .npy file (an
+    .npz archive, a pickle), a header declaring more data than the file holds (memory-mapped
+    first, so a few bytes cannot ask for terabytes), or a dtype of another kind (objects, which
+    are never unpickled, structured records, strings, complex numbers, dates; floats where class
+    ids are asked for), each refusal saying the same of what is needed (`NEEDED`)."""
     file = Path(path)
     if not file.is_file():
         kind = "a folder" if file.is_dir() else "not a regular file"
@@ -54,26 +57,23 @@ def load_array(path: str | Path, what: str) -> np.ndarray:
     except OSError as err:
         raise UserError(f"{what} {path}: cannot be read ({err.strerror or err})") from None
     except (ValueError, EOFError) as err:
-        raise UserError(f"{what} {path}: not a plain numeric array ({err})") from None
+        raise UserError(
+            f"{what} {path}: unreadable as a .npy array ({err}); {NEEDED[kinds]} needed"
+        ) from None
     if mapped is None:
         raise UserError(f"{what} {path}: not a .npy file (write one array with numpy.save)")
-    if mapped.dtype.kind not in NUMERIC:
-        raise UserError(
-            f"{what} {path}: not a plain numeric array (dtype {mapped.dtype}; bool, integer or "
-            "float needed)"
-        )
+    if mapped.dtype.kind not in kinds:
+        raise UserError(f"{what} {path}: dtype {mapped.dtype}, {NEEDED[kinds]} needed")
     return np.array(mapped)
 
 
 def load_labels(path: str | Path, what: str, n: int, k: int) -> np.ndarray:
     """Class ids [N] in 0..k-1 from `path`, for the flag `what`; N must be --pred-probs's."""
-    labels = load_array(path, what)
+    labels = load_array(path, what, INTEGER)
     if labels.ndim != 1 or len(labels) != n:
         raise UserError(
             f"{what} {path}: expected shape ({n},) to match --pred-probs, got {labels.shape}"
         )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"{what} {path}: expected integer class ids, got {labels.dtype}")
     bad = np.flatnonzero((labels < 0) | (labels >= k))
     if len(bad):
         raise UserError(f"{what} {path}: row {bad[0]} holds {labels[bad[0]]}, outside 0..{k - 1}")

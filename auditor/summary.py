@@ -25,6 +25,9 @@ def summary_lines(metrics: dict) -> list[str]:
     noise = metrics.get("noise", {})
     detectors = metrics.get("detectors") or {}
     if not detectors:
+        flagged = (metrics.get("ensemble") or {}).get("flagged")
+        if flagged is not None:
+            lines.append(f"flagged {flagged:,} samples as suspects (flag_suspicion)")
         lines.append(
             "detectors: truth unknown (no injected noise or noise file), no detection metrics"
         )

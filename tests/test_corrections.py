@@ -6,7 +6,14 @@ import pytest
 
 from auditor.datasets.corrected import NOT_LISTED, read_label_file, with_labels, write_label_file
 from auditor.datasets.table import ArrayImages, SampleTable
-from auditor.decisions import Decisions, corrected_labels, read_decisions, suspects_frame
+from auditor.decisions import (
+    Decisions,
+    corrected_labels,
+    keep_own_class,
+    read_decisions,
+    reviewed_frame,
+    suspects_frame,
+)
 from auditor.errors import UserError
 
 CLASSES = ["Surprise", "Fear", "Happiness"]
@@ -45,6 +52,42 @@ def test_decisions_relabel_keep_drop_and_targets(tmp_path):
     assert d.relabel == {"a": 2, "b": 1, "c": 0}
     assert d.keep == {"d"} and d.drop == {"e"}
     assert d.counts() == {"relabel": 3, "keep": 1, "drop": 1}
+
+
+def test_class_names_are_matched_as_in_fiftyone_exact_else_the_only_case_insensitive(tmp_path):
+    csv = write(
+        tmp_path / "d.csv",
+        "sample_id,new_name,decision\na,fear,relabel\nb, HAPPINESS ,relabel\nc,Fear,relabel\n",
+    )
+    assert read_decisions(csv, list("abc"), CLASSES).relabel == {"a": 1, "b": 2, "c": 1}
+    two = write(tmp_path / "two.csv", "sample_id,new_name,decision\na,bag,relabel\n")
+    with pytest.raises(UserError, match="new_name 'bag' is not a class"):
+        read_decisions(two, ["a"], ["Bag", "BAG", "Coat"])  # ambiguous: neither is chosen
+
+
+def test_a_relabel_to_the_samples_own_class_is_a_keep():
+    given = pd.Series({"a": 0, "b": 1, "c": 2})
+    decisions = Decisions({"a": 0, "b": 2}, frozenset({"c"}), frozenset())
+    kept, own = keep_own_class(decisions, given)
+    assert own == ["a"]
+    assert kept.relabel == {"b": 2} and kept.keep == {"a", "c"} and kept.drop == set()
+    samples = pd.DataFrame(
+        {
+            "sample_id": ["a", "b"],
+            "filepath": ["a.jpg", "b.jpg"],
+            "given_label": [0, 1],
+            "given_name": ["Surprise", "Fear"],
+            "suggested_label": [0, 2],
+            "suggested_confidence": [0.9, 0.8],
+            "suspicion": [0.9, 0.8],
+            "flag_suspicion": [True, True],
+        }
+    )
+    # a's relabel names no class: the suggestion, which is its own class
+    decided = {"a": ("relabel", None), "b": ("relabel", 0)}
+    frame = reviewed_frame(samples, CLASSES, "r", decided, "s")
+    assert frame["decision"].tolist() == ["keep", "relabel"]
+    assert frame["new_name"].tolist() == ["Surprise", "Surprise"]
 
 
 @pytest.mark.parametrize(

@@ -176,11 +176,11 @@ def write_lying_header(path: Path) -> None:
     [
         ("--pred-probs", lambda p: p.mkdir(), "a folder, not a .npy file"),
         ("--pred-probs", write_fifo, "not a regular file"),
-        ("--pred-probs", write_lying_header, "not a plain numeric array"),
+        ("--pred-probs", write_lying_header, "unreadable as a .npy array"),
         (
             "--pred-probs",
             lambda p: np.save(p, np.array([[{}, 1]] * 30, object)),
-            "not a plain numeric array",
+            "a plain numeric array (bool, integer or float) needed",
         ),
         (
             "--pred-probs",
@@ -191,7 +191,7 @@ def write_lying_header(path: Path) -> None:
         (
             "--true-labels",
             lambda p: np.save(p, np.zeros((30, 1), "i8,i8")),
-            "not a plain numeric array",
+            "integer class ids needed",
         ),
     ],
     ids=["folder", "fifo", "lying-header", "objects", "infinity", "one-class", "structured"],

@@ -15,6 +15,7 @@ import pytest
 
 from auditor.accuracy_spread import mean_se, seed_stds, spread_lines, spread_sentence
 from auditor.cli import early_problems, main
+from auditor.compare import label_source
 from auditor.evidence import Gallery
 from auditor.memorisation import curves
 from auditor.outputs import report
@@ -360,3 +361,13 @@ def test_early_problems_read_only_what_they_know():
     assert (
         early_problems(["run", "demo", "--labels", "l.csv", "--noise-r", "0.3"]) == []
     )  # abbreviated: the full parser
+
+
+def test_compare_names_where_each_runs_labels_came_from():
+    corrected = {"config": {"labels": "/data/raf/corrected.txt", "noise_file": None}}
+    assert label_source(corrected, {"noise": {"type": "none"}}) == "labels corrected.txt"
+    noise_file = {"config": {"labels": None, "noise_file": "/x/noise.txt"}}
+    assert label_source(noise_file, {}) == "noise file noise.txt"
+    injected = {"noise": {"type": "symmetric", "real_rate": 0.3}}
+    assert label_source({"config": {}}, injected) == "symmetric noise injected, real rate 0.300"
+    assert label_source({}, {}) == "labels as given, no noise injected"  # `audit score`

@@ -11,6 +11,7 @@ import pytest
 from auditor.cli import main
 from auditor.compare import compare_runs
 from auditor.predictions import score_predictions
+from auditor.summary import summary_lines
 
 
 def make_predictions(tmp_path: Path, seed: int, n: int = 600, k: int = 4) -> dict:
@@ -64,6 +65,8 @@ def test_score_without_truth_has_no_detector_metrics(tmp_path):
         str(p["probs"]), str(p["given"]), None, str(tmp_path / "out"), ["audit"]
     )
     assert metrics["detectors"] == {}
+    flagged = metrics["ensemble"]["flagged"]
+    assert f"flagged {flagged:,} samples as suspects (flag_suspicion)" in summary_lines(metrics)
 
 
 @pytest.mark.parametrize(
@@ -74,12 +77,15 @@ def test_score_without_truth_has_no_detector_metrics(tmp_path):
         (lambda p: np.save(p["probs"], np.full((600, 4), -1.0)), "non-negative"),
         (
             lambda p: np.save(p["probs"], np.array([{"a": 1}] * 600, dtype=object)),
-            "not a plain numeric array",
+            "a plain numeric array (bool, integer or float) needed",
         ),
+        # class ids: one refusal for every dtype that is not integer, floats and strings alike
+        (lambda p: np.save(p["given"], np.zeros(600)), "dtype float64, integer class ids needed"),
+        (lambda p: np.save(p["given"], np.full(600, "1")), "dtype <U1, integer class ids needed"),
         (lambda p: np.save(p["given"], np.zeros(600, int)), "every label is class 0"),
         (lambda p: np.save(p["probs"], np.ones((600, 1))), "K >= 2 classes, got (600, 1)"),
         (lambda p: np.save(p["probs"], np.zeros((0, 4))), "N >= 1 rows"),
-        (lambda p: np.save(p["probs"], np.zeros(600, "f8,f8,f8,f8")), "not a plain numeric"),
+        (lambda p: np.save(p["probs"], np.zeros(600, "f8,f8,f8,f8")), "a plain numeric array"),
         (lambda p: np.save(p["probs"], np.full((600, 4), "a")), "dtype <U1"),
         (lambda p: np.save(p["probs"], np.full((600, 4), 1e308)), "row 0 sums to inf"),
         (lambda p: np.save(p["probs"], np.full((600, 4), np.nan)), "row 0, class 0 holds nan"),
