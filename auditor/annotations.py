@@ -23,8 +23,9 @@ A relabel to the sample's own given class changes nothing: it is exported as a k
 
 A class is matched to the run's class names exactly, else case-insensitively when that is
 unambiguous; an unknown class is refused as such. Tags starting with `note:` are remarks: they
-decide nothing, and a sample carrying only remarks is counted as touched but undecided. Any
-other tag is refused (a misspelt decision must not vanish).
+decide nothing, and a sample carrying only remarks is counted as touched but undecided; their
+text (`Reading.notes`) goes into the exported CSV, the review ledger and the next round's
+dataset. Any other tag is refused (a misspelt decision must not vanish).
 """
 
 from __future__ import annotations
@@ -53,10 +54,25 @@ class Marks:
 @dataclass(frozen=True)
 class Reading:
     """Decisions read from annotators' marks: sample_id -> (decision, class index or None for
-    "the suggestion"), and the samples touched (remarks only) but undecided."""
+    "the suggestion"), the samples touched (remarks only) but undecided, and the remarks of
+    every sample that has any (`notes`)."""
 
     decided: dict[str, tuple[str, int | None]]
     undecided: tuple[str, ...]
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def notes_of(marks: Marks) -> str:
+    """The sample's `note:` remarks (sample and label tags), each without its prefix, in the
+    order found, repeats once, "; "-joined; "" without any."""
+    tags = [*marks.sample_tags, *(t for tags in marks.label_tags.values() for t in tags)]
+    found = [t.strip()[len(NOTE_TAG) :].strip() for t in tags]
+    found = [
+        n
+        for t, n in zip(tags, found, strict=True)
+        if t.strip().casefold().startswith(NOTE_TAG) and n
+    ]
+    return "; ".join(dict.fromkeys(found))
 
 
 def decide(marks: Marks, class_names: list[str]) -> tuple[str, int | None] | str | None:
@@ -144,4 +160,5 @@ def read_marks(all_marks: list[Marks], class_names: list[str], source: str) -> R
             f"{source}: {len(problems)} samples are marked in a way that is not one decision, "
             f"fix them in the App and export again: {shown}. Classes are {class_names}"
         )
-    return Reading(decided, tuple(undecided))
+    notes = {m.sample_id: notes_of(m) for m in all_marks}
+    return Reading(decided, tuple(undecided), {sid: n for sid, n in notes.items() if n})

@@ -60,6 +60,10 @@ def noise_rates(text: str) -> tuple[float, ...]:
 
 
 DESCRIPTION = "The `audit` command line: parse, call, print."
+REVIEWER_HELP = (
+    "who made the decisions, recorded with each in the review ledger (default: "
+    "$AUDIT_REVIEWER, else the login name)"
+)
 FORCE_HELP = (
     "overwrite an existing output file, never a dataset's file nor a run folder's "
     "(default: refused)"
@@ -165,10 +169,18 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
         help="export samples the review ledger says were reviewed too (default: left out)",
     )
     p.add_argument(
+        "--second-look",
+        action="store_true",
+        help="export the reviewed samples this run contradicts (kept but flagged again; "
+        "relabelled, flagged again, another class suggested) with the earlier decision, "
+        "reviewer and note (default: the suspects)",
+    )
+    p.add_argument("--reviewer", help=REVIEWER_HELP)
+    p.add_argument(
         "--out",
         help="CSV to write (default <run>/suspects.csv, suspects-top<N>.csv with --top, "
-        "relabel-reviewed.csv with --from-fiftyone, rewritten by each export); never a file "
-        "the run wrote, nor one in a dataset's root",
+        "second-look.csv with --second-look, relabel-reviewed.csv with --from-fiftyone, "
+        "rewritten by each export); never a file the run wrote, nor one in a dataset's root",
     )
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=commands.cmd_export)
@@ -181,6 +193,7 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="new label file (never the dataset's own, nor in its root)"
     )
+    p.add_argument("--reviewer", help=REVIEWER_HELP)
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=commands.cmd_apply)
 

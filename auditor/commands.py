@@ -142,12 +142,18 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from auditor.corrections import export_relabels
 
+    chosen = [f for f in ("from_fiftyone", "second_look", "top") if getattr(args, f)]
+    if len(chosen) > 1:
+        flags = " and ".join(f"--{f.replace('_', '-')}" for f in chosen)
+        raise UserError(f"export: {flags} choose different samples; give one of them")
     out, rows, lines = export_relabels(
         Path(args.run_dir),
         from_fiftyone=args.from_fiftyone,
         out=args.out,
         top=args.top,
         include_reviewed=args.include_reviewed,
+        second_look=args.second_look,
+        reviewer=args.reviewer,
         force=args.force,
     )
     for line in [f"{rows} rows", *lines]:
@@ -159,7 +165,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from auditor.corrections import apply_relabels
 
-    counts = apply_relabels(Path(args.run_dir), Path(args.relabels), args.out, force=args.force)
+    counts = apply_relabels(
+        Path(args.run_dir), Path(args.relabels), args.out, reviewer=args.reviewer, force=args.force
+    )
     print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
     print(args.out)
     return 0

@@ -35,23 +35,33 @@ def export_relabels(
     out: str | Path | None,
     top: int | None,
     include_reviewed: bool = False,
+    second_look: bool = False,
+    reviewer: str | None = None,
     force: bool = False,
 ) -> tuple[Path, int, list[str]]:
     """Write a relabel CSV; returns (its path, rows, lines for the user).
 
     From the scores: the suspects (or the `top` most suspect), less the samples the review
     ledger says were already reviewed unless `include_reviewed`; default `<run>/suspects.csv`
-    (`suspects-top<N>.csv` with `top`). From FiftyOne: every decided sample with its decision
-    and new label, default `<run>/relabel-reviewed.csv`, appended to the ledger. The default
-    file is the command's own: re-exporting rewrites it; any other existing file needs `force`
+    (`suspects-top<N>.csv` with `top`). With `second_look`: the reviewed samples this run
+    contradicts (`ledger.review_state`), with the earlier decision, its reviewer and note;
+    default `<run>/second-look.csv`. From FiftyOne: every decided sample with its decision and
+    new label, and every sample with a `note:` remark, default `<run>/relabel-reviewed.csv`,
+    appended to the ledger under `reviewer` (`ledger.reviewer_name`). The default file is the
+    command's own: re-exporting rewrites it; any other existing file needs `force`
     (`auditor.write_guard.check_out`)."""
     run_dir = Path(run_dir)
+    if from_fiftyone:
+        reviewer = ledger.reviewer_name(reviewer)  # refused before anything is read
     manifest, _ = read_run(run_dir)
     samples = read_samples(run_dir)
     class_names = manifest["class_names"]
-    default = (
-        "relabel-reviewed.csv" if from_fiftyone else f"suspects{f'-top{top}' if top else ''}.csv"
-    )
+    if from_fiftyone:
+        default = "relabel-reviewed.csv"
+    elif second_look:
+        default = "second-look.csv"
+    else:
+        default = f"suspects{f'-top{top}' if top else ''}.csv"
     target = check_out(
         run_dir / default if out is None else out,
         dataset_roots=[run_dataset_root(manifest)],
@@ -74,9 +84,10 @@ def export_relabels(
             manifest["run_id"],
             reading.decided,
             f"fiftyone:{dataset_name(manifest)}",
+            reading.notes,
         )
         write_csv(target, frame)
-        added = ledger.append(path, ledger_rows(frame), manifest["run_id"])
+        added = ledger.append(path, ledger_rows(frame), manifest["run_id"], reviewer)
         counts = {d: int((frame["decision"] == d).sum()) for d in DECISIONS}
         counts["touched, undecided"] = len(reading.undecided)
         lines = [
@@ -98,6 +109,10 @@ def export_relabels(
             ]
         return target, len(frame), lines
     state = ledger.review_state(samples, ledger.read_ledger(path))
+    if second_look:
+        frame = second_look_frame(samples, state, class_names, manifest["run_id"])
+        write_csv(target, frame)
+        return target, len(frame), [f"{len(frame)} reviewed samples contradicted by this run"]
     chosen = samples if include_reviewed else samples[~state["reviewed"].to_numpy()]
     frame = suspects_frame(chosen, class_names, manifest["run_id"], top)
     write_csv(target, frame)
@@ -119,6 +134,26 @@ def own_class_sentence(samples: list[str]) -> str:
     return f"{len(samples)} relabels name the sample's own class, read as keep: {shown}"
 
 
+EARLIER = {  # second-look.csv's columns from `ledger.review_state`
+    "earlier_decision": "review_decision",
+    "earlier_label": "review_label",
+    "reviewer": "review_reviewer",
+    "note": "review_note",
+}
+
+
+def second_look_frame(
+    samples: pd.DataFrame, state: pd.DataFrame, class_names: list[str], run_id: str
+) -> pd.DataFrame:
+    """The second looks (`state["second_look"]`) as relabel rows, most suspect first, with the
+    earlier decision, its label, reviewer and note (`EARLIER`); the `note` column carries on
+    into the ledger when the CSV is applied."""
+    chosen = state["second_look"].to_numpy()
+    frame = suspects_frame(samples[chosen], class_names, run_id, None)
+    earlier = state[chosen].set_index(samples.loc[chosen, "sample_id"].to_numpy())
+    return frame.assign(**{c: frame["sample_id"].map(earlier[k]) for c, k in EARLIER.items()})
+
+
 def ledger_rows(reviewed: pd.DataFrame) -> pd.DataFrame:
     """Rows of a reviewed relabel frame (`reviewed_frame`) in the ledger's terms."""
     return pd.DataFrame(
@@ -128,6 +163,7 @@ def ledger_rows(reviewed: pd.DataFrame) -> pd.DataFrame:
             "label": reviewed["new_name"],
             "given": reviewed["given_name"],
             "source": reviewed["source"],
+            "note": reviewed["note"],
         }
     )
 
@@ -140,16 +176,31 @@ def decision_rows(
     rows = [(sid, "relabel", class_names[label]) for sid, label in decisions.relabel.items()]
     rows += [(sid, "keep", given[sid]) for sid in sorted(decisions.keep)]
     rows += [(sid, "drop", "") for sid in sorted(decisions.drop)]
+    decided = {sid for sid, _, _ in rows}
+    rows += [(sid, "", "") for sid in sorted(decisions.notes) if sid not in decided]  # remarks
     frame = pd.DataFrame(rows, columns=["sample_id", "decision", "label"])
-    return frame.assign(given=frame["sample_id"].map(given), source=str(Path(source).resolve()))
+    return frame.assign(
+        given=frame["sample_id"].map(given),
+        source=str(Path(source).resolve()),
+        note=[decisions.notes.get(sid, "") for sid in frame["sample_id"]],
+    )
 
 
-def apply_relabels(run_dir: Path, relabels: Path, out: str | Path, *, force: bool = False) -> dict:
+def apply_relabels(
+    run_dir: Path,
+    relabels: Path,
+    out: str | Path,
+    *,
+    reviewer: str | None = None,
+    force: bool = False,
+) -> dict:
     """Write the corrected label file for the run's dataset: every sample of the dataset with
     its given label (as the run trained on it), the decisions applied, dropped samples left out;
-    the decisions are appended to the review ledger. `out` must pass
+    the decisions (and the CSV's `note` cells) are appended to the review ledger under `reviewer`
+    (`ledger.reviewer_name`). `out` must pass
     `auditor.write_guard.check_out` (an existing file only with `force`). Returns counts."""
     run_dir = Path(run_dir)
+    reviewer = ledger.reviewer_name(reviewer)
     manifest, _ = read_run(run_dir)
     labels_file = manifest.get("config", {}).get("labels")
     target = check_out(
@@ -182,6 +233,7 @@ def apply_relabels(run_dir: Path, relabels: Path, out: str | Path, *, force: boo
         ledger.ledger_path(run_dir),
         decision_rows(decisions, samples, class_names, relabels),
         manifest["run_id"],
+        reviewer,
     )
     own_class = {"relabels to their own class, read as keep": len(own)} if own else {}
     return (

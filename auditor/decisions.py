@@ -9,7 +9,7 @@ unknown decisions are refused, naming their lines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from auditor.errors import UserError
 from auditor.outputs.tables import RELABEL_COLUMNS, relabel_frame
 
 DECISIONS = ("relabel", "keep", "drop")
-REVIEWED_COLUMNS = [*RELABEL_COLUMNS, "new_label", "new_name", "source"]
+REVIEWED_COLUMNS = [*RELABEL_COLUMNS, "new_label", "new_name", "source", "note"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Decisions:
     relabel: dict[str, int]  # sample_id -> the corrected label
     keep: frozenset[str]
     drop: frozenset[str]
+    notes: dict[str, str] = field(default_factory=dict)  # sample_id -> its `note` cell
 
     def counts(self) -> dict[str, int]:
         return {"relabel": len(self.relabel), "keep": len(self.keep), "drop": len(self.drop)}
@@ -47,6 +48,7 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
     relabel: dict[str, int] = {}
     keep: set[str] = set()
     drop: set[str] = set()
+    notes: dict[str, str] = {}
     for line, row in zip(lines, frame.to_dict("records"), strict=True):
         sid, decision = row["sample_id"].strip(), row["decision"].strip().lower()
         if sid not in known:
@@ -56,6 +58,8 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
             problems.append(f"line {line}: {sid!r} already decided on line {seen[sid]}")
             continue
         seen[sid] = line
+        if str(row.get("note", "")).strip():
+            notes[sid] = str(row["note"]).strip()
         if decision == "":
             continue
         if decision not in DECISIONS:
@@ -75,7 +79,7 @@ def read_decisions(path: Path, sample_ids: list[str], class_names: list[str]) ->
         raise UserError(
             f"{path}: {len(problems)} rows refused ({shown}); classes are {class_names}"
         )
-    return Decisions(relabel, frozenset(keep), frozenset(drop))
+    return Decisions(relabel, frozenset(keep), frozenset(drop), notes)
 
 
 def relabel_target(row: dict, class_names: list[str]) -> int | str:
@@ -120,7 +124,7 @@ def keep_own_class(decisions: Decisions, given: pd.Series) -> tuple[Decisions, l
     given label) read as a keep, and those samples: a relabel that changes nothing is a keep."""
     own = sorted(sid for sid, label in decisions.relabel.items() if given[sid] == label)
     relabel = {sid: label for sid, label in decisions.relabel.items() if sid not in own}
-    return Decisions(relabel, decisions.keep | frozenset(own), decisions.drop), own
+    return Decisions(relabel, decisions.keep | frozenset(own), decisions.drop, decisions.notes), own
 
 
 def corrected_labels(given: pd.Series, decisions: Decisions) -> pd.Series:
@@ -149,19 +153,22 @@ def reviewed_frame(
     run_id: str,
     decided: dict[str, tuple[str, int | None]],
     source: str,
+    notes: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Decided samples as relabel rows with their decision, the label they end with (`new_label`:
-    the correction, the given label for `keep`, empty for `drop`) and where the decision came
-    from. `decided` maps sample_id -> (decision, corrected label or None for the suggestion); a
-    relabel to the sample's own given class is written as a keep."""
-    selected = samples["sample_id"].isin(list(decided)).to_numpy()
+    """Decided samples, and samples with a note (`notes`: sample_id -> remark), as relabel rows
+    with their decision (empty for a remark only), the label they end with (`new_label`: the
+    correction, the given label for `keep`, empty for `drop`), where the decision came from and
+    the note. `decided` maps sample_id -> (decision, corrected label or None for the
+    suggestion); a relabel to the sample's own given class is written as a keep."""
+    notes = notes or {}
+    selected = samples["sample_id"].isin([*decided, *notes]).to_numpy()
     frame = relabel_frame(samples, class_names, run_id, selected)
     names = np.array(class_names, dtype=object)
     decision, new_label = [], []
     for sid, given, suggested in zip(
         frame["sample_id"], frame["given_label"], frame["suggested_label"], strict=True
     ):
-        what, corrected = decided[sid]
+        what, corrected = decided.get(sid, ("", None))
         new = {"relabel": suggested if corrected is None else corrected, "keep": given}.get(what)
         if what == "relabel" and new == given:  # a relabel that changes nothing
             what = "keep"
@@ -171,4 +178,5 @@ def reviewed_frame(
     frame["new_label"] = pd.array(new_label, dtype="Int64")
     frame["new_name"] = [names[v] if v is not pd.NA else "" for v in new_label]
     frame["source"] = source
+    frame["note"] = [notes.get(sid, "") for sid in frame["sample_id"]]
     return frame[REVIEWED_COLUMNS]

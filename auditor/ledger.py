@@ -4,21 +4,28 @@ that round two costs only what is new.
 One CSV per dataset beside its runs, `<out>/<dataset>/review-ledger.csv` (a run folder is
 `<out>/<dataset>/<run id>/`), with one row per decision recorded:
 
-    sample_id, decision (relabel|keep|drop), label (the class the sample ends with: the
-    correction, the given class for keep, empty for drop), given (the class it had when
-    decided), run_id (the run reviewed), source (fiftyone:<dataset> or the CSV applied),
-    reviewer ($AUDIT_REVIEWER, else the login name), time (ISO 8601)
+    sample_id, decision (relabel|keep|drop, or empty: a remark only), label (the class the
+    sample ends with: the correction, the given class for keep, empty for drop), given (the
+    class it had when decided), run_id (the run reviewed), source (fiftyone:<dataset> or the
+    CSV applied), reviewer (`--reviewer`, else $AUDIT_REVIEWER, else the login name), time
+    (ISO 8601), note (the annotator's `note:` remarks, "; "-joined)
 
-`audit export --from-fiftyone` and `audit apply` append to it (a row equal in decision and
-label to the sample's latest is not repeated); rows are never rewritten. The latest row of a
-sample is its decision. `audit run`, `review` and `export` read it against a run:
+`audit export --from-fiftyone` and `audit apply` append to it (a row equal in decision, label
+and note to the sample's latest is not repeated); rows are never rewritten; a ledger written
+before notes were kept (no `note` column) is read with empty notes. The latest row with a
+decision is the sample's decision, with its reviewer; the latest non-empty note is its note.
+`audit run`, `review` and `export` read it against a run:
 
     reviewed      the latest decision holds in this run: the sample's given label is the
                   ledger's `label` (keep: unchanged; relabel: the correction was applied)
     not applied   the sample was decided but the run trains on another label (the corrected
                   file was not used) or a dropped sample is back: it is reviewed again
     disagreement  reviewed, relabelled, and flagged again by this run's ensemble: the model
-                  disputes the annotator's class; surfaced for a second look
+                  disputes the annotator's class
+    second look   reviewed and contradicted by this run: kept but flagged again, or relabelled
+                  and flagged again with a suggestion other than the annotator's class (the
+                  FiftyOne `second-look` view, `audit export --second-look`), shown with the
+                  earlier decision, its reviewer and note
 
 Reviewed samples are left out of the suspects (the FiftyOne `suspects` view, `audit export`)
 by default; the `reviewed` and `disagreements` views hold them.
@@ -41,7 +48,19 @@ from auditor.errors import UserError
 from auditor.fsutil import atomic_path
 
 LEDGER_NAME = "review-ledger.csv"
-COLUMNS = ["sample_id", "decision", "label", "given", "run_id", "source", "reviewer", "time"]
+COLUMNS = [
+    "sample_id",
+    "decision",
+    "label",
+    "given",
+    "run_id",
+    "source",
+    "reviewer",
+    "time",
+    "note",
+]
+ADDED_COLUMNS = {"note": ""}  # columns a ledger written before them lacks, read as this
+MAX_REVIEWER = 100  # characters
 
 
 def ledger_path(run_dir: Path) -> Path:
@@ -59,6 +78,7 @@ def read_ledger(path: Path) -> pd.DataFrame:
         raise UserError(
             f"review ledger {path} cannot be read ({err}); restore it or move it away"
         ) from err
+    frame = frame.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in frame.columns})
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(
@@ -72,13 +92,27 @@ def latest(ledger: pd.DataFrame) -> pd.DataFrame:
     return ledger.drop_duplicates("sample_id", keep="last").set_index("sample_id")
 
 
-def append(path: Path, rows: pd.DataFrame, run_id: str) -> int:
-    """Append decisions (`rows` with sample_id, decision, label, given, source) to the ledger at
-    `path`, stamped with the reviewer, the run and the time; a row whose decision and label
-    equal the sample's latest is not repeated. The file is rewritten whole through a temporary
-    name, so a reader never sees half of it. Returns the number of rows added."""
+def reviewer_name(given: str | None) -> str:
+    """Who decided: `given` (`--reviewer`), else $AUDIT_REVIEWER, else the login name; a name
+    must be one line of at most MAX_REVIEWER printable characters."""
+    name = given if given is not None else os.environ.get("AUDIT_REVIEWER") or getpass.getuser()
+    name = name.strip()
+    if not name or len(name) > MAX_REVIEWER or not name.isprintable():
+        source = "--reviewer" if given is not None else "AUDIT_REVIEWER"
+        raise UserError(
+            f"{source} must be a name of 1 to {MAX_REVIEWER} printable characters on one line"
+        )
+    return name
+
+
+def append(path: Path, rows: pd.DataFrame, run_id: str, reviewer: str) -> int:
+    """Append decisions (`rows` with sample_id, decision, label, given, source and optionally
+    note) to the ledger at `path`, stamped with the `reviewer` (`reviewer_name`), the run and
+    the time; a row whose decision, label and note equal the sample's latest is not repeated.
+    The file is rewritten whole through a temporary name, so a reader never sees half of it.
+    Returns the number of rows added."""
     with exclusive(path):
-        return append_locked(path, rows, run_id)
+        return append_locked(path, rows, run_id, reviewer)
 
 
 @contextlib.contextmanager
@@ -91,17 +125,19 @@ def exclusive(path: Path) -> Iterator[None]:
         yield
 
 
-def append_locked(path: Path, rows: pd.DataFrame, run_id: str) -> int:
+def append_locked(path: Path, rows: pd.DataFrame, run_id: str, reviewer: str) -> int:
     ledger = read_ledger(path)
     before = latest(ledger)
-    new = rows[["sample_id", "decision", "label", "given", "source"]].astype(str)
+    new = rows.assign(**{c: v for c, v in ADDED_COLUMNS.items() if c not in rows.columns})
+    new = new[["sample_id", "decision", "label", "given", "source", "note"]].astype(str)
+    keys = ["decision", "label", "note"]
     same = [
-        sid in before.index and (before.at[sid, "decision"], before.at[sid, "label"]) == (d, lab)
-        for sid, d, lab in zip(new["sample_id"], new["decision"], new["label"], strict=True)
+        sid in before.index and tuple(before.loc[sid, keys]) == tuple(row)
+        for sid, row in zip(new["sample_id"], new[keys].itertuples(index=False), strict=True)
     ]
     new = new[~pd.Series(same, index=new.index, dtype=bool)].assign(
         run_id=run_id,
-        reviewer=os.environ.get("AUDIT_REVIEWER") or getpass.getuser(),
+        reviewer=reviewer,
         time=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     )
     if len(new):
@@ -111,22 +147,39 @@ def append_locked(path: Path, rows: pd.DataFrame, run_id: str) -> int:
 
 
 def review_state(samples: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
-    """Per sample of a run (rows of `samples`: sample_id, given_name, flag_suspicion), from the
-    ledger: `review_decision` and `review_label` (the latest, "" when never decided),
-    `reviewed`, `not_applied` and `disagreement` as defined in the module docstring."""
-    last = latest(ledger)
-    decision = samples["sample_id"].map(last["decision"]).fillna("")
-    label = samples["sample_id"].map(last["label"]).fillna("")
+    """Per sample of a run (rows of `samples`: sample_id, given_name, flag_suspicion and, for
+    second looks, given_label and suggested_label), from the ledger: `review_decision`,
+    `review_label` and `review_reviewer` (of the latest decision, "" when never decided),
+    `review_note` (the latest note), `reviewed`, `not_applied`, `disagreement` and
+    `second_look` as defined in the module docstring."""
+    decided = latest(ledger[ledger["decision"] != ""])
+    noted = latest(ledger[ledger["note"] != ""])
+    ids = samples["sample_id"]
+
+    def of(rows: pd.DataFrame, column: str) -> pd.Series:
+        """Each sample's value in `column` of its row in `rows` ("" without one)."""
+        values = rows[column].to_dict()
+        return pd.Series([values.get(sid, "") for sid in ids], index=samples.index, dtype=object)
+
+    decision, label = of(decided, "decision"), of(decided, "label")
     holds = (decision != "drop") & (decision != "") & (label == samples["given_name"])
+    flagged = samples["flag_suspicion"].astype(bool)
+    other_class = (
+        samples["suggested_label"] != samples["given_label"]
+        if "suggested_label" in samples
+        else pd.Series(False, index=samples.index)
+    )
+    contradicted = (decision == "keep") | ((decision == "relabel") & other_class)
     return pd.DataFrame(
         {
             "review_decision": decision.to_numpy(),
             "review_label": label.to_numpy(),
+            "review_reviewer": of(decided, "reviewer").to_numpy(),
+            "review_note": of(noted, "note").to_numpy(),
             "reviewed": holds.to_numpy(),
             "not_applied": ((decision != "") & ~holds).to_numpy(),
-            "disagreement": (
-                holds & (decision == "relabel") & samples["flag_suspicion"].astype(bool)
-            ).to_numpy(),
+            "disagreement": (holds & (decision == "relabel") & flagged).to_numpy(),
+            "second_look": (holds & flagged & contradicted).to_numpy(),
         },
         index=samples.index,
     )
@@ -140,7 +193,8 @@ def state_sentence(state: pd.DataFrame, path: Path) -> str | None:
     return (
         f"review ledger {path}: {int(state['reviewed'].sum())} samples already reviewed (left "
         f"out of the suspects), {int(state['disagreement'].sum())} of them relabelled and "
-        f"flagged again (disagreements), {int(state['not_applied'].sum())} decided but not "
+        f"flagged again (disagreements), {int(state['second_look'].sum())} contradicted by "
+        f"this run (second looks), {int(state['not_applied'].sum())} decided but not "
         "applied in this run's labels (reviewed again)"
     )
 

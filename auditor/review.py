@@ -6,10 +6,12 @@ classifications `given`, `prediction`, `suggested` and (when the truth is known)
 run's `suspicion`, every `score_<detector>` and `flag_<detector>`, `detector_votes` (how many
 detectors put it in their top k, k = the number the ensemble flags) and an empty `corrected`
 classification, and from the dataset's review ledger (`auditor.ledger`) `reviewed`,
-`review_decision`, `review_label` and `review_disagreement`. Saved views: `suspects` (flagged
-by the ensemble and not already reviewed, most suspect first), `reviewed` (decided in an earlier
-round, the decision holding in this run), `disagreements` (relabelled earlier and flagged
-again), `top-<detector>` (each detector's k most suspect), `disagree` (between a quarter and
+`review_decision`, `review_label`, `review_reviewer`, `review_note`, `review_disagreement` and
+`second_look`. Saved views: `suspects` (flagged by the ensemble and not already reviewed, most
+suspect first), `reviewed` (decided in an earlier round, the decision holding in this run),
+`disagreements` (relabelled earlier and flagged again), `second-look` (reviewed and contradicted
+by this run: kept but flagged again, or relabelled and flagged again with another class
+suggested), `top-<detector>` (each detector's k most suspect), `disagree` (between a quarter and
 three quarters of the detectors put it in their top k) and `decided` (samples an annotator
 marked here). `detector_votes` and the `top-` views count only the detectors that vote: a
 detector declared `votes=False` (measured to rank clean samples first,
@@ -125,6 +127,9 @@ def fiftyone_samples(
             "review_decision": review.review_decision or None,
             "review_label": review.review_label or None,
             "review_disagreement": bool(review.disagreement),
+            "review_reviewer": review.review_reviewer or None,
+            "review_note": review.review_note or None,
+            "second_look": bool(review.second_look),
         }
         if has_truth:
             fields["truth"] = fo.Classification(label=names[int(row.true_label)])
@@ -256,6 +261,7 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> N
         ),
         "reviewed": dataset.match(F("reviewed")).sort_by("suspicion", reverse=True),
         "disagreements": dataset.match(F("review_disagreement")).sort_by("suspicion", reverse=True),
+        "second-look": dataset.match(F("second_look")).sort_by("suspicion", reverse=True),
         "disagree": dataset.match(
             (F("detector_votes") * 4 >= n_detectors) & (F("detector_votes") * 4 <= 3 * n_detectors)
         ).sort_by("suspicion", reverse=True),

@@ -121,12 +121,10 @@ def test_ledger_appends_latest_wins_and_reads_against_a_run(tmp_path):
             ("d", "relabel", "=cmd", "Fear", "x"),
         ]
     )
-    assert ledger.append(path, first, "run1") == 4
-    assert ledger.append(path, first, "run1") == 0  # the same decisions again: nothing repeated
-    assert (
-        ledger.append(path, decisions_frame([("a", "relabel", "Happiness", "Fear", "y")]), "run2")
-        == 1
-    )
+    assert ledger.append(path, first, "run1", "ann") == 4
+    assert ledger.append(path, first, "run1", "ann") == 0  # the same again: nothing repeated
+    again = decisions_frame([("a", "relabel", "Happiness", "Fear", "y")])
+    assert ledger.append(path, again, "run2", "ann") == 1
     rows = ledger.read_ledger(path)
     assert len(rows) == 5 and rows["label"].iloc[3] == "=cmd"  # neutralised on disk, read back
     assert "'=cmd" in path.read_text()
@@ -143,6 +141,60 @@ def test_ledger_appends_latest_wins_and_reads_against_a_run(tmp_path):
     assert state["not_applied"].tolist() == [True, False, True, False, False]
     assert state["disagreement"].tolist() == [False, True, False, False, False]
     assert "1 samples already reviewed" in ledger.state_sentence(state, path)
+
+
+def test_the_ledger_keeps_who_decided_and_notes_and_finds_second_looks(tmp_path, monkeypatch):
+    path = tmp_path / "ledger.csv"
+    rows = decisions_frame(
+        [
+            ("a", "keep", "Fear", "Fear", "x"),
+            ("b", "relabel", "Surprise", "Fear", "x"),
+            ("c", "relabel", "Surprise", "Fear", "x"),
+            ("d", "", "", "Fear", "x"),  # a remark only
+        ]
+    ).assign(note=["blurry", "", "", "occluded"])
+    assert ledger.append(path, rows, "run1", "alice") == 4
+    assert ledger.append(path, rows, "run1", "bob") == 0  # nothing new, whoever exports
+    noted = rows.iloc[[1]].assign(note="ask Carol")
+    assert ledger.append(path, noted, "run1", "bob") == 1  # a new note is new
+    samples = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c", "d"],
+            "given_name": ["Fear", "Surprise", "Surprise", "Fear"],
+            "given_label": [1, 0, 0, 1],
+            "suggested_label": [1, 0, 2, 1],
+            "flag_suspicion": [True, True, True, True],
+        }
+    )
+    state = ledger.review_state(samples, ledger.read_ledger(path))
+    assert state["review_reviewer"].tolist() == ["alice", "bob", "alice", ""]
+    assert state["review_note"].tolist() == ["blurry", "ask Carol", "", "occluded"]
+    assert state["reviewed"].tolist() == [True, True, True, False]
+    # a kept and flagged again; c relabelled, flagged again, another class suggested; b's
+    # suggestion is its corrected class: a disagreement, not a contradiction
+    assert state["second_look"].tolist() == [True, False, True, False]
+    # a ledger written before notes were kept reads with empty notes
+    old = tmp_path / "old.csv"
+    ledger.read_ledger(path).drop(columns="note").to_csv(old, index=False)
+    assert (ledger.read_ledger(old)["note"] == "").all()
+    monkeypatch.setenv("AUDIT_REVIEWER", "carol")
+    assert ledger.reviewer_name(None) == "carol" and ledger.reviewer_name(" dan ") == "dan"
+    for bad in ("", "a\nb", "x" * 101):
+        with pytest.raises(UserError, match="--reviewer must be a name"):
+            ledger.reviewer_name(bad)
+
+
+def test_notes_are_read_from_every_tag_with_their_prefix_removed():
+    reading = read_marks(
+        [
+            marks(sid="a", sample_tags=("keep", "note: blurry"), label_tags={"given": ("NOTE:x",)}),
+            marks(sid="b", sample_tags=("note:", "note: y", "note:y")),
+        ],
+        CLASSES,
+        "ds",
+    )
+    assert reading.notes == {"a": "blurry; x", "b": "y"}
+    assert reading.undecided == ("b",)
 
 
 def test_a_damaged_ledger_is_refused(tmp_path):

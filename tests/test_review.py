@@ -65,7 +65,8 @@ def run_dir(tmp_path_factory) -> Path:
 def review(run_dir: Path) -> None:
     result = run_cli("review", str(run_dir), "--no-launch")
     assert result.returncode == 0, result.stderr
-    assert "saved views: suspects, reviewed, disagreements, disagree, decided" in result.stdout
+    views = "suspects, reviewed, disagreements, second-look, disagree, decided"
+    assert f"saved views: {views}" in result.stdout
 
 
 def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
@@ -277,7 +278,9 @@ def test_every_annotator_mark_is_one_decision_or_one_refusal(fresh_ledger, tmp_p
     rows = pd.read_csv(run_dir / "relabel-reviewed.csv", dtype=str, keep_default_na=False)
     rows = rows.set_index("sample_id")
     decided = [*ids[:7], ids[9]]
-    assert sorted(rows.index) == sorted(decided)  # exactly one row per decided sample
+    # exactly one row per decided sample, and one for the remark, with its note
+    assert sorted(rows.index) == sorted([*decided, ids[7]])
+    assert rows.loc[ids[7], "decision"] == "" and rows.loc[ids[7], "note"] == "blurry, look again"
     suggested = {sid: samples.loc[sid, "suggested_label"] for sid in ids}
     expected = {
         ids[0]: ("relabel", str(suggested[ids[0]])),
@@ -293,7 +296,7 @@ def test_every_annotator_mark_is_one_decision_or_one_refusal(fresh_ledger, tmp_p
         assert rows.loc[sid, "decision"] == decision, sid
         assert new in (rows.loc[sid, "new_label"], rows.loc[sid, "new_name"]), sid
     ledger = pd.read_csv(run_dir.parent / "review-ledger.csv", dtype=str, keep_default_na=False)
-    assert sorted(ledger["sample_id"]) == sorted(decided)
+    assert sorted(ledger["sample_id"]) == sorted([*decided, ids[7]])
 
     # re-importing keeps the label tags (they were wiped) and the sample tags
     review(run_dir)
@@ -341,21 +344,31 @@ def test_apply_refuses_a_new_file_under_the_dataset_root(run_dir, tmp_path):
 
 
 def test_two_rounds_of_review_with_the_ledger(fresh_ledger, tmp_path):
-    """Round one keeps some suspects and relabels others; after apply and a retrain (same
-    reports folder), round two shows the kept ones as reviewed, not as suspects, and a
-    relabelled one flagged again as a disagreement."""
+    """Round one keeps some suspects and relabels others (alice exports, a note on one kept
+    sample, a remark alone on another); after apply and a retrain (same reports folder), round
+    two shows the kept ones as reviewed, not as suspects, a relabelled one flagged again as a
+    disagreement, the contradicted ones as second looks with their reviewer and note, and the
+    remark-only sample with its note."""
     run_dir = fresh_ledger
     review(run_dir)
     dataset = open_dataset(run_dir)
     suspects = dataset.load_saved_view("suspects")
-    ids = suspects.values("audit_id")[:6]
-    for sid, tag in zip(
-        ids, ["keep", "keep", "keep", "relabel", "relabel", "relabel"], strict=True
-    ):
+    ids = suspects.values("audit_id")[:7]
+    tags = [["keep", "note: blurry, ask a second annotator"], ["keep"], ["keep"], ["relabel"]]
+    tags += [["relabel"], ["relabel"], ["note:occluded"]]
+    for sid, sample_tags in zip(ids, tags, strict=True):
         sample = dataset.match(F("audit_id") == sid).first()
-        sample.tags = [tag]
+        sample.tags = sample_tags
         sample.save()
-    assert run_cli("export", str(run_dir), "--from-fiftyone").returncode == 0
+    result = run_cli("export", str(run_dir), "--from-fiftyone", "--reviewer", "alice")
+    assert result.returncode == 0, result.stderr
+    exported = pd.read_csv(run_dir / "relabel-reviewed.csv", dtype=str, keep_default_na=False)
+    notes = dict(zip(exported["sample_id"], exported["note"], strict=True))
+    assert notes[ids[0]] == "blurry, ask a second annotator" and notes[ids[6]] == "occluded"
+    ledger_rows = pd.read_csv(run_dir.parent / "review-ledger.csv", dtype=str).fillna("")
+    assert set(ledger_rows["reviewer"]) == {"alice"}
+    assert ledger_rows.set_index("sample_id").at[ids[6], "decision"] == ""  # a remark only
+    tags_only_id, ids = ids[6], ids[:6]
     corrected = tmp_path / "corrected.csv"
     result = run_cli(
         "apply",
@@ -394,6 +407,22 @@ def test_two_rounds_of_review_with_the_ledger(fresh_ledger, tmp_path):
     assert set(round2.load_saved_view("disagreements").values("audit_id")) == flagged_again & set(
         ids[3:]
     )
+    # second looks: kept but flagged again, or relabelled, flagged again, another class suggested
+    other = set(round2.match(F("suggested.label") != F("given.label")).values("audit_id"))
+    expected = flagged_again & (set(ids[:3]) | (set(ids[3:]) & other))
+    second_look = round2.load_saved_view("second-look")
+    assert set(second_look.values("audit_id")) == expected and expected & set(ids[:3])
+    assert set(second_look.values("review_reviewer")) == {"alice"}
+    first = round2.match(F("audit_id") == ids[0]).first()
+    assert first.review_note == "blurry, ask a second annotator"
+    assert first.review_reviewer == "alice"
+    remark = round2.match(F("audit_id") == tags_only_id).first()
+    assert remark.review_note == "occluded" and not remark.reviewed
+    result = run_cli("export", str(second), "--second-look", "--out", str(tmp_path / "look.csv"))
+    assert result.returncode == 0, result.stderr
+    look = pd.read_csv(tmp_path / "look.csv", dtype=str, keep_default_na=False)
+    assert set(look["sample_id"]) == expected and set(look["reviewer"]) == {"alice"}
+    assert set(look["earlier_decision"]) <= {"keep", "relabel"}
     result = run_cli("export", str(second))
     assert result.returncode == 0 and "6 samples already reviewed" in result.stderr
     exported = set(pd.read_csv(second / "suspects.csv", dtype=str)["sample_id"])
