@@ -14,6 +14,7 @@ from auditor.evaluation import accuracy_protocols, evaluate_detectors
 from auditor.method_training import Trained
 from auditor.prepare import Prepared
 from auditor.scoring import Scores, score_all
+from auditor.training.frozen import trust_accuracy
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,10 @@ def score_run(prepared: Prepared, trained: Trained) -> Scored:
     last5 = {m: a["last5_mean"] for m, a in trained.accuracy.items()}
     evidence = list(trained.evidence)
     frozen = trained.frozen
-    if frozen is not None:  # scored beside the methods, trusted by the same rule
+    if frozen is not None:  # scored beside the methods, never displacing one
         evidence.append(frozen)
-        last5[frozen.name] = accuracy_protocols(frozen.epoch_accuracy)["last5_mean"]
+        own = accuracy_protocols(frozen.epoch_accuracy)["last5_mean"]
+        last5[frozen.name] = trust_accuracy(own, last5)
     scores = score_all(evidence, labels.given, last5, prepared.held_out, split)
     seconds = time.perf_counter() - start
     print("audit: " + "\naudit: ".join(scores.decisions), file=sys.stderr)
@@ -65,7 +67,7 @@ def score_run(prepared: Prepared, trained: Trained) -> Scored:
     }
     if frozen is not None:
         metrics["frozen_features"] = {
-            "accuracy": last5[frozen.name],
+            "accuracy": own,
             "in_ensemble": any(m.startswith(f"{frozen.name}_") for m in scores.ensemble_members),
             "seconds": trained.frozen_seconds,
         }

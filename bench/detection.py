@@ -55,7 +55,7 @@ from auditor.run import configure_threads
 from auditor.scoring import score_all
 from auditor.training.crossfit import cross_fit
 from auditor.training.engine import predict, train
-from auditor.training.frozen import FROZEN, frozen_evidence
+from auditor.training.frozen import FROZEN, frozen_evidence, trust_accuracy
 from methods import METHODS
 from methods.backbones import build_backbone
 
@@ -322,6 +322,9 @@ def score_cell(folder: Path) -> dict:
     evidence, accuracy, given, true, info = load_evidence(folder)
     is_noisy = given != true
     last5 = {m: a["last5_mean"] for m, a in accuracy.items()}
+    if FROZEN in last5:  # as `audit run --weights` reads it (auditor.run_scoring)
+        trained = {m: a for m, a in last5.items() if m != FROZEN}
+        last5[FROZEN] = trust_accuracy(last5[FROZEN], trained)
     scores = score_all(evidence, given, last5)
     metrics = {n: detection_metrics(s, is_noisy) for n, s in scores.scores.items()}
     best = max((n for n in metrics if n != "suspicion"), key=lambda n: metrics[n]["ap"])

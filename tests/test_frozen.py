@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from auditor.training.augment import Normalizer
-from auditor.training.frozen import FROZEN, frozen_evidence
+from auditor.training.frozen import FROZEN, frozen_evidence, trust_accuracy
 from methods import METHODS
 from methods.backbones import build_backbone
 
@@ -71,3 +71,11 @@ def test_without_a_test_split_the_accuracy_is_the_held_out_rows_out_of_sample():
 def test_a_class_with_a_single_sample_gives_no_reading():
     given = np.array([0] * 10 + [1] * 10 + [2])
     assert without_test_split(given, 3, None) is None
+
+
+def test_the_frozen_reading_joins_within_tolerance_but_never_displaces_a_trained_method():
+    trained = {"ce": 0.70, "eac": 0.76}
+    assert trust_accuracy(0.90, trained) == 0.76  # better: capped, ce and eac stay as they were
+    assert trust_accuracy(0.75, trained) == 0.75  # within the tolerance of eac: joins
+    assert trust_accuracy(0.60, trained) == 0.60  # far below: left out by the trust rule
+    assert trust_accuracy(None, trained) is None and trust_accuracy(0.8, {"ce": None}) == 0.8
