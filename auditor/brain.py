@@ -30,6 +30,7 @@ again from the run folder.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 
 import numpy as np
@@ -43,6 +44,7 @@ PROB_FLOOR = 1e-12  # logits = log(max(p, PROB_FLOOR)): a probability of 0 has a
 VIS_POINTS = 20_000  # the `umap` visualization holds at most this many samples
 VIS_KEY = "umap"
 SIMILARITY_KEY = "similarity"
+EMBEDDINGS_INFO = "audit_embeddings"  # dataset.info key: `embeddings_key` of the brain runs
 DUPLICATES_VIEW = "near-duplicates"
 
 
@@ -64,16 +66,26 @@ def register_embeddings(
     seed: int,
 ) -> None:
     """Store `embeddings` [N, D] (rows of `sample_ids`) as the field `embedding` and compute the
-    `similarity` and `umap` brain runs from it, replacing earlier ones."""
+    `similarity` and `umap` brain runs from it, replacing earlier ones; unless the dataset
+    already holds both, computed from these same embeddings and rows (`embeddings_key`, kept in
+    `dataset.info`): re-opening a reviewed run then costs no UMAP."""
+    key = embeddings_key(sample_ids, embeddings, flagged, seed)
+    held = dataset.has_brain_run(VIS_KEY) and dataset.has_brain_run(SIMILARITY_KEY)
+    if held and dataset.info.get(EMBEDDINGS_INFO) == key and dataset.has_field("embedding"):
+        print(
+            "audit: the App's embeddings (UMAP, similarity) are this run's already: reused",
+            file=sys.stderr,
+        )
+        return
     from auditor.numba_cache import cached_umap
 
     cached_umap()  # UMAP's JIT once per machine, not once per process
     if "embedding" not in dataset.get_field_schema():
         dataset.add_sample_field("embedding", fo.VectorField)
     dataset.set_values("embedding", by_audit_id(sample_ids, list(embeddings)), key_field="audit_id")
-    for key in (VIS_KEY, SIMILARITY_KEY):
-        if dataset.has_brain_run(key):
-            dataset.delete_brain_run(key)
+    for brain_key in (VIS_KEY, SIMILARITY_KEY):
+        if dataset.has_brain_run(brain_key):
+            dataset.delete_brain_run(brain_key)
     fob.compute_similarity(
         dataset,
         embeddings="embedding",
@@ -99,6 +111,20 @@ def register_embeddings(
         verbose=False,
         progress=False,
     )
+    dataset.info[EMBEDDINGS_INFO] = key
+    dataset.save()
+
+
+def embeddings_key(
+    sample_ids: np.ndarray, embeddings: np.ndarray, flagged: np.ndarray, seed: int
+) -> str:
+    """A digest of everything the brain runs are computed from: the sample ids, the embeddings'
+    bytes, the flags (which rows are visualized) and the seed."""
+    digest = hashlib.sha256()
+    for part in (np.asarray(sample_ids).astype(str), embeddings, flagged.astype(bool)):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update(str(seed).encode())
+    return digest.hexdigest()
 
 
 def visualized_rows(flagged: np.ndarray, seed: int) -> np.ndarray:

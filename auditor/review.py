@@ -192,7 +192,7 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
             "corrected", fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification
         )
         import_samples(dataset, new, None)
-    dataset.info = {
+    dataset.info = dataset.info | {  # keeps what `auditor.brain` records there
         "run_dir": str(run_dir.resolve()),
         "run_id": manifest["run_id"],
         "class_names": class_names,

@@ -96,9 +96,10 @@ def reviewed(run_dir) -> Path:
     return run_dir
 
 
-def review(run_dir: Path) -> None:
+def review(run_dir: Path) -> str:
     result = run_cli("review", str(run_dir), "--no-launch")
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr
 
 
 def open_dataset(run_dir: Path):
@@ -195,12 +196,15 @@ def test_re_review_replaces_brain_runs_and_fields_without_duplicates(reviewed):
             "cams": len(dataset.exists("cam")),
             "duplicates": sorted(dataset.load_saved_view("near-duplicates").values("audit_id")),
             "views": dataset.list_saved_views(),
+            "embedded": len(dataset.exists("embedding")),
+            "similar": dataset.sort_by_similarity(dataset.first().id, k=3).values("audit_id"),
         }
 
     before = state()
-    review(reviewed)
+    # the same run again: its embeddings' brain runs are kept, not computed again
+    assert "embeddings (UMAP, similarity) are this run's already: reused" in review(reviewed)
     after = state()
-    assert after == before
+    assert after == before and after["embedded"] == after["samples"]
     assert after["brain_runs"].count("umap") == 1 and after["views"].count("near-duplicates") == 1
 
 
