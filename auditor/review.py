@@ -42,6 +42,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,14 +124,7 @@ def fiftyone_samples(
             ),
             "suspicion": float(row.suspicion),
             "detector_votes": int(votes[i]),
-            "reviewed": bool(review.reviewed),
-            "review_decision": review.review_decision or None,
-            "review_label": review.review_label or None,
-            "review_disagreement": bool(review.disagreement),
-            "review_reviewer": review.review_reviewer or None,
-            "review_note": review.review_note or None,
-            "second_look": bool(review.second_look),
-        }
+        } | review_fields(review)
         if has_truth:
             fields["truth"] = fo.Classification(label=names[int(row.true_label)])
             fields["is_noisy"] = bool(row.is_noisy)
@@ -145,6 +139,33 @@ def fiftyone_samples(
 
 
 IMPORT_BATCH = 10_000  # samples made and added at a time: memory bounded for any run size
+
+
+def review_fields(review: Any) -> dict[str, object]:
+    """A sample's fields from its row of `ledger.review_state` (empty text as None)."""
+    return {
+        "reviewed": bool(review.reviewed),
+        "review_decision": review.review_decision or None,
+        "review_label": review.review_label or None,
+        "review_disagreement": bool(review.disagreement),
+        "review_reviewer": review.review_reviewer or None,
+        "review_note": review.review_note or None,
+        "second_look": bool(review.second_look),
+    }
+
+
+def update_review_fields(dataset: fo.Dataset, samples: pd.DataFrame, state: pd.DataFrame) -> None:
+    """Set only the review fields (`review_fields`) of a dataset that already holds every sample
+    of this run: a run folder never changes once complete, so only the ledger can have."""
+    rows = [review_fields(r) for r in state.itertuples(index=False)]
+    ids = samples["sample_id"].astype(str).tolist()
+    schema = dataset.get_field_schema()
+    for field in rows[0] if rows else []:
+        values = [r[field] for r in rows]
+        if field not in schema:  # a field no sample had a value for at import
+            kind = fo.BooleanField if isinstance(values[0], bool) else fo.StringField
+            dataset.add_sample_field(field, kind)
+        dataset.set_values(field, dict(zip(ids, values, strict=True)), key_field="audit_id")
 
 
 def in_batches(items: Iterator[fo.Sample]) -> Iterator[list[fo.Sample]]:
@@ -184,7 +205,10 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     new = fiftyone_samples(samples, class_names, paths, manifest["run_id"], state)
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
-        import_samples(dataset, new, label_tags(dataset))
+        if dataset.info.get("run_id") == manifest["run_id"] and len(dataset) == len(samples):
+            update_review_fields(dataset, samples, state)  # re-opened: only the ledger moved
+        else:  # an import that stopped halfway
+            import_samples(dataset, new, label_tags(dataset))
     else:
         dataset = fo.Dataset(name, persistent=True)
         dataset.add_sample_field("audit_id", fo.StringField)
