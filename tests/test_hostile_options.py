@@ -180,7 +180,7 @@ def write_lying_header(path: Path) -> None:
         (
             "--pred-probs",
             lambda p: np.save(p, np.array([[{}, 1]] * 30, object)),
-            "a plain numeric array (bool, integer or float) needed",
+            "unreadable as a .npy array",  # objects are never unpickled
         ),
         (
             "--pred-probs",
@@ -191,7 +191,7 @@ def write_lying_header(path: Path) -> None:
         (
             "--true-labels",
             lambda p: np.save(p, np.zeros((30, 1), "i8,i8")),
-            "integer class ids needed",
+            "dtype [('f0', '<i8'), ('f1', '<i8')], integer class ids needed",
         ),
     ],
     ids=["folder", "fifo", "lying-header", "objects", "infinity", "one-class", "structured"],
