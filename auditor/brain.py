@@ -185,7 +185,13 @@ def set_duplicates(dataset: fo.Dataset, pairs: pd.DataFrame) -> None:
             "duplicate_group", by_audit_id(np.asarray(ids), group.tolist()), key_field="audit_id"
         )
     view = dataset.exists("duplicate_of").sort_by([("duplicate_group", 1), ("audit_id", 1)])
-    dataset.save_view(DUPLICATES_VIEW, view, overwrite=True)
+    dataset.save_view(
+        DUPLICATES_VIEW,
+        view,
+        description="Near-duplicate images (near_duplicates.csv), grouped: duplicate_of names "
+        "the other image, duplicate_group the group",
+        overwrite=True,
+    )
 
 
 def app_spaces(dataset: fo.Dataset) -> fo.Space | None:

@@ -274,27 +274,51 @@ def add_run_evidence(
 
 
 def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> None:
-    """`suspects` (flagged and not already reviewed per the ledger, most suspect first),
-    `reviewed`, `disagreements` (reviewed, relabelled and flagged again), `disagree` (between
-    detectors), `decided` (marked by an annotator in this dataset) and `top-<detector>`."""
+    """The saved views, each with the description the App shows beside its name: `suspects`
+    (flagged and not already reviewed per the ledger, most suspect first), `reviewed`,
+    `disagreements` (reviewed, relabelled and flagged again), `second-look` (reviewed and
+    contradicted by this run), `disagree` (between detectors), `decided` (marked by an annotator
+    in this dataset) and `top-<detector>`."""
     k = top or max(int(samples["flag_suspicion"].sum()), 1)
     _, n_detectors = detector_votes(samples)
+    by_suspicion = {"field_or_expr": "suspicion", "reverse": True}
+    between = (F("detector_votes") * 4 >= n_detectors) & (
+        F("detector_votes") * 4 <= 3 * n_detectors
+    )
     views = {
-        "suspects": dataset.match(F("flag_suspicion") & ~F("reviewed")).sort_by(
-            "suspicion", reverse=True
+        "suspects": (
+            dataset.match(F("flag_suspicion") & ~F("reviewed")).sort_by(**by_suspicion),
+            "Flagged by the ensemble and not decided in an earlier round: review these first, "
+            "most suspect first",
         ),
-        "reviewed": dataset.match(F("reviewed")).sort_by("suspicion", reverse=True),
-        "disagreements": dataset.match(F("review_disagreement")).sort_by("suspicion", reverse=True),
-        "second-look": dataset.match(F("second_look")).sort_by("suspicion", reverse=True),
-        "disagree": dataset.match(
-            (F("detector_votes") * 4 >= n_detectors) & (F("detector_votes") * 4 <= 3 * n_detectors)
-        ).sort_by("suspicion", reverse=True),
-        "decided": marked(dataset),
+        "reviewed": (
+            dataset.match(F("reviewed")).sort_by(**by_suspicion),
+            "Decided in an earlier round (review ledger) and the decision holds in this run",
+        ),
+        "disagreements": (
+            dataset.match(F("review_disagreement")).sort_by(**by_suspicion),
+            "Relabelled in an earlier round and flagged again by this run",
+        ),
+        "second-look": (
+            dataset.match(F("second_look")).sort_by(**by_suspicion),
+            "Earlier decisions this run contradicts (kept but flagged again; relabelled, flagged "
+            "again, another class suggested): see review_decision, review_reviewer, review_note",
+        ),
+        "disagree": (
+            dataset.match(between).sort_by(**by_suspicion),
+            f"Samples a quarter to three quarters of the {n_detectors} voting detectors put in "
+            "their top k: the detectors disagree",
+        ),
+        "decided": (marked(dataset), "Samples an annotator marked in this dataset"),
     }
     for column in voting_columns(samples):
-        views[f"top-{column[len('score_') :]}"] = dataset.sort_by(column, reverse=True).limit(k)
-    for view_name, view in views.items():
-        dataset.save_view(view_name, view, overwrite=True)
+        detector = column[len("score_") :]
+        views[f"top-{detector}"] = (
+            dataset.sort_by(column, reverse=True).limit(k),
+            f"The {k} samples {detector} finds most suspect, flagged or not",
+        )
+    for view_name, (view, description) in views.items():
+        dataset.save_view(view_name, view, description=description, overwrite=True)
 
 
 def open_dataset(manifest: dict) -> fo.Dataset:

@@ -93,6 +93,10 @@ def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
     assert Path(dataset.first().filepath).is_file()  # Fashion-MNIST rendered to PNG for the App
     views = dataset.list_saved_views()
     assert {"suspects", "disagree", "decided", "top-ce_aum", "top-ce_knn"} <= set(views)
+    # every view says in the App what it holds
+    described = {v: dataset.get_saved_view_info(v).get("description") for v in views}
+    assert all(described.values()), described
+    assert described["suspects"].startswith("Flagged by the ensemble and not decided")
     # a detector that ranks clean samples first keeps its field, has no view and no vote
     assert "score_ce_cartography_variability" in schema
     assert "top-ce_cartography_variability" not in views
