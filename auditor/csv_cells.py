@@ -31,12 +31,3 @@ def restore_cell(value: Any) -> Any:
     if isinstance(value, str) and value[:1] == QUOTE and value[1:].startswith(QUOTED):
         return value[1:]
     return value
-
-
-def class_id(text: str, num_classes: int) -> int | None:
-    """The class id a cell holds (`0` .. `num_classes - 1`, ASCII digits only), else None. Not
-    `int(text)` on anything `str.isdigit` accepts: `'²'` is a digit to it, and a string of
-    thousands of digits is beyond `int`'s limit; both would be an error, not a refusal."""
-    if text.isascii() and text.isdigit() and len(text) <= 18:  # leading zeros allowed
-        return int(text) if int(text) < num_classes else None
-    return None

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.csv_cells import class_id, restore_cell
+from auditor.csv_cells import restore_cell
+from auditor.datasets.label_cells import class_id
 from auditor.datasets.labelfile import read_csv_rows
 from auditor.errors import UserError
 from auditor.outputs.tables import RELABEL_COLUMNS, relabel_frame

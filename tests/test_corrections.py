@@ -171,7 +171,7 @@ def test_with_labels_leaves_unlisted_training_samples_out(tmp_path):
     ("text", "needle"),
     [
         ("sample_id,label\nnope,Fear\n", "line 2 ('nope')"),
-        ("sample_id,label\ntrain_00001,Angry\n", "line 2 ('Angry')"),
+        ("sample_id,label\ntrain_00001,Angry\n", "line 2: unknown label 'Angry'"),
         ("sample_id,label\ntrain_00001,Fear\ntrain_00001,Fear\n", "line 3: 'train_00001' already"),
         ("id,label\ntrain_00001,Fear\n", "expected a header"),
         ("sample_id,label\ntest_0001,Fear\n", "lists none of the training samples"),

@@ -19,12 +19,14 @@ training -> train, validation -> test. The `.npy` annotations are read without p
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
 import numpy as np
 
 from auditor.datasets.kinds import DatasetKind, register_kind
-from auditor.datasets.labelfile import int_column, quotable, read_csv_rows, shown
+from auditor.datasets.label_cells import LabelReader, refuse_same_file
+from auditor.datasets.labelfile import int_column, quotable, read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
@@ -68,17 +70,14 @@ def official_rows(
     boxes = np.stack(
         [int_column(frame[c], lines, path, c, quote=quote) for c in box_columns], axis=1
     )
-    rows = []
-    for r, box, line in zip(frame.itertuples(index=False), boxes.tolist(), lines, strict=True):
-        rows.append(
-            (
-                str(r.subDirectory_filePath),
-                f"Manually_Annotated_Images/{r.subDirectory_filePath}",
-                _expression(r.expression, f"{path}, line {line}", quote),
-                tuple(box) if box[2] > 0 and box[3] > 0 else None,
-            )
-        )
-    return rows
+    codes = expressions(path, quote).read_column(frame["expression"].tolist(), lines)
+    files = frame["subDirectory_filePath"].tolist()
+    rels = [f"Manually_Annotated_Images/{name}" for name in files]
+    refuse_same_file([posixpath.normpath(rel) for rel in rels], files, lines, path, quote)
+    return [
+        (name, rel, code, tuple(box) if box[2] > 0 and box[3] > 0 else None)
+        for name, rel, code, box in zip(files, rels, codes.tolist(), boxes.tolist(), strict=True)
+    ]
 
 
 def variant_rows(root: Path, split: str) -> list[tuple[str, str, int, None]]:
@@ -86,35 +85,31 @@ def variant_rows(root: Path, split: str) -> list[tuple[str, str, int, None]]:
     if not (folder / "annotations").is_dir():
         return []
     rows = []
-    for ann in sorted(
+    annotations = sorted(
         (folder / "annotations").glob("*_exp.npy"), key=lambda p: (len(p.name), p.name)
-    ):
+    )
+    reader = expressions(folder / "annotations", all(quotable(a, root) for a in annotations))
+    for ann in annotations:
         stem = ann.name[: -len("_exp.npy")]
         try:
             value = np.load(ann, allow_pickle=False)
         except ValueError as err:
             raise UserError(f"{ann}: not a plain .npy array ({err})") from None
+        cell = str(value.reshape(-1)[0]) if value.size == 1 else f"an array of shape {value.shape}"
         rows.append(
             (
                 f"{VARIANT[split]}/{stem}",
                 f"{VARIANT[split]}/images/{stem}.jpg",
-                _expression(value, str(ann), quotable(ann, root)),
+                reader.read(cell, ann.name),
                 None,
             )
         )
     return rows
 
 
-def _expression(value: object, where: str, quote: bool) -> int:
-    try:
-        code = int(str(np.asarray(value).reshape(-1)[0]).strip())
-    except (ValueError, IndexError):
-        raise UserError(
-            f"{where}: expression {shown(value, quote)} is not an integer code"
-        ) from None
-    if not 0 <= code <= 10:
-        raise UserError(f"{where}: expression {code} is outside 0..10")
-    return code
+def expressions(source: Path, quote: bool) -> LabelReader:
+    """The reader of one list's expression codes (0..10, see the module docstring)."""
+    return LabelReader(source, 1 + max(NON_EMOTION), quote=quote)
 
 
 def load(entry: DatasetEntry, root: Path | None) -> SampleTable:

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.csv_cells import class_id, neutralise_cell, restore_cell
+from auditor.csv_cells import neutralise_cell, restore_cell
 from auditor.datasets.kinds import LabelFileFormat, find_kind
+from auditor.datasets.label_cells import LabelReader
 from auditor.datasets.labelfile import parse_name_label, read_csv_rows
 from auditor.datasets.table import SampleTable, refuse_unusable
 from auditor.errors import UserError
@@ -90,24 +91,15 @@ def csv_entries(path: Path, table: SampleTable, column: str) -> list[tuple[str, 
     and `label` (class names or ids)."""
     frame, lines = read_csv_rows(path, [column, "label"])
     frame = frame.map(restore_cell)
-    lookup = {name: i for i, name in enumerate(table.class_names)}
-    entries, bad, seen = [], [], {}
-    for sid, text, line in zip(frame[column], frame["label"].str.strip(), lines, strict=True):
-        label = lookup.get(text)
-        if label is None:
-            label = class_id(text, table.num_classes)
-        if label is None:
-            bad.append(f"line {line} ({text!r})")
-            continue
+    labels = LabelReader(path, table.num_classes, names=table.class_names).read_column(
+        frame["label"].tolist(), lines
+    )
+    entries, seen = [], {}
+    for sid, label, line in zip(frame[column], labels.tolist(), lines.tolist(), strict=True):
         if sid in seen:
             raise UserError(f"{path}, line {line}: {sid!r} already appears on line {seen[sid]}")
         seen[sid] = line
         entries.append((sid, label, line))
-    if bad:
-        raise UserError(
-            f"{path}: {len(bad)} rows have unknown labels: {', '.join(bad[:5])}; "
-            f"classes are {table.class_names}"
-        )
     return entries
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.datasets.kinds import DatasetKind, LabelFileFormat, register_kind
+from auditor.datasets.label_cells import LabelReader, looks_numeric, refuse_same_file
 from auditor.datasets.labelfile import quotable, read_csv_rows, shown
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import FileImages, SampleTable
@@ -36,25 +37,18 @@ def status(entry: DatasetEntry, root: Path | None) -> tuple[bool, str]:
 def class_index(
     values: pd.Series, classes: list[str] | None, where: Path, lines: np.ndarray, quote: bool
 ) -> tuple[np.ndarray, list[str]]:
+    """(the class of every row, the class names): the registry's `classes` (cells name them or
+    give their ids), else ids 0..K-1 when every cell is one, else the sorted names the cells
+    hold. Cells are read by the one label reader (`LabelReader`)."""
     text = values.astype(str).str.strip()
+    if classes is None and text.str.fullmatch(r"[0-9]{1,4}").all():
+        count = int(text.astype(int).max()) + 1
+        reader = LabelReader(where, count, quote=quote)
+        return reader.read_column(text.tolist(), lines), [str(i) for i in range(count)]
     if classes is None:
-        if text.str.fullmatch(r"\d{1,4}").all():
-            ids = text.astype(int).to_numpy()
-            return ids, [str(i) for i in range(int(ids.max()) + 1)]
-        classes = sorted(text.unique())
-    lookup = {name: i for i, name in enumerate(classes)}
-    if text.str.fullmatch(r"\d+").all() and not set(text) <= set(lookup):
-        ids = text.astype(int).to_numpy()
-        bad = np.flatnonzero(ids >= len(classes))
-    else:
-        ids = text.map(lookup).fillna(-1).astype(int).to_numpy()
-        bad = np.flatnonzero(ids < 0)
-    if len(bad):
-        raise UserError(
-            f"{where}, line {lines[bad[0]]}: unknown label {shown(text.iloc[bad[0]], quote)}; "
-            f"classes are {classes}"
-        )
-    return ids, list(classes)
+        classes = sorted({cell for cell in text if not looks_numeric(cell)})
+    reader = LabelReader(where, len(classes), names=classes, quote=quote)
+    return reader.read_column(text.tolist(), lines), list(classes)
 
 
 def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
@@ -72,18 +66,12 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     empty = np.flatnonzero((frame["path"].str.strip() == "") | (frame["label"].str.strip() == ""))
     if len(empty):
         raise UserError(f"{path}, line {lines[empty[0]]}: empty path or label")
-    duplicated = frame["path"].duplicated()
-    if duplicated.any():
-        first = int(np.flatnonzero(duplicated)[0])
-        raise UserError(
-            f"{path}, line {lines[first]}: {shown(frame['path'].iloc[first], quote)} is listed "
-            "twice"
-        )
-    labels, classes = class_index(frame["label"], entry.classes, path, lines, quote)
     files = [
         inside_root(root, p, where=f"{path}, line {line}")
         for p, line in zip(frame["path"], lines, strict=True)
     ]
+    refuse_same_file(files, frame["path"].tolist(), lines, path, quote)
+    labels, classes = class_index(frame["label"], entry.classes, path, lines, quote)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise UserError(

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from auditor.datasets.kinds import DatasetKind, register_kind
+from auditor.datasets.label_cells import LabelReader
 from auditor.datasets.labelfile import int_column, quotable, read_csv_rows
 from auditor.datasets.registry import DatasetEntry
 from auditor.datasets.table import ArrayImages, SampleTable
@@ -94,7 +95,7 @@ def read_fer2013(path: Path, quote: bool = True) -> tuple[np.ndarray, np.ndarray
     """(labels [rows], pixels uint8 [rows, 48, 48], usage [rows]) of FER2013's CSV (errors
     quote its text when `quote`)."""
     frame, lines = read_csv_rows(path, ["emotion", "pixels", "Usage"], quote=quote)
-    labels = int_column(frame["emotion"], lines, path, "emotion", quote=quote)
+    labels = LabelReader(path, 7, quote=quote).read_column(frame["emotion"].tolist(), lines)
     pixels = np.empty((len(frame), 48, 48), dtype=np.uint8)
     for i, text in enumerate(frame["pixels"]):
         try:
@@ -104,9 +105,6 @@ def read_fer2013(path: Path, quote: bool = True) -> tuple[np.ndarray, np.ndarray
         if values.size != 48 * 48 or values.min() < 0 or values.max() > 255:
             raise UserError(f"{path}, line {lines[i]}: expected 2304 grey levels 0..255")
         pixels[i] = values.reshape(48, 48)
-    bad = np.flatnonzero((labels < 0) | (labels > 6))
-    if len(bad):
-        raise UserError(f"{path}, line {lines[bad[0]]}: emotion {labels[bad[0]]} is outside 0..6")
     return labels, pixels, frame["Usage"].to_numpy(str)
 
 

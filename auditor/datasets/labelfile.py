@@ -15,20 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.datasets.label_cells import HIDDEN, LabelReader, shown
 from auditor.errors import UserError
-
-HIDDEN = "(text not shown: the file lies outside the dataset root)"
 
 
 def quotable(path: Path, root: Path | None) -> bool:
     """Whether messages may quote the text of `path`: it lies inside `root` once symlinks are
     resolved, or there is no root to compare with (a file named on the command line)."""
     return root is None or Path(path).resolve().is_relative_to(Path(root).resolve())
-
-
-def shown(text: object, quote: bool) -> str:
-    """`text` from a label file as a message shows it: its repr, or HIDDEN."""
-    return repr(text) if quote else HIDDEN
 
 
 def not_text(path: Path, err: UnicodeDecodeError | OSError) -> UserError:
@@ -58,11 +52,11 @@ def parse_name_label(
     path: Path, *, num_classes: int, first_label: int = 1, quote: bool = True
 ) -> list[tuple[str, int]]:
     """Rows `name label` with integer labels in [first_label, first_label + K), returned as
-    (name, label - first_label). Rejects, naming the line: wrong column counts, non-integer or
-    out-of-range labels, duplicate names (quoting the text when `quote`)."""
+    (name, label - first_label). Rejects, naming the line: wrong column counts, labels the one
+    label reader refuses (`LabelReader`), duplicate names (quoting the text when `quote`)."""
     rows: list[tuple[str, int]] = []
     seen: dict[str, int] = {}
-    last = first_label + num_classes - 1
+    reader = LabelReader(path, num_classes, first=first_label, quote=quote)
     for number, line in read_lines(path):
         parts = line.split()
         where = f"{path}, line {number}"
@@ -71,18 +65,11 @@ def parse_name_label(
                 f"{where}: expected 'name label', found {len(parts)} fields: {shown(line, quote)}"
             )
         name, label_text = parts
-        try:
-            label = int(label_text)
-        except ValueError:
-            raise UserError(
-                f"{where}: label {shown(label_text, quote)} is not an integer"
-            ) from None
-        if not first_label <= label <= last:
-            raise UserError(f"{where}: label {label} is outside {first_label}..{last}")
+        label = reader.read(label_text, f"line {number}")
         if name in seen:
             raise UserError(f"{where}: {shown(name, quote)} already appears on line {seen[name]}")
         seen[name] = number
-        rows.append((name, label - first_label))
+        rows.append((name, label))
     if not rows:
         raise UserError(f"{path}: no label rows found")
     return rows
@@ -134,9 +121,10 @@ def read_csv_rows(
 def int_column(
     values: pd.Series, lines: np.ndarray, path: Path, column: str, *, quote: bool = True
 ) -> np.ndarray:
-    """The integers of a text column; a cell that is not one is refused, naming its line."""
+    """The integers of a text column (counts, face boxes: not labels, see `LabelReader`), in
+    ASCII digits; a cell that is not one is refused, naming its line."""
     text = values.str.strip()
-    bad = np.flatnonzero(~text.str.fullmatch(r"[+-]?\d{1,9}").to_numpy(bool))
+    bad = np.flatnonzero(~text.str.fullmatch(r"-?[0-9]{1,9}").to_numpy(bool))
     if len(bad):
         raise UserError(
             f"{path}, line {lines[bad[0]]}: {column} {shown(text.iloc[bad[0]], quote)} is not an "

@@ -23,7 +23,7 @@ from auditor.datasets.table import FileImages, SampleTable
 from auditor.errors import UserError
 from auditor.fsutil import inside_root
 
-NAME = re.compile(r"^(train|test)_\d+\.jpg$")
+NAME = re.compile(r"^(train|test)_[0-9]+\.jpg$")
 
 
 def paths(entry: DatasetEntry, root: Path) -> tuple[Path, Path]:

@@ -128,7 +128,8 @@ class SampleTable:
 
 def name_problem(name: str) -> str | None:
     """Why a sample name would not come back unchanged from the files a run writes and reads
-    (CSV, Parquet, the relabel decisions, whose cells are stripped), or None."""
+    (CSV, Parquet, the relabel decisions, whose cells are stripped), or None. A path's every
+    file and folder name is held to the same rule (the README promises it for file names)."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -137,6 +138,9 @@ def name_problem(name: str) -> str | None:
         return f"the name {name!r} holds a control character (a newline, a tab)"
     if name != name.strip():
         return f"the name {name!r} begins or ends with a space"
+    spaced = [part for part in name.split("/") if part != part.strip()]
+    if spaced:  # a file or folder of the path: ` x.png` in `cat/ x.png`
+        return f"the name {name!r} holds {spaced[0]!r}, which begins or ends with a space"
     return None
 
 
