@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+from collections.abc import Callable
 
 from auditor import commands
 
@@ -24,23 +25,32 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{text} (default %(default)s)"
 
 
-def int_at_least(text: str, minimum: int) -> int:
-    """`text` as a whole number no smaller than `minimum`; argparse says why not (exit 2)."""
+# Upper bounds of the count options outside `audit run`'s declared ones (auditor.config):
+# a larger value is never what is meant, and would run unbounded, overflow or wait for nothing.
+MAX_COUNT = 10**9  # --top: samples shown or exported
+MAX_PROCESSES = 256  # --nproc: training processes on one machine
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding takes 0 to 2**32 - 1 (as `audit run --seed`)
+# synth-faces: images of a split, each drawn in memory first (30 KB): 20,000 (RAF-DB has 12,271
+# training images) take about 1.2 GB
+MAX_IMAGES = 20_000
+
+
+def int_between(text: str, minimum: int, maximum: int) -> int:
+    """`text` as a whole number from `minimum` to `maximum`; argparse says why not (exit 2)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
+    if value > maximum:
+        raise argparse.ArgumentTypeError(f"{text[:40]}: must be at most {maximum:,}")
     return value
 
 
-def positive_int(text: str) -> int:
-    return int_at_least(text, 1)
-
-
-def count(text: str) -> int:
-    return int_at_least(text, 0)
+def bounded(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse `type` reading a whole number from `minimum` to `maximum`."""
+    return functools.partial(int_between, minimum=minimum, maximum=maximum)
 
 
 def noise_rates(text: str) -> tuple[float, ...]:
@@ -97,12 +107,14 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
         "(default: a new run)",
     )
     if run_flags:
+        from auditor.fiftyone_source import add_source_flags
         from auditor.run_flags import add_run_flags
 
         add_run_flags(p)
+        add_source_flags(p)
     p.add_argument(
         "--nproc",
-        type=positive_int,
+        type=bounded(1, MAX_PROCESSES),
         help="train with N processes (torchrun; gloo on CPU, NCCL on GPU); results written once "
         "(default 1)",
     )
@@ -137,9 +149,13 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("review", help="load a run into FiftyOne and open the App for annotators")
     p.add_argument("run_dir")
     p.add_argument("--address", default="127.0.0.1", help="address the App binds to")
-    p.add_argument("--port", type=int, default=5151, help="port the App listens on")
     p.add_argument(
-        "--top", type=positive_int, help="size of each detector's top-k view (default: flagged)"
+        "--port", type=bounded(1, 65535), default=5151, help="port the App listens on (1-65535)"
+    )
+    p.add_argument(
+        "--top",
+        type=bounded(1, MAX_COUNT),
+        help="size of each detector's top-k view (default: flagged)",
     )
     p.add_argument(
         "--no-launch",
@@ -160,7 +176,7 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--top",
-        type=positive_int,
+        type=bounded(1, MAX_COUNT),
         help="export the N most suspect samples, flagged or not (default: the flagged ones)",
     )
     p.add_argument(
@@ -201,9 +217,18 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "out", help="folder to write: a new or empty one, or an earlier synth-faces output"
     )
-    p.add_argument("--train", type=positive_int, default=700, help="training images")
-    p.add_argument("--test", type=count, default=210, help="test images")
-    p.add_argument("--seed", type=count, default=0, help="seed of the faces and the noise files")
+    p.add_argument(
+        "--train", type=bounded(1, MAX_IMAGES), default=700, help="training images (at most 20,000)"
+    )
+    p.add_argument(
+        "--test", type=bounded(0, MAX_IMAGES), default=210, help="test images (at most 20,000)"
+    )
+    p.add_argument(
+        "--seed",
+        type=bounded(0, MAX_SEED),
+        default=0,
+        help="seed of the faces and the noise files (below 2**32)",
+    )
     p.add_argument(
         "--noise-files",
         type=noise_rates,

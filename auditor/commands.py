@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from auditor import fiftyone_source  # noqa: F401  (registers the dataset kind fiftyone)
 from auditor.errors import UserError
 from auditor.processes import launch_processes
 
@@ -31,36 +32,36 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Every option is validated here, before any training process starts (`--nproc` included)."""
-    from auditor.config import from_dict, resolve
+    """Every option is validated here, before any training process starts (`--nproc` included);
+    the run is the one `auditor.api.audit` starts (`auditor.run_start`)."""
+    from auditor.config import from_dict
     from auditor.datasets.registry import get_entry, load_registry
+    from auditor.fiftyone_source import FLAG_DESTS, resumed_entry, typed_source, with_source
     from auditor.progress import log_interval
-    from auditor.write_guard import check_out_root
+    from auditor.run_start import new_config
 
     log_interval()  # a bad AUDIT_PROGRESS_SECONDS is refused before anything starts
     under_torchrun = "LOCAL_RANK" in os.environ
-    cli = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("command", "func", "dataset", "resume", "nproc", "argv")
-    }
+    dropped = ("command", "func", "dataset", "resume", "nproc", "argv", *FLAG_DESTS)
+    cli = {k: v for k, v in vars(args).items() if k not in dropped}
+    source = typed_source(vars(args))
     resume = None
     processes = args.nproc or 1
     if args.resume:
         from auditor.resume import resume_request
 
-        resume = resume_request(args.resume, args.dataset, cli, args.nproc)
+        typed = {dest: getattr(args, dest) for dest in FLAG_DESTS}
+        resume = resume_request(args.resume, args.dataset, cli | typed, args.nproc)
         processes = resume.processes
         args.dataset = resume.manifest["dataset"]
     if not args.dataset:
         raise UserError("audit run needs a DATASET (see `audit datasets`) or --resume RUN_DIR")
-    entry = get_entry(args.dataset, load_registry())
+    entry = with_source(get_entry(args.dataset, load_registry()), source)
     if resume is None:
-        config = resolve(entry.name, cli, entry.defaults, where=entry.where())
-        # a run folder inside a dataset would be read as data (an image folder's new class)
-        check_out_root(config.out, dataset_roots=[entry.resolve_root(config.root)])
+        config = new_config(entry, cli)
         argv = ["audit", *args.argv]
     else:
+        entry = resumed_entry(entry, resume.manifest)
         config = from_dict(entry.name, resume.manifest["config"])
         argv = resume.manifest["command"]
     if processes > 1 and not under_torchrun:
@@ -68,13 +69,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from auditor.ledger import run_sentence
     from auditor.outputs.run_readers import read_samples
-    from auditor.run import configure_threads, execute
+    from auditor.run_start import run_audit
     from auditor.summary import summary_lines
     from auditor.training import distributed
 
-    configure_threads()
-    distributed.init_from_env(config.device)
-    run_dir, metrics = execute(config, entry, argv, resume)
+    run_dir, metrics = run_audit(config, entry, argv, resume)
     if distributed.rank() == 0:
         for line in summary_lines(metrics):
             print(line)

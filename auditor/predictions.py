@@ -1,9 +1,10 @@
 """`audit score`: the probability-only detectors on a user's own out-of-sample predictions.
 
-Inputs are NumPy `.npy` files read without pickles: `pred_probs` [N, K] (any float dtype; rows
-are renormalised in float64, as float16 files need), `labels` [N] integer given labels and,
-optionally, `true_labels` [N] for detection metrics. Writes a run folder like `audit run`
-(no training: `dynamics.parquet` is empty, `accuracy` is empty).
+Inputs are NumPy `.npy` files read without pickles, or arrays already in memory
+(`auditor.api.score`, checked the same way): `pred_probs` [N, K] (any float dtype; rows are
+renormalised in float64, as float16 files need), `labels` [N] integer given labels and,
+optionally, `true_labels` [N] for detection metrics. Writes a run folder like `audit run` (no
+training: `dynamics.parquet` is empty, `accuracy` is empty).
 """
 
 from __future__ import annotations
@@ -34,14 +35,29 @@ INTEGER = "iu"  # of class ids
 NEEDED = {NUMERIC: "a plain numeric array (bool, integer or float)", INTEGER: "integer class ids"}
 
 
-def load_array(path: str | Path, what: str, kinds: str = NUMERIC) -> np.ndarray:
+Source = str | Path | np.ndarray  # a .npy file, or the array itself
+
+
+def shown_source(source: Source) -> str:
+    """How a message names an input: its path, or an array by its shape."""
+    return f"(array of shape {source.shape})" if isinstance(source, np.ndarray) else str(source)
+
+
+def load_array(path: Source, what: str, kinds: str = NUMERIC) -> np.ndarray:
     """The plain array in the .npy file `path` whose dtype is of `kinds` (numpy's dtype kinds:
     NUMERIC for probabilities, INTEGER for class ids), or a UserError naming the flag `what` and
     the file: not a regular file (a folder; a FIFO would block the read), not a .npy file (an
     .npz archive, a pickle), a header declaring more data than the file holds (memory-mapped
     first, so a few bytes cannot ask for terabytes), or a dtype of another kind (objects, which
     are never unpickled, structured records, strings, complex numbers, dates; floats where class
-    ids are asked for), each refusal saying the same of what is needed (`NEEDED`)."""
+    ids are asked for), each refusal saying the same of what is needed (`NEEDED`). An array given
+    itself is checked for its dtype alone."""
+    if isinstance(path, np.ndarray):
+        if path.dtype.kind not in kinds:
+            raise UserError(
+                f"{what} {shown_source(path)}: dtype {path.dtype}, {NEEDED[kinds]} needed"
+            )
+        return np.array(path)
     file = Path(path)
     if not file.is_file():
         kind = "a folder" if file.is_dir() else "not a regular file"
@@ -67,9 +83,10 @@ def load_array(path: str | Path, what: str, kinds: str = NUMERIC) -> np.ndarray:
     return np.array(mapped)
 
 
-def load_labels(path: str | Path, what: str, n: int, k: int) -> np.ndarray:
-    """Class ids [N] in 0..k-1 from `path`, for the flag `what`; N must be --pred-probs's."""
-    labels = load_array(path, what, INTEGER)
+def load_labels(source: Source, what: str, n: int, k: int) -> np.ndarray:
+    """Class ids [N] in 0..k-1 from `source`, for the flag `what`; N must be --pred-probs's."""
+    labels = load_array(source, what, INTEGER)
+    path = shown_source(source)
     if labels.ndim != 1 or len(labels) != n:
         raise UserError(
             f"{what} {path}: expected shape ({n},) to match --pred-probs, got {labels.shape}"
@@ -80,10 +97,11 @@ def load_labels(path: str | Path, what: str, n: int, k: int) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def load_probs(path: str | Path) -> np.ndarray:
+def load_probs(source: Source) -> np.ndarray:
     """--pred-probs [N, K], N >= 1 and K >= 2, every row renormalised to sum to 1 in float64:
     values must be finite and non-negative, and no row may sum to zero or overflow."""
-    probs = load_array(path, "--pred-probs").astype(np.float64)
+    probs = load_array(source, "--pred-probs").astype(np.float64)
+    path = shown_source(source)
     if probs.ndim != 2 or probs.shape[0] < 1 or probs.shape[1] < 2:
         raise UserError(
             f"--pred-probs {path}: expected shape (N, K) with N >= 1 rows and K >= 2 classes, "
@@ -108,18 +126,20 @@ def load_probs(path: str | Path) -> np.ndarray:
 
 
 def score_predictions(
-    pred_probs: str, labels: str, true_labels: str | None, out: str, argv: list[str]
+    pred_probs: Source, labels: Source, true_labels: Source | None, out: str, argv: list[str]
 ) -> tuple[Path, dict]:
+    """Score `pred_probs` against `labels` (files or arrays) into a new run folder under `out`;
+    (the run folder, its metrics)."""
     t0 = time.perf_counter()
     probs = load_probs(pred_probs)
     n, k = probs.shape
     given = load_labels(labels, "--labels", n, k)
     if np.unique(given).size < 2:
         raise UserError(
-            f"--labels {labels}: every label is class {given[0]}; the detectors weigh a sample's "
-            "class against the others', so at least 2 classes must occur"
+            f"--labels {shown_source(labels)}: every label is class {given[0]}; the detectors "
+            "weigh a sample's class against the others', so at least 2 classes must occur"
         )
-    true = load_labels(true_labels, "--true-labels", n, k) if true_labels else None
+    true = load_labels(true_labels, "--true-labels", n, k) if true_labels is not None else None
     noise = (
         {"type": "unknown"}
         if true is None
@@ -132,9 +152,9 @@ def score_predictions(
         {
             "command": argv,
             "dataset": "score",
-            "pred_probs": str(pred_probs),
-            "labels": str(labels),
-            "true_labels": true_labels,
+            "pred_probs": shown_source(pred_probs),
+            "labels": shown_source(labels),
+            "true_labels": None if true_labels is None else shown_source(true_labels),
             "n_train": n,
             "class_names": [str(c) for c in range(k)],
             "noise": noise,
@@ -157,7 +177,7 @@ def score_predictions(
         write_run_files(
             state.run_dir,
             sample_ids=np.array([f"{i:07d}" for i in range(n)]),
-            filepaths=np.array([f"{labels}#{i}" for i in range(n)]),
+            filepaths=np.array([f"{shown_source(labels)}#{i}" for i in range(n)]),
             class_names=[str(c) for c in range(k)],
             given=given,
             true=true,

@@ -45,6 +45,9 @@ WRITERS_USERS = {
     "decisions",
     "review",
     "resume",
+    "api",
+    "run_start",
+    "fiftyone_results",
 }
 BELOW_WRITERS = [
     p

@@ -1,0 +1,100 @@
+"""A run's per-sample results written back into the FiftyOne dataset its samples came from
+(dataset kind `fiftyone`, `auditor.fiftyone_source`), every field and saved view under one
+prefix (default `audit_`), the dataset's own fields (its label field first) untouched.
+
+The fields are the ones `audit review` gives its own datasets (`auditor.review.fiftyone_samples`:
+`suspicion`, `suggested` and `prediction` with their logits, `detector_votes`, every
+`score_<detector>` and `flag_<detector>` (the evidence; `flag_suspicion`: flagged by the
+ensemble), and the review ledger's `reviewed`, `review_decision`...), each as `<prefix><name>`,
+plus `<prefix>run_id`. Saved views: `<prefix>suspects` (flagged, most suspect first) and
+`<prefix>top-<detector>` (each voting detector's k most suspect, k = the number flagged). The
+dataset's `info["audit"]` names the run folder. A re-run first deletes every field and saved
+view under the prefix, so samples a new selection leaves out keep nothing stale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditor import ledger
+from auditor.detectors.votes import voting_columns
+from auditor.fiftyone_setup import F, fo
+from auditor.fiftyone_source import NOTES
+from auditor.outputs.run_readers import read_run, read_samples
+from auditor.review import fiftyone_samples
+
+# the fields of `fiftyone_samples` a source dataset already has, in its own terms
+SKIPPED = {"id", "filepath", "tags", "metadata", "media_type", "audit_id", "given"}
+SKIPPED |= {"created_at", "last_modified_at"}
+
+
+def result_fields(run_dir: Path, manifest: dict, samples: pd.DataFrame) -> dict[str, list[Any]]:
+    """{field name: one value per row of `samples`}, from the fields `audit review` sets."""
+    state = ledger.review_state(samples, ledger.read_ledger(ledger.ledger_path(run_dir)))
+    made = fiftyone_samples(
+        samples,
+        manifest["class_names"],
+        samples["filepath"].tolist(),
+        manifest["run_id"],
+        state,
+    )
+    columns: dict[str, list[Any]] = {}
+    for n, sample in enumerate(made):
+        for name in sample.field_names:
+            if name not in SKIPPED:
+                columns.setdefault(name, [None] * len(samples))[n] = sample[name]
+    return columns
+
+
+def write_back(run_dir: Path) -> fo.Dataset:
+    """Write the results of the complete run at `run_dir` into its FiftyOne source dataset."""
+    manifest, _ = read_run(run_dir)
+    samples = read_samples(run_dir)
+    source = manifest["dataset_notes"][NOTES]
+    prefix = source["prefix"]
+    dataset = fo.load_dataset(source["dataset"])
+    columns = result_fields(run_dir, manifest, samples)
+    clear(dataset, prefix)
+    chosen = dataset.select(samples["sample_id"].tolist(), ordered=True)
+    for name, values in columns.items():
+        chosen.set_values(prefix + name, values)
+    save_views(dataset, samples, prefix)
+    dataset.info["audit"] = {
+        "run_dir": str(Path(run_dir).resolve()),
+        "run_id": manifest["run_id"],
+        "label_field": source["label_field"],
+        "prefix": prefix,
+    }
+    dataset.save()
+    return dataset
+
+
+def clear(dataset: fo.Dataset, prefix: str) -> None:
+    """Delete the fields and saved views an earlier run wrote under `prefix`."""
+    own = [f for f in dataset.get_field_schema() if f.startswith(prefix)]
+    if own:
+        dataset.delete_sample_fields(own)
+    for name in dataset.list_saved_views():
+        if name.startswith(prefix):
+            dataset.delete_saved_view(name)
+
+
+def save_views(dataset: fo.Dataset, samples: pd.DataFrame, prefix: str) -> None:
+    """`<prefix>suspects` and `<prefix>top-<detector>` (see the module docstring)."""
+    k = max(int(samples["flag_suspicion"].sum()), 1)
+    suspicion = prefix + "suspicion"
+    dataset.save_view(
+        f"{prefix}suspects",
+        dataset.match(F(prefix + "flag_suspicion")).sort_by(suspicion, reverse=True),
+        description="Flagged by the audit's ensemble, most suspect first",
+    )
+    for column in voting_columns(samples):
+        detector = column.removeprefix("score_")
+        dataset.save_view(
+            f"{prefix}top-{detector}",
+            dataset.exists(prefix + column).sort_by(prefix + column, reverse=True).limit(k),
+            description=f"The {k} samples {detector} finds most suspect, flagged or not",
+        )
