@@ -60,7 +60,8 @@ def write_back(run_dir: Path) -> fo.Dataset:
     clear(dataset, prefix)
     chosen = dataset.select(samples["sample_id"].tolist(), ordered=True)
     for name, values in columns.items():
-        chosen.set_values(prefix + name, values)
+        if any(v is not None for v in values):  # a field no sample has a value for is left out
+            chosen.set_values(prefix + name, values)
     save_views(dataset, samples, prefix)
     dataset.info["audit"] = {
         "run_dir": str(Path(run_dir).resolve()),
