@@ -49,13 +49,20 @@ SOURCE_KEYS: dict[str, type] = {
 }
 # `audit run`'s flags for them: flag -> (key, help)
 FLAGS = {
-    "--fiftyone-dataset": ("dataset", "the FiftyOne dataset to audit (dataset kind fiftyone)"),
+    "--fiftyone-dataset": (
+        "dataset",
+        "the FiftyOne dataset to audit, for dataset kind fiftyone (default: the registry "
+        "entry's `dataset`)",
+    ),
     "--label-field": (
         "label_field",
         f"its classification field of the given labels (default {DEFAULT_FIELD})",
     ),
     "--fiftyone-view": ("view", "a saved view of it: audit only its samples (default: all)"),
-    "--tags": ("tags", "audit only its samples with one of these tags (comma-separated)"),
+    "--tags": (
+        "tags",
+        "audit only its samples with one of these tags, comma-separated (default: all)",
+    ),
 }
 DESTS = {flag[2:].replace("-", "_"): key for flag, (key, _) in FLAGS.items()}  # dest -> key
 FLAG_DESTS = tuple(DESTS)
