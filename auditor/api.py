@@ -136,7 +136,7 @@ def open_run(path: str | PathLike) -> Run:
 
 
 def audit(
-    dataset: str | PathLike | fo.Dataset | fo.DatasetView,
+    dataset: str | PathLike | tuple[np.ndarray, np.ndarray] | fo.Dataset | fo.DatasetView,
     *,
     methods: list[str] | str | None = None,
     label_field: str | None = None,
@@ -147,9 +147,10 @@ def audit(
     """`audit run`: train, score every sample and write a run folder; the run (`Run`).
 
     `dataset`: a registry name (`audit datasets`), a folder of class sub-folders (the
-    `imagefolder` kind) or a FiftyOne dataset or view, whose samples' `label_field`
-    classifications are audited and which gets the results back under `prefix`
-    (`auditor.fiftyone_results`); `tags` keep only samples with one of them. `methods`: the
+    `imagefolder` kind), arrays `(images, labels)` (uint8 [N, H, W(, C)] and class ids [N],
+    written once as a folder: `auditor.array_folder`) or a FiftyOne dataset or view, whose
+    samples' `label_field` classifications are audited and which gets the results back under
+    `prefix` (`auditor.fiftyone_results`); `tags` keep only samples with one of them. `methods`: the
     methods to train (`--method`). `options`: any `audit run` option by its Python name
     (`epochs=4`, `out="reports"`, `eac_lambda=5.0`)."""
     registry = load_registry()
@@ -183,14 +184,24 @@ def dataset_entry(
             stages = dataset._serialize()
             source = {"dataset": dataset.dataset_name, "view_stages": stages}
             return fiftyone_source.fiftyone_entry(registry), source, None
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        from auditor.array_folder import array_folder
+
+        return get_entry("csv", registry), {}, str(array_folder(*dataset))
     if isinstance(dataset, str) and dataset in registry:
         return registry[dataset], {}, None
     if isinstance(dataset, str | PathLike) and Path(dataset).is_dir():
         return get_entry("imagefolder", registry), {}, str(dataset)
     raise UserError(
-        f"audit: dataset {dataset!r} is neither a registry name ({', '.join(registry)}), a "
-        "folder, nor a FiftyOne dataset or view"
+        f"audit: dataset {shown(dataset)} is neither a registry name ({', '.join(registry)}), a "
+        "folder, a FiftyOne dataset or view, nor arrays (images, labels)"
     )
+
+
+def shown(dataset: Any) -> str:
+    """`dataset` as a message names it: its repr, cut short."""
+    text = repr(dataset)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def score(

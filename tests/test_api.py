@@ -4,6 +4,7 @@ CLI's as `UserError`, `open_run` refuses the damaged run folders the commands re
 same sentence, and `score` returns the samples `audit score` writes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,27 @@ def test_audit_writes_the_samples_audit_run_writes(tmp_path):
     assert "ensemble_decisions" in run.decisions
     relabels = pd.read_csv(run.export(top=7))
     assert len(relabels) == 7
+
+
+@pytest.mark.slow
+def test_audit_takes_images_and_labels_as_arrays(tmp_path):
+    from auditor.datasets.fashion_mnist import read_idx
+
+    fashion = Path("/usr/share/datasets/fashion-mnist")
+    images = read_idx(fashion / "t10k-images-idx3-ubyte.gz")[:200]
+    labels = read_idx(fashion / "t10k-labels-idx1-ubyte.gz")[:200].astype(np.int64)
+    options = {"methods": ["ce"], "epochs": 1, "flip": False, "report": False}
+    run = audit((images, labels), out=str(tmp_path), **options)
+    samples = run.samples.sort_values("sample_id")
+    assert samples["sample_id"].tolist() == [f"{n:06d}.png" for n in range(200)]
+    assert (samples["given_label"].to_numpy() == labels).all()
+    assert run.manifest["class_names"] == [str(c) for c in range(10)]
+    again = audit((images, labels), out=str(tmp_path), **options)  # the same folder, reused
+    assert again.manifest["config"]["root"] == run.manifest["config"]["root"]
+    with pytest.raises(UserError, match="give uint8 pixels"):
+        audit((images.astype(float), labels), out=str(tmp_path))
+    with pytest.raises(UserError, match="give integer class ids"):
+        audit((images, labels[:-1]), out=str(tmp_path))
 
 
 @pytest.mark.parametrize(
