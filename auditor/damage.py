@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from auditor.checkpoint_files import declared_size_problem, first_tensor_problem
 from auditor.errors import UserError
 from auditor.options import of_type
 
@@ -176,9 +177,13 @@ def checkpoint_damage(path: Path, what: str) -> DamagedRunFolder:
     )
 
 
-def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:
-    """The checkpoint at `path`, of the shape CHECKPOINT; with `mmap` its tensors are mapped,
-    not read (a check that costs no memory)."""
+def load_checkpoint(path: Path) -> dict:
+    """The checkpoint at `path`, of the shape CHECKPOINT, its declared sizes and every tensor
+    checked as `--weights` are (`auditor.checkpoint_files`). Read whole, as the training reads
+    it (a memory-mapped load would take a storage its pickle declares larger than its record,
+    which the whole read refuses), and never more than the file holds: the zip's declared
+    sizes are checked before `torch.load`, and `torch.load` refuses a record shorter than its
+    storage before it allocates."""
     problem = file_problem(path)
     if problem:
         raise checkpoint_damage(path, problem)
@@ -186,11 +191,14 @@ def load_checkpoint(path: Path, *, mmap: bool = False) -> dict:
         raise checkpoint_damage(
             path, "is truncated or not a file torch.save wrote (no zip archive in it)"
         )
+    problem = declared_size_problem(path)  # before torch.load reads a byte of it
+    if problem:
+        raise checkpoint_damage(path, problem)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # whatever torch.load raises on a file torch.save did not write
         raise checkpoint_damage(path, f"cannot be read by torch.load ({brief(err)})") from None
-    problem = shape_problem(state, CHECKPOINT)
+    problem = shape_problem(state, CHECKPOINT) or first_tensor_problem(state)
     if problem:
         raise checkpoint_damage(path, f"is not a checkpoint of audit: it {problem}")
     return state
@@ -206,4 +214,4 @@ def check_checkpoints(folder: Path) -> None:
             folder, "is not a folder; delete it, and resuming the run trains every method again"
         )
     for path in sorted(folder.glob("*.pt")):
-        load_checkpoint(path, mmap=True)
+        load_checkpoint(path)

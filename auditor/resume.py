@@ -8,6 +8,10 @@
   readable.
 - The data (`refuse_changed_data`): the dataset's fingerprint and the validation split drawn now
   are the run's, or its checkpoints would go on training on other samples.
+- The checkpoints (`refuse_unfit_checkpoints`): each fits the model of the training it continues
+  (another backbone's, another method's, is refused).
+
+Every one of these checks is done before the manifest is rewritten (`running`, `resumed`).
 
 The run folder's life cycle is `auditor.outputs.run_folder.RunState.resume`; a training's own
 checkpoint is read by the engine (`auditor.training.checkpoint.resume_state`). A refusal changes
@@ -16,14 +20,22 @@ nothing in the folder.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auditor.config import CORE, declared_defaults, from_dict
-from auditor.damage import DamagedRunFolder, check_checkpoints
+from auditor.damage import DamagedRunFolder, check_checkpoints, checkpoint_damage, load_checkpoint
 from auditor.errors import UserError
+
+if TYPE_CHECKING:
+    from auditor.prepare import Prepared
 from auditor.outputs.run_readers import RESUMABLE, read_manifest
 
+# A training's checkpoint: `<method>.pt`, a fold's `<method>-fold<k>.pt`, an AUM threshold
+# run's `<method>-aum<k>.pt` (`auditor.training.engine.checkpoint_for`).
+CHECKPOINT_NAME = re.compile(r"(?P<method>.+?)(?:-(?P<part>fold|aum)[0-9]+)?")
 # Options declared after runs were already written, with the value that reproduces such a run
 # on --resume: it held nothing out and trained with flips.
 ADDED_SINCE = {"validation": 0.0, "flip": True}
@@ -73,6 +85,30 @@ def refuse_changed_data(
             "--resume: the validation split drawn now is not the one the run held out (the "
             "given labels or the decodable images changed since); start a new run"
         )
+
+
+def refuse_unfit_checkpoints(run_dir: Path, prepared: Prepared) -> None:
+    """Refuse, before the run folder changes, a checkpoint that cannot continue the training it
+    is named for (`auditor.training.checkpoint.fit_problem`: the model of that method, built
+    now as the training builds it, with one more class for an AUM threshold run; its optimiser's
+    groups; its epochs done). The loop checks each again when it loads it."""
+    from auditor.training.checkpoint import fit_problem
+
+    config, built = prepared.config, {}
+    epochs = config.train_config(prepared.device).epochs
+    for path in sorted((Path(run_dir) / "checkpoints").glob("*.pt")):
+        name = CHECKPOINT_NAME.fullmatch(path.stem)
+        if name is None or name["method"] not in config.method:
+            continue  # no training reads it
+        key = (name["method"], name["part"] == "aum")
+        if key not in built:
+            classes = prepared.train_table.num_classes + 1 if key[1] else None
+            built[key] = prepared.new_model(key[0], config.seed, classes)
+        model = built[key]
+        state = load_checkpoint(path)
+        problem = fit_problem(state, model, model.param_groups(config.lr), epochs)
+        if problem:
+            raise checkpoint_damage(path, f"does not fit this run's training ({problem})")
 
 
 def resumable_manifest(run_dir: Path) -> dict:

@@ -22,7 +22,7 @@ from auditor.datasets.registry import DatasetEntry
 from auditor.method_training import train_all
 from auditor.outputs.run_folder import RunState
 from auditor.prepare import Prepared, prepare
-from auditor.resume import Resume, refuse_changed_data
+from auditor.resume import Resume, refuse_changed_data, refuse_unfit_checkpoints
 from auditor.run_outputs import write_outputs
 from auditor.run_scoring import score_run
 from auditor.training import distributed
@@ -62,6 +62,7 @@ def open_run(prepared: Prepared, argv: list[str], resume: Resume | None) -> RunS
             manifest["dataset_fingerprint"],
             manifest["validation"],
         )
+        refuse_unfit_checkpoints(resume.run_dir, prepared)  # every check before the manifest
         state = RunState.resume(resume.run_dir, resume.manifest)
     else:
         config = prepared.config

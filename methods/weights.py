@@ -6,21 +6,23 @@ a raw state dict, `{'state_dict': ...}` / `{'model': ...}` / `{'model_state_dict
 MS-Celeb ResNet-18 file shared as `resnet18_msceleb.pth` is `{'state_dict': ...}` with
 torchvision's names), and keys prefixed by `module.` (DataParallel), `features.`, `feat_net.`,
 `backbone.` or `base.`. A key maps to the first of (itself, itself without one or more of those
-prefixes) that names a backbone tensor of the same shape. Loading is refused unless every
-backbone tensor is matched, so a checkpoint can never silently load nothing (the bug users of
-SCN's official loader keep reporting); `allow_partial` accepts fewer.
+prefixes) that names a backbone tensor of the same shape (and floating point where it is).
+Loading is refused unless every backbone tensor is matched, so a checkpoint can never silently
+load nothing (the bug users of SCN's official loader keep reporting); `allow_partial` accepts
+fewer, never none.
 """
 
 from __future__ import annotations
 
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from auditor.checkpoint_files import declared_size_problem, first_tensor_problem
+from auditor.damage import brief
 from auditor.errors import UserError
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
@@ -47,21 +49,11 @@ class WeightsReport:
 
 def check_declared_size(path: Path) -> None:
     """Refuse, before anything is read into memory, a zip checkpoint whose entries declare far
-    more bytes than the file holds: `torch.save` stores tensors uncompressed, so a file that
-    inflates (a zip bomb: 8 MB asking for 8 GiB) was not written by it."""
-    if not zipfile.is_zipfile(path):
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            declared = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError) as err:
-        raise UserError(f"--weights {path}: not a PyTorch checkpoint ({err})") from None
-    held = Path(path).stat().st_size
-    if declared > 2 * held + 2**20:
-        raise UserError(
-            f"--weights {path}: refused, its {held / 1e6:.1f} MB declare {declared / 1e9:.2f} GB "
-            "of compressed data; torch.save never compresses, so this is not a checkpoint it wrote"
-        )
+    more bytes than the file holds (`auditor.checkpoint_files.declared_size_problem`, the one
+    check for `--weights` and a run's checkpoints alike)."""
+    problem = declared_size_problem(path)
+    if problem:
+        raise UserError(f"--weights {path}: refused, it {problem}")
 
 
 def unwrap(obj: object, path: Path) -> object:
@@ -83,8 +75,9 @@ def unwrap(obj: object, path: Path) -> object:
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The flat name -> tensor dict inside a checkpoint file (weights_only), after
-    `check_declared_size`; the wrappers are followed by `unwrap`, and a tensor holding NaN or
-    infinity is refused (`check_finite`)."""
+    `check_declared_size`; the wrappers are followed by `unwrap`; a tensor that no state dict
+    holds (`auditor.checkpoint_files.tensor_problem`: sparse, meta, complex, a stride-0 view) or
+    that holds NaN or infinity (`check_finite`) is refused."""
     if not Path(path).is_file():
         raise UserError(f"--weights {path}: no such file")
     check_declared_size(Path(path))
@@ -95,12 +88,17 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             f"--weights {path}: refused, the file holds Python objects beyond tensors and plain "
             f"containers, which could run code when loaded ({str(err).splitlines()[0]})"
         ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise UserError(f"--weights {path}: not a PyTorch checkpoint ({err})") from None
+    except Exception as err:  # whatever torch.load raises on a file torch.save did not write
+        raise UserError(
+            f"--weights {path}: not a PyTorch checkpoint ({type(err).__name__}: {brief(err)})"
+        ) from None
     obj = unwrap(obj, path)
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"--weights {path}: found no state dict (a mapping of names to tensors)")
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    problem = first_tensor_problem(tensors)
+    if problem:
+        raise UserError(f"--weights {path}: refused, it {problem}; give another checkpoint")
     check_finite(tensors, path)
     return tensors
 
@@ -132,6 +130,17 @@ def candidate_names(key: str) -> list[str]:
     return names
 
 
+def fits_tensor(tensor: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether `tensor` may fill the backbone's `target`: the same shape, and real floating
+    point where the target is (only floating tensors load into weights; an integer buffer,
+    BatchNorm's step counter, takes an integer)."""
+    return tensor.shape == target.shape and tensor.is_floating_point() == target.is_floating_point()
+
+
+def described(tensor: torch.Tensor) -> str:
+    return f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
+
+
 def map_state_dict(
     checkpoint: dict[str, torch.Tensor], backbone: nn.Module
 ) -> tuple[dict[str, torch.Tensor], WeightsReport]:
@@ -140,13 +149,11 @@ def map_state_dict(
     mismatched, unused = [], []
     for key, tensor in checkpoint.items():
         names = [n for n in candidate_names(key) if n in target]
-        fits = [n for n in names if target[n].shape == tensor.shape]
+        fits = [n for n in names if fits_tensor(tensor, target[n])]
         if fits and fits[0] not in mapped:
             mapped[fits[0]] = tensor
         elif names:
-            mismatched.append(
-                f"{names[0]} {tuple(tensor.shape)} vs {tuple(target[names[0]].shape)}"
-            )
+            mismatched.append(f"{names[0]} {described(tensor)} vs {described(target[names[0]])}")
         else:
             unused.append(key)
     required = [
@@ -181,6 +188,11 @@ def imagenet_state_dict(backbone_name: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def mismatches(report: WeightsReport) -> str:
+    """The first few names matched with another shape or kind of number, for a refusal."""
+    return f"shape mismatches: {', '.join(report.mismatched[:3])}" if report.mismatched else ""
+
+
 def load_backbone_weights(
     source: str, backbone: nn.Module, backbone_name: str, *, allow_partial: bool = False
 ) -> tuple[dict[str, torch.Tensor], WeightsReport]:
@@ -193,10 +205,15 @@ def load_backbone_weights(
     )
     mapped, report = map_state_dict(checkpoint, backbone)
     report.path = path = source
-    if report.missing and not allow_partial:
-        detail = (
-            f"; shape mismatches: {', '.join(report.mismatched[:3])}" if report.mismatched else ""
+    if report.matched == 0:  # what --allow-partial-weights never means
+        raise UserError(
+            f"--weights {path}: none of its tensors fits one of the {report.expected} of the "
+            f"{backbone_name} backbone ({mismatches(report) or 'no name matches'}); "
+            "--allow-partial-weights loads what matches, and nothing does: give a checkpoint of "
+            "this backbone, or name its backbone with --backbone"
         )
+    if report.missing and not allow_partial:
+        detail = f"; {mismatches(report)}" if report.mismatched else ""
         raise UserError(
             f"--weights {path}: matched only {report.matched} of {report.expected} backbone "
             f"tensors (missing e.g. {', '.join(report.missing[:3])}{detail}). Is it a checkpoint "

@@ -20,9 +20,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from methods.backbones import build_backbone
 from tests.conftest import AUDIT, run_cli
 from tests.hostile import QUICK, csv_dataset, digest, refused
 from tests.test_cli_e2e import last_line_dir
+from tests.test_hostile_checkpoints import declare_size
 from tests.test_untrusted_input import RunsCode
 
 pytestmark = pytest.mark.slow
@@ -107,6 +109,12 @@ def into_folder(name: str) -> Callable[[Path], None]:
     return damage
 
 
+def utf16(name: str) -> Callable[[Path], None]:
+    return lambda run_dir: (run_dir / name).write_bytes(
+        (run_dir / name).read_text(encoding="utf-8").encode("utf-16")
+    )
+
+
 def remove(name: str) -> Callable[[Path], None]:
     return lambda run_dir: (run_dir / name).unlink()
 
@@ -125,7 +133,8 @@ COMPLETE_CASES = [
     (into_folder(SAMPLES), "compare", [SAMPLES, "is a folder"]),
     (write(MANIFEST, b'{"run_id": '), "export", [MANIFEST, "is not valid JSON"]),
     (write(MANIFEST, b'{"run_id": '), "compare", [MANIFEST, "is not valid JSON"]),
-    (write(MANIFEST, b"\xff\xfe{}"), "review", [MANIFEST, "is not valid JSON"]),
+    (write(MANIFEST, b"\xff\xfe{}"), "review", [MANIFEST, "is not UTF-8 text"]),
+    (utf16(MANIFEST), "export", [MANIFEST, "is not UTF-8 text"]),  # json.loads(bytes) read it
     (write(MANIFEST, b"[1, 2]"), "apply", [MANIFEST, "holds [1, 2], expected an object"]),
     (write(METRICS, b"{"), "compare", [METRICS, "is not valid JSON"]),
     (write(METRICS, b"null"), "export", [METRICS, "expected an object"]),
@@ -254,6 +263,17 @@ def pickled(value: object) -> Callable[[Path], None]:
     return lambda run_dir: (run_dir / "checkpoints" / "ce.pt").write_bytes(pickle.dumps(value))
 
 
+def edit_checkpoint(change: Callable[[dict], object]) -> Callable[[Path], None]:
+    """A damage: `change` applied to the state in checkpoints/ce.pt, saved back."""
+
+    def damage(run_dir: Path) -> None:
+        state = torch.load(run_dir / CKPT, weights_only=True)
+        change(state)
+        torch.save(state, run_dir / CKPT)
+
+    return damage
+
+
 def checkpoints_as_a_file(run_dir: Path) -> None:
     shutil.rmtree(run_dir / "checkpoints")
     (run_dir / "checkpoints").write_text("not a folder")
@@ -276,6 +296,8 @@ RESUME_CASES = [
         ["checkpoints/ce-fold1.pt", "holds [1, 2], expected an object"],
     ),
     (checkpoints_as_a_file, ["checkpoints is not a folder", "delete it"]),
+    (lambda r: declare_size(r / CKPT, 0xF0000000), [CKPT, "declares 4.", "GB of data"]),
+    (edit_checkpoint(lambda s: s.update(current=torch.zeros(1).expand(10**12))), [CKPT, "stride"]),
 ]
 
 
@@ -295,21 +317,20 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(interrupted, dataset,
     assert not marker.exists()
 
 
-def test_a_checkpoint_that_does_not_fit_the_model_fails_the_run_with_what_to_do(
+def test_a_checkpoint_of_another_model_is_refused_before_the_manifest_changes(
     interrupted, dataset, tmp_path
 ):
-    """Read, of the right shape, but of another model: found when loaded, the run is marked
-    `failed` (resumable) and the message is the damage's, not the generic `--resume` hint."""
+    """Read, of the right shape, but of another backbone: every checkpoint is fitted to the
+    model it continues before the manifest is touched (it used to be marked `failed`, resumed
+    and its error set, by a refusal)."""
 
-    def shrink(run_dir: Path) -> None:
-        path = run_dir / CKPT
-        state = torch.load(path, weights_only=True)
-        state["model"] = {k: v[:1] if v.ndim else v for k, v in state["model"].items()}
-        torch.save(state, path)
+    def other_backbone(run_dir: Path) -> None:
+        state = torch.load(run_dir / CKPT, weights_only=True)
+        other = build_backbone("resnet18", 3).state_dict()
+        head = {k: v for k, v in state["model"].items() if not k.startswith("backbone.")}
+        state["model"] = head | {f"backbone.{k}": v for k, v in other.items()}
+        torch.save(state, run_dir / CKPT)
 
-    copy = damaged_copy(interrupted, shrink, tmp_path)
-    result = run_cli("run", "--resume", str(copy), env=dataset[1])
-    refused(result, DAMAGED, CKPT, "does not fit this run's training", "delete it")
-    assert "after fixing the cause" not in result.stderr
-    assert json.loads((copy / MANIFEST).read_text())["status"] == "failed"
-    assert (copy / CKPT).is_file() and not (copy / SAMPLES).exists()
+    copy = damaged_copy(interrupted, other_backbone, tmp_path)
+    needles = [CKPT, "does not fit this run's training", "backbone.conv1.weight", "delete it"]
+    refused_changing_nothing(copy, "resume", needles, tmp_path, *dataset)

@@ -92,10 +92,18 @@ METRICS = {
 
 
 def read_json(path: Path, shape: dict) -> dict:
-    """The JSON object in `path`, checked against `shape` (`shape_problem`)."""
+    """The JSON object in `path`, checked against `shape` (`shape_problem`): the one reader of
+    every JSON file of a run folder. UTF-8 only, as `audit` writes it: `json.loads` given bytes
+    would also take UTF-16 or UTF-32 (or a BOM), which no file of a run folder is."""
     try:
-        value = json.loads(run_file(path).read_bytes())
-    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError; deep nesting
+        text = run_file(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DamagedRunFolder(
+            path, f"is not UTF-8 text, as audit writes it (byte {err.start} is not UTF-8)"
+        ) from None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError; deep nesting
         raise DamagedRunFolder(path, f"is not valid JSON ({err})") from None
     problem = shape_problem(value, shape)
     if problem:

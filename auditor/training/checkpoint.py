@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from auditor.damage import brief, checkpoint_damage, load_checkpoint
 from auditor.fsutil import atomic_path
@@ -56,6 +57,37 @@ def save_checkpoint(
         torch.save(state, tmp)
 
 
+def fit_problem(state: dict, model: nn.Module, groups: list[dict], epochs: int) -> str | None:
+    """Why a checkpoint (`state`, as `load_checkpoint` returns it) cannot continue the training
+    of `model` with the optimiser's parameter `groups` over at most `epochs` epochs: its epochs
+    done out of range, its model's tensors not the model's (names, shapes), its optimiser's
+    groups not of the same sizes; None when it can. Read without loading anything, so that
+    `audit run --resume` checks every checkpoint before it changes the run folder
+    (`auditor.resume.refuse_unfit_checkpoints`) and the loop checks again before it loads one."""
+    if not 0 <= state["epochs_done"] <= epochs:
+        return f"it says {state['epochs_done']} epochs are done, of {epochs}"
+    own, saved = model.state_dict(), state["model"]
+    missing, unknown = [k for k in own if k not in saved], [k for k in saved if k not in own]
+    if missing or unknown:
+        return (
+            f"its model lacks {len(missing)} of the model's tensors {missing[:2]} and has "
+            f"{len(unknown)} others {unknown[:2]}"
+        )
+    shapes = [
+        f"{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if saved[k].shape != own[k].shape
+    ]
+    if shapes:
+        return f"{len(shapes)} of its model's tensors have other shapes, e.g. {shapes[0]}"
+    saved_groups = [g.get("params") for g in state["optimizer"]["param_groups"]]
+    sizes = [len(p) if isinstance(p, list) else None for p in saved_groups]
+    wanted = [len(group["params"]) for group in groups]
+    if sizes != wanted:
+        return f"its optimiser's groups hold {sizes} parameters, the model's {wanted}"
+    return None
+
+
 def resume_state(
     path: str | None,
     loop: dict,
@@ -71,11 +103,11 @@ def resume_state(
     if path is None or not (Path(path).exists() or Path(path).is_symlink()):
         return 0, 0.0, None
     state = load_checkpoint(Path(path))
-    epochs = len(next(iter(record.values())))
-    if not 0 <= state["epochs_done"] <= epochs:
-        raise checkpoint_damage(
-            Path(path), f"says {state['epochs_done']} epochs are done, of {epochs}"
-        )
+    problem = fit_problem(
+        state, loop["model"], loop["optimizer"].param_groups, len(next(iter(record.values())))
+    )
+    if problem:
+        raise checkpoint_damage(Path(path), f"does not fit this run's training ({problem})")
     try:
         loop["model"].load_state_dict(state["model"])
         loop["optimizer"].load_state_dict(state["optimizer"])
