@@ -9,7 +9,9 @@ The simulated annotator knows the truth, as a person looking at the image would:
                     count how often that was the tool's suggestion); a right one is kept;
   accept:           every suspect is relabelled to the tool's suggestion, unchecked.
 Everything goes through the real CLI (`audit run`, `export`, `apply`, `run --labels`,
-`compare`); Debian's Fashion-MNIST files are checked byte-identical afterwards.
+`compare`), and the run folders are read back as a user reads them, through the public API
+(`auditor.api.open_run`, which checks every file); Debian's Fashion-MNIST files are checked
+byte-identical afterwards.
 
     .venv/bin/python bench/cleaning_loop.py [--seeds 0,1,2] [--top K] [--method ce,eac]
                                             [--annotator oracle] [--readme]
@@ -28,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from readme_block import write_block  # bench/, beside this script
+
+from auditor.api import open_run
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIT = Path(sys.executable).parent / "audit"
@@ -89,9 +93,9 @@ def one_loop(seed: int, args: argparse.Namespace, out: Path) -> dict:
     t = time.perf_counter()
     before = Path(audit("run", "demo", "--noise-rate", "0.3", *common, "--out", str(out / "runs")))
     seconds = time.perf_counter() - t
-    manifest = json.loads((before / "manifest.json").read_text())
-    class_names = manifest["class_names"]
-    samples = pd.read_parquet(before / "samples.parquet")
+    audited = open_run(before)
+    class_names = audited.manifest["class_names"]
+    samples = audited.samples
     top = args.top or max(int(samples["flag_suspicion"].sum()), 1)
     suspects_csv = Path(
         audit("export", str(before), "--top", str(top), "--out", str(out / "suspects.csv"))
@@ -119,10 +123,7 @@ def one_loop(seed: int, args: argparse.Namespace, out: Path) -> dict:
         text=True,
         check=True,
     ).stdout
-    accuracy = {
-        name: json.loads((run / "metrics.json").read_text())["accuracy"]
-        for name, run in (("before", before), ("after", after))
-    }
+    accuracy = {"before": audited.accuracy, "after": open_run(after).accuracy}
     return {
         "seed": seed,
         "seconds_per_audit": seconds,
