@@ -42,7 +42,7 @@ def int_between(text: str, minimum: int, maximum: int) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
     if value < minimum:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
+        raise argparse.ArgumentTypeError(f"{text[:40]}: must be at least {minimum}")
     if value > maximum:
         raise argparse.ArgumentTypeError(f"{text[:40]}: must be at most {maximum:,}")
     return value
@@ -149,9 +149,7 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("review", help="load a run into FiftyOne and open the App for annotators")
     p.add_argument("run_dir")
     p.add_argument("--address", default="127.0.0.1", help="address the App binds to")
-    p.add_argument(
-        "--port", type=bounded(1, 65535), default=5151, help="port the App listens on (1-65535)"
-    )
+    p.add_argument("--port", type=bounded(1, 65535), default=5151, help="port the App listens on")
     p.add_argument(
         "--top",
         type=bounded(1, MAX_COUNT),
@@ -217,17 +215,13 @@ def build_parser(run_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "out", help="folder to write: a new or empty one, or an earlier synth-faces output"
     )
-    p.add_argument(
-        "--train", type=bounded(1, MAX_IMAGES), default=700, help="training images (at most 20,000)"
-    )
-    p.add_argument(
-        "--test", type=bounded(0, MAX_IMAGES), default=210, help="test images (at most 20,000)"
-    )
+    p.add_argument("--train", type=bounded(1, MAX_IMAGES), default=700, help="training images")
+    p.add_argument("--test", type=bounded(0, MAX_IMAGES), default=210, help="test images")
     p.add_argument(
         "--seed",
         type=bounded(0, MAX_SEED),
         default=0,
-        help="seed of the faces and the noise files (below 2**32)",
+        help="seed of the faces and the noise files",
     )
     p.add_argument(
         "--noise-files",

@@ -11,13 +11,13 @@ declarations.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from auditor.datasets.noise import NOISE_MODELS
 from auditor.errors import UserError
+from auditor.fsutil import absolute_user_path
 from auditor.label_sources import label_source_problems
 from auditor.options import (
     Options,
@@ -293,7 +293,7 @@ def resolve(
     merged["method"] = split_methods(merged["method"])
     for key in PATH_OPTIONS:  # recorded absolute: the run folder is read from any directory
         if isinstance(merged.get(key), str) and merged[key].strip():
-            merged[key] = os.path.abspath(os.path.expanduser(merged[key]))
+            merged[key] = absolute_user_path(merged[key], f"--{key.replace('_', '-')}")
     return from_dict(dataset, merged, explicit)
 
 

@@ -62,13 +62,11 @@ def export_relabels(
         default = "second-look.csv"
     else:
         default = f"suspects{f'-top{top}' if top else ''}.csv"
+    roots = [run_dataset_root(manifest)]
     target = check_out(
-        run_dir / default if out is None else out,
-        dataset_roots=[run_dataset_root(manifest)],
-        own=(default,),
-        force=force,
+        run_dir / default if out is None else out, dataset_roots=roots, own=(default,), force=force
     )
-    path = ledger.ledger_path(run_dir)
+    path = ledger.writable_ledger(run_dir, roots) if from_fiftyone else ledger.ledger_path(run_dir)
     if from_fiftyone:
         from auditor.annotations import read_marks
         from auditor.review import dataset_name, open_dataset
@@ -203,9 +201,9 @@ def apply_relabels(
     reviewer = ledger.reviewer_name(reviewer)
     manifest, _ = read_run(run_dir)
     labels_file = manifest.get("config", {}).get("labels")
-    target = check_out(
-        out, dataset_roots=[run_dataset_root(manifest)], labels_file=labels_file, force=force
-    )
+    roots = [run_dataset_root(manifest)]
+    target = check_out(out, dataset_roots=roots, labels_file=labels_file, force=force)
+    ledger_file = ledger.writable_ledger(run_dir, roots)
     samples = read_samples(run_dir)
     class_names = manifest["class_names"]
     given = samples.set_index("sample_id")["given_label"]
@@ -230,7 +228,7 @@ def apply_relabels(
     written = write_label_file(target, table, labels, entry.kind)
     changed = int(sum(given[sid] != label for sid, label in decisions.relabel.items()))
     added = ledger.append(
-        ledger.ledger_path(run_dir),
+        ledger_file,
         decision_rows(decisions, samples, class_names, relabels),
         manifest["run_id"],
         reviewer,

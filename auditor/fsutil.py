@@ -3,18 +3,86 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from auditor.errors import UserError
+from auditor.errors import UserError, shown
+
+CACHE_ENV = "AUDIT_CACHE_DIR"
+
+
+def user_path(text: str | os.PathLike, what: str) -> Path:
+    """`text` (a path the user gave: a flag's value, a registry root, an environment variable;
+    `what` names it) with `~` or `~user` expanded. An unknown user, or `~` without a home
+    folder, is refused (`UserError`) rather than left as a folder literally named `~user`."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise UserError(
+            f"{what} {shown(text)}: its ~ names no home folder on this machine (no such user, "
+            "or HOME unset): spell the path out"
+        ) from None
+
+
+def absolute_user_path(text: str, what: str) -> str:
+    """`text` expanded (`user_path`) and made absolute, `..` removed, symlinks kept."""
+    return os.path.abspath(user_path(text, what))
+
+
+def resolved(path: str | os.PathLike, what: str) -> Path:
+    """`path` expanded (`user_path`) and resolved (symlinks followed, `..` removed; it need not
+    exist). A symlink loop, or a folder on the way that cannot be searched, is refused naming
+    `what` and the path: every path the user names is resolved here."""
+    try:
+        return user_path(path, what).resolve()
+    except (OSError, RuntimeError) as err:  # RuntimeError: pathlib's "Symlink loop from ..."
+        reason = getattr(err, "strerror", None) or "a symbolic link loop"
+        raise UserError(
+            f"{what} {shown(path)} cannot be resolved ({reason}): fix the path or name another"
+        ) from None
 
 
 def cache_dir() -> Path:
     """The tool's own folder for derived files (image caches, crash reports, numba's JIT):
-    `$AUDIT_CACHE_DIR`, default `~/.cache/audit`."""
-    return Path(os.environ.get("AUDIT_CACHE_DIR", Path.home() / ".cache" / "audit"))
+    `$AUDIT_CACHE_DIR`, default `~/.cache/audit`. Set but empty (it would be the current
+    folder) is refused; what the folder may be is the write guard's to check
+    (`auditor.write_guard.checked_cache_dir`), before a command writes there."""
+    text = os.environ.get(CACHE_ENV)
+    if text is None:
+        try:
+            return Path.home() / ".cache" / "audit"
+        except RuntimeError:
+            raise UserError(f"no home folder to keep the cache in: set {CACHE_ENV}") from None
+    if not text.strip():
+        raise UserError(
+            f"{CACHE_ENV} is set but empty (it would be the current folder): unset it for "
+            "~/.cache/audit, or name a folder"
+        )
+    return user_path(text, CACHE_ENV)
+
+
+def open_lock(path: Path) -> int:
+    """A descriptor on the lock file `path` (created if missing; never truncated), to `flock`.
+    A lock file is the tool's own: a symbolic link in its place (which could lead anywhere) or
+    anything but a regular file (a FIFO would block the open) is refused, never followed."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError(
+                f"the lock file {shown(path)} is a symbolic link, which audit never makes: "
+                "remove it"
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"the lock file {shown(path)} is not a regular file: remove it")
+    return fd
 
 
 @contextlib.contextmanager

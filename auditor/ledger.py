@@ -28,7 +28,7 @@ decision is the sample's decision, with its reviewer; the latest non-empty note 
                   earlier decision, its reviewer and note
 
 Reviewed samples are left out of the suspects (the FiftyOne `suspects` view, `audit export`)
-by default; the `reviewed` and `disagreements` views hold them.
+by default; the `reviewed` and `second-look` views hold them.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from pathlib import Path
 import pandas as pd
 
 from auditor.csv_cells import neutralise_cell, restore_cell
-from auditor.errors import UserError
-from auditor.fsutil import atomic_path
+from auditor.errors import UserError, shown
+from auditor.fsutil import atomic_path, open_lock
 
 LEDGER_NAME = "review-ledger.csv"
 COLUMNS = [
@@ -66,6 +66,28 @@ MAX_REVIEWER = 100  # characters
 def ledger_path(run_dir: Path) -> Path:
     """The ledger of the dataset whose run folder is `run_dir` (`<out>/<dataset>/<run id>`)."""
     return Path(run_dir).resolve().parent / LEDGER_NAME
+
+
+def writable_ledger(run_dir: Path, dataset_roots: list[Path | None]) -> Path:
+    """`ledger_path(run_dir)`, checked before a command writes anything: a run folder moved
+    into a dataset's root (`dataset_roots`: the run's; the registry's and any folder holding a
+    dataset's layout are added, `auditor.write_guard.check_own_file`) would put the ledger and
+    its lock file there, and a symbolic link in the ledger's place would be written through:
+    both are refused (exit 2), naming what to do."""
+    from auditor.write_guard import check_own_file
+
+    fix = (
+        f"move the run folder {shown(Path(run_dir).name)} out of it (the ledger is kept beside "
+        "a dataset's run folders)"
+    )
+    path = check_own_file(ledger_path(run_dir), "the review ledger", dataset_roots, fix)
+    check_own_file(lock_path(path), "the lock file", dataset_roots, fix)
+    return path
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of the ledger at `path` (`exclusive`)."""
+    return path.with_name(f".{path.name}.lock")
 
 
 def read_ledger(path: Path) -> pd.DataFrame:
@@ -118,11 +140,15 @@ def append(path: Path, rows: pd.DataFrame, run_id: str, reviewer: str) -> int:
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive `flock` on `<ledger>.lock` (waiting for it): two exports appending at
-    once both land."""
+    once both land. The lock file is never followed if it is a symbolic link, nor truncated
+    (`auditor.fsutil.open_lock`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    fd = open_lock(lock_path(path))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
 
 
 def append_locked(path: Path, rows: pd.DataFrame, run_id: str, reviewer: str) -> int:

@@ -17,7 +17,7 @@ import importlib
 import os
 from types import ModuleType
 
-from auditor.fsutil import cache_dir
+from auditor.write_guard import checked_cache_dir
 
 # the modules whose numba functions a UMAP fit compiles
 COMPILED = (
@@ -39,7 +39,7 @@ COMPILED = (
 def cached_umap() -> ModuleType:
     """The `umap` module, every numba function of COMPILED set to cache its compiled code on
     disk (from its next compilation on)."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(checked_cache_dir() / "numba"))
     import umap
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher

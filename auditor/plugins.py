@@ -15,7 +15,7 @@ import importlib
 import os
 from importlib.metadata import entry_points
 
-from auditor.errors import UserError
+from auditor.errors import UserError, first_line
 
 ENV = "AUDIT_PLUGINS"
 GROUP = "audit.plugins"
@@ -27,16 +27,23 @@ def plugin_names() -> list[str]:
 
 def load_plugins() -> None:
     """Import every plug-in. Each registry's package imports its built-in parts first (a
-    plug-in imports `methods.base` and so on), so built-ins are registered before plug-ins."""
+    plug-in imports `methods.base` and so on), so built-ins are registered before plug-ins.
+    A plug-in that cannot be imported, fails while importing (a syntax error, an exception) or
+    registers a name already taken (the registries raise ValueError) is refused, naming it and
+    the error's first line: the plug-in is the user's to fix, not a bug of `audit`."""
     for name in plugin_names():
         try:
             importlib.import_module(name)
-        except ImportError as err:
-            raise UserError(f"{ENV}: cannot import plug-in {name!r} ({err})") from None
+        except Exception as err:
+            raise UserError(
+                f"{ENV}: cannot import plug-in {name!r} ({first_line(err)}): fix it, or "
+                f"remove it from {ENV}"
+            ) from None
     for point in entry_points(group=GROUP):
         try:
             point.load()
-        except ImportError as err:
+        except Exception as err:
             raise UserError(
-                f"entry point {point.value!r} ({GROUP}): cannot import it ({err})"
+                f"entry point {point.value!r} ({GROUP}): cannot import it ({first_line(err)}): "
+                "fix it, or uninstall its package"
             ) from None

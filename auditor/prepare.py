@@ -35,6 +35,7 @@ from auditor.training import distributed
 from auditor.training.augment import Normalizer
 from auditor.training.crossfit import check_folds
 from auditor.training.engine import resolve_amp, resolve_device
+from auditor.write_guard import checked_cache_dir
 from methods import build_method
 from methods.backbones import build_backbone
 from methods.base import Method
@@ -88,7 +89,9 @@ class Prepared:
 def prepare(config: RunConfig, entry: DatasetEntry, resumed: bool) -> Prepared:
     """Load, split, decode and label the dataset of `entry`, and settle `config` (a `resumed`
     run keeps its recorded working size). Refuses, before any run folder exists, what cannot
-    train: too few samples, too few per class for --folds, a label source contradiction."""
+    train: too few samples, too few per class for --folds, a label source contradiction, a
+    cache folder the write guard forbids."""
+    checked_cache_dir()
     table = load_dataset(entry, root=config.root, noise_file=config.noise_file, seed=config.seed)
     labels_info = None
     if config.labels:

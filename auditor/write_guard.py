@@ -4,8 +4,11 @@ A file output (`audit export --out` and its default, `audit apply --out`, each f
 `audit compare --out`) is refused, with a `UserError` (exit 2) that names the flag, the path
 and what to do, before anything is written, when it is
 
-  (a) inside a dataset's root: the run's, or any existing root the registry names (a new file
-      there too: it could be taken for data); or the label file the run trained on;
+  (a) inside a dataset's root: the run's, any existing root the registry names, or a folder
+      that is one by what it holds (`auditor.dataset_layouts`: a synth-faces marker, a RAF-DB,
+      FER2013/FERPlus or AffectNet layout, a csv dataset's labels.csv, class folders of images
+      around the output); a new file there too: it could be taken for data; or the label file
+      the run trained on;
   (b) an existing file of a run folder (any folder whose `manifest.json` holds a `run_id`),
       unless the command owns it (`own`, e.g. `suspects.csv` for `audit export`), or a new one
       that takes the name of a file a run writes and reads back (RUN_FILES: a run folder's
@@ -17,10 +20,14 @@ and what to do, before anything is written, when it is
   (e) in a folder that cannot be made or written: missing folders on the way are created (as
       `auditor.fsutil.atomic_path` does), but the nearest existing one must be a writable folder.
 
-An output root (`audit score --out`, under which a new run folder is made) is refused under
-(a), (d) and (e), when it is an existing file, and when it is or lies in a run folder. Writers
-write to the resolved path returned, through `auditor.fsutil.atomic_path` (a temporary name,
-then a rename): nothing is ever half-written.
+An output root (`audit score --out`, under which a new run folder is made, and the tool's own
+cache folder, `auditor.fsutil.cache_dir`) is refused under (a), (d) and (e), when it is an
+existing file or a folder that cannot be written, and when it is or lies in a run folder. The
+files the tool keeps for itself beside a run (the review ledger and lock files) are checked
+by `check_own_file`: (a), (d), (e), and never a symbolic link, which the tool never makes.
+Writers write to the resolved path returned, through `auditor.fsutil.atomic_path` (a temporary
+name, then a rename): nothing is ever half-written. Every path is resolved by
+`auditor.fsutil.resolved` (`~user`, symlink loops) and shown by `auditor.errors.shown`.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from auditor.errors import UserError
+from auditor.dataset_layouts import dataset_root_holding
+from auditor.errors import UserError, shown
+from auditor.fsutil import CACHE_ENV, cache_dir, resolved, user_path
 
 SYSTEM_FOLDERS = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
 # What `audit run` / `audit score` write in a run folder (docs/run-folder.md), files and folders.
@@ -58,8 +67,8 @@ def named_path(out: str | os.PathLike, flag: str) -> Path:
     """`out` as a path, refusing an empty one (which would mean the current folder)."""
     text = os.fspath(out)
     if not text.strip() or "\0" in text:
-        raise UserError(f"{flag} {text!r} names no path: give one")
-    return Path(text).expanduser()
+        raise UserError(f"{flag} {shown(repr(text))} names no path: give one")
+    return user_path(text, flag)
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -108,9 +117,9 @@ def registry_roots() -> list[Path]:
 
 def check_place(out: str | os.PathLike, flag: str) -> Path:
     """Rules (d) and (e) (see the module docstring); `out` resolved (symlinks followed)."""
-    path = named_path(out, flag)
+    target = resolved(named_path(out, flag), flag)
+    out = shown(out)
     try:
-        target = path.resolve()
         system = next((f for f in SYSTEM_FOLDERS if target.is_relative_to(f)), None)
         if system is not None and not target.is_relative_to(SCRATCH):
             raise UserError(
@@ -125,9 +134,13 @@ def check_place(out: str | os.PathLike, flag: str) -> Path:
         while not folder.exists():
             folder = folder.parent
         if not folder.is_dir():
-            raise UserError(f"{flag} {out}: {folder} is a file, not a folder: name another path")
+            raise UserError(
+                f"{flag} {out}: {shown(folder)} is a file, not a folder: name another path"
+            )
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise UserError(f"{flag} {out}: the folder {folder} is not writable: name another path")
+            raise UserError(
+                f"{flag} {out}: the folder {shown(folder)} is not writable: name another path"
+            )
     except (OSError, RuntimeError) as err:  # a folder that cannot be searched, a symlink loop
         reason = getattr(err, "strerror", None) or err
         raise UserError(f"{flag} {out} cannot be checked ({reason}): name another path") from None
@@ -135,16 +148,49 @@ def check_place(out: str | os.PathLike, flag: str) -> Path:
 
 
 def refuse_dataset_roots(
-    target: Path, out: str | os.PathLike, flag: str, roots: Iterable[Path | None]
+    target: Path,
+    out: str | os.PathLike,
+    flag: str,
+    roots: Iterable[Path | None],
+    *,
+    itself: bool = True,
+    fix: str = "write outside it",
 ) -> None:
-    """Rule (a): refuse `target` inside any of `roots` or of the registry's roots."""
+    """Rule (a): refuse `target` inside any of `roots`, of the registry's roots, or of a folder
+    that is a dataset's root by what it holds (at or above `target`; strictly above it when not
+    `itself`); the message ends in `fix`."""
     for root in [*(r for r in roots if r is not None), *registry_roots()]:
-        resolved = Path(root).expanduser().resolve()
-        if target.is_relative_to(resolved):
-            raise UserError(
-                f"{flag} {out} is inside the dataset's root {resolved}; the original labels are "
-                "never modified, and a new file there could be taken for data: write outside it"
-            )
+        root = resolved(root, "the dataset root")
+        if target.is_relative_to(root):
+            refuse_inside(out, flag, root, "", fix)
+    found = dataset_root_holding(target, itself=itself)
+    if found is not None:
+        refuse_inside(out, flag, found[0], f", which holds {found[1]}", fix)
+
+
+def refuse_inside(
+    out: str | os.PathLike, flag: str, root: Path, why: str, fix: str = "write outside it"
+) -> None:
+    raise UserError(
+        f"{flag} {shown(out)} is inside the dataset's root {shown(root)}{why}; the original "
+        f"labels are never modified, and a new file there could be taken for data: {fix}"
+    )
+
+
+def check_own_file(
+    path: Path, what: str, dataset_roots: Iterable[Path | None] = (), fix: str = ""
+) -> Path:
+    """A file the tool keeps for itself (the review ledger) at `path`, `what` naming it: refused
+    under rules (a) (the message ending in `fix`), (d) and (e), and when a symbolic link is in
+    its place (the tool never makes one, and would write wherever it leads). Returns it
+    resolved. Its lock file is opened by `auditor.fsutil.open_lock`, which never follows one."""
+    if Path(path).is_symlink():
+        raise UserError(
+            f"{what} {shown(path)} is a symbolic link, which audit never makes: remove it"
+        )
+    target = check_place(path, what)
+    refuse_dataset_roots(target, path, what, dataset_roots, fix=fix or "write outside it")
+    return target
 
 
 def refuse_run_files(target: Path, out: str | os.PathLike, flag: str) -> None:
@@ -159,10 +205,11 @@ def refuse_run_files(target: Path, out: str | os.PathLike, flag: str) -> None:
             "write to a new file"
         )
     run = None if target.exists() else run_folder_of(target)
-    if run is not None and target.relative_to(run).parts[0] in RUN_FILES:
+    first = None if run is None else target.relative_to(run).parts[0]
+    if first in RUN_FILES:
         raise UserError(
-            f"{flag} {out}: {target.relative_to(run).parts[0]} is a file the run folder {run} "
-            "writes and reads back: write to a new file (--force never writes there)"
+            f"{flag} {out}: {first} is a file the run folder {shown(run)} writes and reads back: "
+            "write to a new file (--force never writes there)"
         )
 
 
@@ -182,7 +229,8 @@ def check_out(
     target = check_place(out, flag)
     if target.is_dir():
         raise UserError(f"{flag} {out} is a folder, not a file: name a new file")
-    if labels_file and target == Path(labels_file).expanduser().resolve():
+    out = shown(out)
+    if labels_file and target == resolved(labels_file, "the run's label file"):
         raise UserError(f"{flag} {out} is the label file the run trained on; write to a new file")
     refuse_dataset_roots(target, out, flag, dataset_roots)
     refuse_run_files(target, out, flag)
@@ -191,7 +239,7 @@ def check_out(
     run = run_folder_of(target)
     if run is not None and not (target.parent == run and target.name in own):
         raise UserError(
-            f"{flag} {out} would overwrite {target.name}, a file of the run folder {run}; "
+            f"{flag} {out} would overwrite {target.name}, a file of the run folder {shown(run)}; "
             "write to a new file (--force never overwrites a run's files)"
         )
     if run is None and not force:
@@ -208,13 +256,23 @@ def check_out_root(
     (`dataset_roots` and the registry's), (d) and (e), an existing file, a run folder or a folder
     inside one; return it resolved."""
     target = check_place(out, flag)
+    out = shown(out)
     if target.exists() and not target.is_dir():
-        raise UserError(f"{flag} {out} is a file, not a folder: name a folder to write runs under")
+        raise UserError(f"{flag} {out} is a file, not a folder: name a folder")
+    if target.is_dir() and not os.access(target, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {out} is a folder that cannot be written: name another")
     refuse_dataset_roots(target, out, flag, dataset_roots)
     run = target if is_run_folder(target) else run_folder_of(target)
     if run is not None:
         raise UserError(
-            f"{flag} {out} would put a run inside the run folder {run}: "
+            f"{flag} {out} would put a run inside the run folder {shown(run)}: "
             "name a folder outside any run"
         )
     return target
+
+
+def checked_cache_dir() -> Path:
+    """The tool's cache folder (`auditor.fsutil.cache_dir`), resolved, once it passes the rules
+    of an output root (`check_out_root`): not a file, /proc, a folder that cannot be written, a
+    dataset's root or a run folder. Checked before anything is decoded into it."""
+    return check_out_root(cache_dir(), flag=CACHE_ENV)

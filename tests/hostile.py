@@ -4,10 +4,17 @@ under a folder so a test can assert that nothing outside the intended output cha
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tests.conftest import REPO, assert_no_traceback
 
 QUICK = ["--method", "ce", "--epochs", "1", "--image-size", "16", "--no-report"]
 
@@ -57,3 +64,73 @@ def csv_dataset(base: Path, n: int = 12) -> tuple[Path, dict[str, str]]:
     registry = base / "datasets.yaml"
     registry.write_text(f"mine:\n  kind: csv\n  root: {root}\n")
     return root, {"AUDIT_DATASETS": str(registry)}
+
+
+# One Python process running many `audit` commands through the console script's own entry point
+# (`auditor.cli.main`), each with its own environment and folder: dozens of refusals for the
+# start-up cost of one (`run_batch`).
+BATCH = """
+import contextlib, io, json, os, sys, traceback
+from auditor.cli import main
+home, base = os.getcwd(), dict(os.environ)
+results = []
+for case in json.load(sys.stdin):
+    os.environ.clear()
+    os.environ.update(base | case["env"])
+    for name in case["unset"]:
+        os.environ.pop(name, None)
+    os.chdir(case["cwd"] or home)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(case["argv"])
+        except SystemExit as stop:
+            code = stop.code
+        except BaseException:
+            code = "raised"
+            err.write(traceback.format_exc())
+    results.append({"code": code, "stderr": err.getvalue()})
+print(json.dumps(results))
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One command of a batch: its words, the environment it adds (and `unset`), its folder."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one command of a batch did, as `refused` reads a finished subprocess."""
+
+    returncode: int | str
+    stderr: str
+
+
+def run_batch(cases: list[Case], env: dict | None = None, prefix: tuple[str, ...] = ()):
+    """Run every case in one `python` subprocess (started through `prefix`, e.g. `setpriv`),
+    in order; each case's result, checked for a traceback or an unexpected error as every
+    `audit` call of the suite is (`tests.conftest.assert_no_traceback`)."""
+    payload = [
+        {"argv": c.argv, "env": c.env, "unset": list(c.unset), "cwd": c.cwd and str(c.cwd)}
+        for c in cases
+    ]
+    process = subprocess.run(
+        [*prefix, sys.executable, "-c", BATCH],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env=os.environ | (env or {}),
+        cwd=REPO,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    results = [Ran(r["code"], r["stderr"]) for r in json.loads(process.stdout.splitlines()[-1])]
+    for case, result in zip(cases, results, strict=True):
+        assert_no_traceback(result.stderr, " ".join(case.argv))
+    return results

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from auditor.errors import UserError
+from auditor.synth_faces_folder import check_room
 from methods.backbones import build_backbone
 from tests.conftest import run_cli
-from tests.hostile import QUICK, digest, images, refused
+from tests.hostile import QUICK, Case, digest, images, refused, run_batch
 
 pytestmark = pytest.mark.slow
 
@@ -213,3 +215,36 @@ def test_score_refuses_arrays_that_are_not_plain_numeric_naming_flag_and_file(
     argv = [a for f, path in files.items() for a in (f, str(path))]
     result = run_cli("score", *argv, "--out", str(tmp_path / "o"), timeout=120)
     refused(result, f"{flag} {files[flag]}: {needle}", out=tmp_path / "o")
+
+
+COUNTS = [
+    (["synth-faces", "F", "--train", "100000000"], "--train: 100000000: must be at most 20,000"),
+    (["synth-faces", "F", "--test", "100000000"], "--test: 100000000: must be at most 20,000"),
+    (["synth-faces", "F", "--seed", str(2**64)], f"--seed: {2**64}: must be at most 4,294,967,295"),
+    (["synth-faces", "F", "--seed", "-1"], "--seed: -1: must be at least 0"),
+    (["review", "R", "--port", "70000"], "--port: 70000: must be at most 65,535"),
+    (["review", "R", "--port", "0"], "--port: 0: must be at least 1"),
+    (["review", "R", "--top", str(10**30)], "--top: 1000000000000000000000000000000: must be at"),
+    (["export", "R", "--top", str(10**30)], "--top: 1000000000000000000000000000000: must be at"),
+    (["export", "R", "--top", "1" * 5000], "--top: '11111111111111111111111111111111111111"),
+    (["run", "mine", "--nproc", str(10**21)], "--nproc: 1000000000000000000000: must be at most"),
+]
+
+
+def test_every_count_option_of_every_command_is_bounded(tmp_path):
+    """The count options outside `audit run`'s declared ones (tested in test_config.py): a value
+        past its bound is refused when parsed (exit 2, argparse's usage and one line naming the flag
+    and the bound), before a
+        folder is made, a port is waited on or a process started; a 5,000-digit number is not
+        echoed whole."""
+    cases = [Case([str(tmp_path / w) if w in "FR" else w for w in argv]) for argv, _ in COUNTS]
+    for result, (_, needle) in zip(run_batch(cases), COUNTS, strict=True):
+        refused(result, needle)
+        assert len(result.stderr.strip().splitlines()[-1]) < 200, result.stderr  # argparse's
+    assert not any(tmp_path.iterdir())
+
+
+def test_synth_faces_checks_the_free_disk_space_first(tmp_path):
+    with pytest.raises(UserError, match="synth-faces needs about .* MB and .* free"):
+        check_room(tmp_path / "faces", 10**18)  # an exabyte
+    assert not (tmp_path / "faces").exists()

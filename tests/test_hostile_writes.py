@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from auditor.synth_faces_folder import write_rafdb_layout
 from tests.conftest import run_cli
-from tests.hostile import QUICK, csv_dataset, digest, images, refused
+from tests.hostile import QUICK, Case, csv_dataset, digest, images, refused, run_batch
 from tests.test_cli_e2e import last_line_dir
 
 pytestmark = pytest.mark.slow
@@ -195,3 +196,106 @@ def test_synth_faces_writes_only_a_new_empty_or_its_own_folder(tmp_path):
         result = run_cli("synth-faces", str(faces), "--train", "2", "--test", "0")
         assert result.returncode == 0, result.stderr
     assert (faces / "EmoLabel" / "list_patition_label.txt").read_text().count("\n") == 2
+
+
+def dataset_layouts(base: Path) -> dict[str, Path]:
+    """Folders registered nowhere that are datasets' roots by what they hold, each one kind of
+    `auditor.dataset_layouts`: {placeholder: root}."""
+    faces = write_rafdb_layout(base / "faces", n_train=2, n_test=1)
+    rafdb = base / "rafdb"
+    (rafdb / "EmoLabel").mkdir(parents=True)
+    (rafdb / "EmoLabel" / "list_patition_label.txt").write_text("train_00001.jpg 1\n")
+    ferplus = base / "ferplus"
+    ferplus.mkdir()
+    (ferplus / "fer2013new.csv").write_text("Usage,Image name\n")
+    affectnet = base / "affectnet"
+    (affectnet / "Manually_Annotated_file_lists").mkdir(parents=True)
+    (affectnet / "Manually_Annotated_file_lists" / "training.csv").write_text("x\n")
+    table = base / "table"
+    images(table, 2)
+    (table / "labels.csv").write_text("path,label\nimgs/0.png,a\nimgs/1.png,b\n")
+    classes = base / "classes"
+    for name in ("cat", "dog"):
+        images(classes / name, 2)
+    return {
+        "FACES": faces,
+        "RAFDB": rafdb,
+        "FERPLUS": ferplus,
+        "AFFECTNET": affectnet,
+        "TABLE": table,
+        "CLASSES": classes,
+    }
+
+
+LAYOUTS = [
+    ("FACES", "an `audit synth-faces` output"),
+    ("RAFDB", "a RAF-DB label list"),
+    ("FERPLUS", "FERPlus's fer2013new.csv"),
+    ("AFFECTNET", "an AffectNet layout"),
+    ("TABLE", "a csv dataset's labels.csv"),
+    ("CLASSES", "class folders of images"),
+]
+
+
+def test_no_writer_lands_in_a_dataset_root_known_by_what_it_holds(tiny, tmp_path):
+    """synth-faces into a new sub-folder, score's run folders, a file output: inside any folder
+    that holds a dataset's layout, registered or not (an image folder: beside its classes or
+    inside one), refused naming what the folder holds; nothing written anywhere."""
+    names = placeholders(tiny) | dataset_layouts(tmp_path)
+    before = {key: digest(path) for key, path in names.items()}
+    words = []
+    for key, _ in LAYOUTS:
+        words += [
+            ["synth-faces", f"{key}/more", "--train", "2", "--test", "1"],
+            [*SCORE, "--out", f"{key}/scores"],
+            ["export", "RUN", "--out", f"{key}/suspects.csv"],
+        ]
+    words += [
+        ["synth-faces", "CLASSES/cat/faces", "--train", "2", "--test", "1"],  # inside a class
+        [*SCORE, "--out", "CLASSES"],
+        ["synth-faces", "ROOT/more", "--train", "2", "--test", "1"],  # the registry's root
+    ]
+    results = run_batch([Case(command(w, names)) for w in words], env=tiny["env"])
+    whats = [what for _, what in LAYOUTS for _ in range(3)] + [LAYOUTS[-1][1]] * 2 + [""]
+    for argv, result, what in zip(words, results, whats, strict=True):
+        refused(result, "inside the dataset's root", what)
+        assert len(result.stderr.strip().splitlines()) == 1, (argv, result.stderr)
+    assert {key: digest(path) for key, path in names.items()} == before
+
+
+def test_apply_refuses_a_ledger_inside_a_dataset_root_or_through_a_symlink(tiny, tmp_path):
+    """The review ledger lives beside a dataset's run folders: a run folder moved into a
+    dataset's root would put the ledger and its lock there, and a symbolic link in place of
+    the ledger or of its lock would be written through; each is refused before anything is
+    written (no corrected file, no ledger, no lock, the linked file unchanged)."""
+    other = tmp_path / "other"
+    images(other / "cat", 2)
+    images(other / "dog", 2)
+    moved = other / "runs" / "mine" / tiny["run"].name
+    shutil.copytree(tiny["run"], moved)
+    registry = tmp_path / "datasets.yaml"
+    registry.write_text(
+        Path(tiny["env"]["AUDIT_DATASETS"]).read_text() + f"other:\n  kind: imagefolder\n"
+        f"  root: {other}\n"
+    )
+    linked = tmp_path / "runs" / "mine"
+    shutil.copytree(tiny["run"], linked / tiny["run"].name)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not the tool's\n")
+    (linked / "review-ledger.csv").symlink_to(secret)
+    locked = tmp_path / "locked" / "mine"
+    shutil.copytree(tiny["run"], locked / tiny["run"].name)
+    (locked / ".review-ledger.csv.lock").symlink_to(secret)
+    runs = [moved, linked / tiny["run"].name, locked / tiny["run"].name]
+    before = digest(tmp_path)
+    cases = [
+        Case(["apply", str(run), "--relabels", str(run / "relabel.csv"), "--out", str(out)])
+        for run, out in zip(runs, [tmp_path / f"fixed{i}.csv" for i in range(3)], strict=True)
+    ]
+    moved_result, link_result, lock_result = run_batch(cases, env={"AUDIT_DATASETS": str(registry)})
+    refused(
+        moved_result, "the review ledger", "is inside the dataset's root", "move the run folder"
+    )
+    refused(link_result, "the review ledger", "is a symbolic link, which audit never makes")
+    refused(lock_result, "the lock file", "is a symbolic link, which audit never makes")
+    assert digest(tmp_path) == before

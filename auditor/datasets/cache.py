@@ -35,7 +35,7 @@ from auditor.datasets.decode import DECODER_VERSION, decode_rows
 from auditor.datasets.pixel_map import PixelMap, Pixels, pread_into, read_header, write_header
 from auditor.datasets.table import ArrayImages, SampleTable
 from auditor.errors import UserError
-from auditor.fsutil import cache_dir, write_text_atomic
+from auditor.fsutil import cache_dir, open_lock, write_text_atomic
 from auditor.resources import cores, memory_budget
 
 CHUNK = 256  # rows decoded and written together by one worker
@@ -102,7 +102,7 @@ def build_cache(table: SampleTable, size: int, workers: int | None = None) -> Pa
     file."""
     stem = cache_stem(table, size)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    with open(part(stem, ".lock"), "w") as lock:
+    with os.fdopen(open_lock(part(stem, ".lock")), "r+b") as lock:  # never through a symlink
         fcntl.flock(lock, fcntl.LOCK_EX)
         if read_marker(stem) is not None:
             return stem

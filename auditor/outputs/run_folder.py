@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from auditor.damage import DamagedRunFolder
 from auditor.errors import UserError
-from auditor.fsutil import atomic_path
+from auditor.fsutil import atomic_path, open_lock
 from auditor.options import SettingError
 from auditor.outputs.files import write_csv, write_json, write_parquet
 from auditor.outputs.tables import relabel_frame, samples_table
@@ -139,7 +139,7 @@ class RunState:
 def lock_run_dir(run_dir: Path) -> int:
     """Hold an exclusive lock on the run folder for this process's lifetime (released by the
     kernel when it exits, however it exits): two processes never run the same folder."""
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_lock(run_dir / ".lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
