@@ -77,7 +77,7 @@ def save_traceback(err: BaseException) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
         path.write_text(text, encoding="utf-8", errors="backslashreplace")
-    except (OSError, UserError):  # AUDIT_CACHE_DIR refused, or the disk
+    except Exception:  # AUDIT_CACHE_DIR refused, the disk: a report is never a second crash
         return None
     return path
 

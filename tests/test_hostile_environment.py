@@ -49,6 +49,7 @@ def machine(tmp_path_factory) -> dict:
     (run,) = (base / "o" / "score").iterdir()
     (base / "loop").symlink_to(base / "loop")
     (base / "a-file").write_text("not a folder\n")
+    (base / "~.yaml").write_text("far:\n  kind: csv\n  root: ~nosuchuser/data\n")
     return {"base": base, "root": root, "run": run, "env": env}
 
 
@@ -85,6 +86,12 @@ def test_environment_problems_are_one_sentence_not_a_crash(machine):
         "~user export": (
             Case(["export", str(run), "--out", "~nosuchuser/x.csv"]),
             ["--out ~nosuchuser/x.csv", "names no home folder"],
+        ),
+        "~user registry": (
+            Case(
+                ["synth-faces", str(base / "faces")], env={"AUDIT_DATASETS": str(base / "~.yaml")}
+            ),
+            ["the root of dataset 'far' ~nosuchuser/data", "names no home folder"],
         ),
         "--root loop": (
             Case(["run", "mine", "--root", str(base / "loop"), *quick]),

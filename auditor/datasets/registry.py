@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from auditor.errors import UserError
+from auditor.fsutil import user_path
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "datasets.yaml"
 KNOWN_KEYS = {"kind", "description", "root", "env", "classes", "defaults", "mirror_symmetric"}
@@ -140,7 +141,7 @@ class DatasetEntry:
     def resolve_root(self, override: str | os.PathLike | None = None) -> Path | None:
         """--root, then the environment variable `env`, then `root` from the registry."""
         chosen = override or (os.environ.get(self.env) if self.env else None) or self.root
-        return Path(chosen).expanduser() if chosen else None
+        return user_path(chosen, f"the root of dataset {self.name!r}") if chosen else None
 
     def root_hint(self) -> str:
         """How a user points the tool at this dataset's files."""
