@@ -1,4 +1,6 @@
-"""Atomic file writing and path containment, shared by every writer and loader."""
+"""Atomic file writing and path containment, shared by every writer and loader; the paths the
+user names expanded and resolved in one place (`user_path`, `resolved`: `~user`, symlink
+loops), the tool's cache folder, and lock files that are never followed through a symlink."""
 
 from __future__ import annotations
 
