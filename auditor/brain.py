@@ -12,14 +12,15 @@ suspects as heatmaps, and the near-duplicate pairs as a saved view.
 - `embedding` (a vector per sample, from `embeddings.npy`: the best trusted method's pooled
   features, as the report's UMAP) feeds the Brain runs `umap` (a 2-D UMAP of at most
   VIS_POINTS samples: every flagged one, then a seeded random draw of the others; the App's
-  embeddings panel) and `similarity` (an sklearn index on cosine distance; the App's "sort by
-  similarity" and `dataset.sort_by_similarity(id, brain_key="similarity")`).
+  embeddings panel) and `similarity` (an sklearn index
+  on cosine distance; the App's "sort by similarity" and
+  `dataset.sort_by_similarity(id, brain_key="similarity")`).
 - `cam`, `cam_mirror` (fo.Heatmap) on the samples of `cams.npz` (the most suspect flagged ones):
   the class activation map of the suggested class on the image and on its mirror image
   (mirrored back), at the feature map's resolution, both with the range [min, max] over the two
   maps so they read on one scale; higher = the region raised that class's logit more. The App
-  draws them (in the field's colour, brighter = higher) once `cam` or `cam_mirror` is ticked in
-  its sidebar.
+  draws them with the saved colormap (`auditor.review_app`: blue low, red high) once `cam` or
+  `cam_mirror` is ticked in its sidebar.
 - `duplicate_of` (the sample ids it pairs with in `near_duplicates.csv`, `auditor.duplicates`)
   and `duplicate_group` (pairs sharing a sample form one group); saved view `near-duplicates`:
   the samples of those pairs, a group's samples next to each other.
@@ -196,7 +197,10 @@ def set_duplicates(dataset: fo.Dataset, pairs: pd.DataFrame) -> None:
 
 def app_spaces(dataset: fo.Dataset) -> fo.Space | None:
     """The App's layout: the sample grid beside the embeddings panel, which lists the VIS_KEY
-    map (one click opens it); None when the dataset has no such brain run."""
+    map; None when the dataset has no such brain run. FiftyOne 1.22's panel opens on its list
+    and uncoloured whatever state a session gives it (it resets the open map on mounting and
+    keeps its colour field in browser-local state, measured in headless Chromium): one click
+    opens the map, "Color by" -> `suspicion` colours it."""
     if not dataset.has_brain_run(VIS_KEY):
         return None
     return fo.Space(

@@ -125,7 +125,8 @@ def cmd_synth_faces(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from auditor.review import launch, load_into_fiftyone
+    from auditor.review import load_into_fiftyone
+    from auditor.review_app import launch
 
     dataset = load_into_fiftyone(Path(args.run_dir), top=args.top)
     print(

@@ -7,33 +7,31 @@ run's `suspicion`, every `score_<detector>` and `flag_<detector>`, `detector_vot
 detectors put it in their top k, k = the number the ensemble flags) and an empty `corrected`
 classification, and from the dataset's review ledger (`auditor.ledger`) `reviewed`,
 `review_decision`, `review_label`, `review_reviewer`, `review_note`, `review_disagreement` and
-`second_look`. Saved views: `suspects` (flagged by the ensemble and not already reviewed, most
-suspect first), `reviewed` (decided in an earlier round, the decision holding in this run),
-`disagreements` (relabelled earlier and flagged again), `second-look` (reviewed and contradicted
-by this run: kept but flagged again, or relabelled and flagged again with another class
-suggested), `top-<detector>` (each detector's k most suspect), `disagree` (between a quarter and
-three quarters of the detectors put it in their top k) and `decided` (samples an annotator
-marked here). `detector_votes` and the `top-` views count only the detectors that vote: a
-detector declared `votes=False` (measured to rank clean samples first,
-`auditor.detectors.registry`) keeps its `score_` field but has no vote and no view.
-Rank-identical detectors were already kept once when the run was scored
-(`auditor.detectors.distinct`).
+`second_look`. Saved views (`save_views`), each with the description the App shows: `suspects`
+(flagged by the ensemble and not already reviewed, most suspect first), `second-look` (reviewed
+and contradicted by this run: kept but flagged again, or relabelled and flagged again with
+another class suggested), `reviewed` (decided in an earlier round, the decision holding in this
+run), `decided` (samples an annotator marked here), `detectors-split` (between a quarter and
+three quarters of the voting detectors put it in their top k) and `top-<detector>` for each
+member of the ensemble (its k most suspect). `detector_votes` counts only the detectors that
+vote: a detector declared `votes=False` (measured to rank clean samples first,
+`auditor.detectors.registry`) keeps its `score_` field but has no vote. Rank-identical
+detectors were already kept once when the run was scored (`auditor.detectors.distinct`).
 
 Annotators mark samples with tags `relabel`, `keep` or `drop` (on the sample or on a label),
 `label:<class>` tags or the `corrected` label; `auditor.annotations` reads every mark as exactly
 one decision or refuses it. Re-running `audit review` updates the scores in place (keyed by
 `audit_id`), adds no duplicates and keeps every sample tag, label tag and correction.
 
-`prediction` and `suggested` show the same class on every sample today, and mean different
-things: `prediction` is the model's output in FiftyOne's convention (the argmax of the run's
-probabilities `probs`, with their `logits` for every class, which FiftyOne Brain reads), and
-`suggested` is the tool's proposed correction, the class a `relabel` with no other class goes
-to (samples.parquet `suggested_label`, which `audit export` reads). The suggestion is that
-argmax now; a suggestion rule other than the argmax would change `suggested` alone. Both carry
-the `logits`. The rest of the FiftyOne-native fields (embeddings and the `umap` / `similarity`
-brain runs, `cam` / `cam_mirror` heatmaps, `duplicate_of` and the `near-duplicates` view) are
-described in `auditor.brain`. `dataset.compute_metadata()` runs on every import, and the App
-opens on the `suspects` view.
+`prediction` is the model's output in FiftyOne's convention (the argmax of the run's
+probabilities `probs`, with their `logits`, which FiftyOne Brain reads); `suggested` is the
+tool's proposed correction, where a `relabel` with no other class goes (samples.parquet
+`suggested_label`). Both name the same class today, so tiles draw `suggested` only
+(`auditor.review_app`: the saved color scheme, ticked fields, sidebar, field descriptions).
+The rest of the FiftyOne-native fields (embeddings and the `umap` / `similarity` brain runs,
+`cam` / `cam_mirror` heatmaps, `duplicate_of` and the `near-duplicates` view) are described in
+`auditor.brain`. `dataset.compute_metadata()` runs on every import, and the App opens on the
+`suspects` view.
 """
 
 from __future__ import annotations
@@ -48,9 +46,9 @@ import numpy as np
 import pandas as pd
 
 import auditor.detectors  # noqa: F401  (registers the built-in detectors)
-from auditor import brain, ledger
+from auditor import brain, ledger, review_app
 from auditor.decisions import DECISIONS
-from auditor.detectors.votes import detector_votes, voting_columns
+from auditor.detectors.votes import detector_votes, top_view_detectors
 from auditor.errors import UserError
 from auditor.fiftyone_setup import F, fo
 from auditor.fsutil import atomic_path
@@ -195,7 +193,7 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     from auditor.outputs.run_readers import read_run, read_samples
 
     run_dir = Path(run_dir)
-    manifest, _ = read_run(run_dir)
+    manifest, metrics = read_run(run_dir)
     samples = read_samples(run_dir)
     evidence = run_evidence(run_dir, samples)  # every file read and checked before FiftyOne
     class_names = manifest["class_names"]
@@ -224,8 +222,10 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     }
     dataset.default_classes = list(class_names)
     dataset.save()
-    save_views(dataset, samples, top)
+    members = top_view_detectors(samples, (metrics.get("ensemble") or {}).get("members"))
+    save_views(dataset, samples, members, top)
     add_run_evidence(dataset, samples, evidence, manifest.get("seed") or 0)
+    review_app.dress(dataset, class_names)
     return dataset
 
 
@@ -273,12 +273,12 @@ def add_run_evidence(
         brain.set_duplicates(dataset, evidence.pairs)
 
 
-def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> None:
-    """The saved views, each with the description the App shows beside its name: `suspects`
-    (flagged and not already reviewed per the ledger, most suspect first), `reviewed`,
-    `disagreements` (reviewed, relabelled and flagged again), `second-look` (reviewed and
-    contradicted by this run), `disagree` (between detectors), `decided` (marked by an annotator
-    in this dataset) and `top-<detector>`."""
+def save_views(
+    dataset: fo.Dataset, samples: pd.DataFrame, members: list[str], top: int | None
+) -> None:
+    """The saved views of the module docstring, `top-<detector>` for each of the ensemble's
+    `members`; a view this function saved before and saves no longer is deleted (the names
+    are kept in `dataset.info["audit_views"]`), any other view is the user's and stays."""
     k = top or max(int(samples["flag_suspicion"].sum()), 1)
     _, n_detectors = detector_votes(samples)
     by_suspicion = {"field_or_expr": "suspicion", "reverse": True}
@@ -291,34 +291,34 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, top: int | None) -> N
             "Flagged by the ensemble and not decided in an earlier round: review these first, "
             "most suspect first",
         ),
-        "reviewed": (
-            dataset.match(F("reviewed")).sort_by(**by_suspicion),
-            "Decided in an earlier round (review ledger) and the decision holds in this run",
-        ),
-        "disagreements": (
-            dataset.match(F("review_disagreement")).sort_by(**by_suspicion),
-            "Relabelled in an earlier round and flagged again by this run",
-        ),
         "second-look": (
             dataset.match(F("second_look")).sort_by(**by_suspicion),
             "Earlier decisions this run contradicts (kept but flagged again; relabelled, flagged "
             "again, another class suggested): see review_decision, review_reviewer, review_note",
         ),
-        "disagree": (
+        "reviewed": (
+            dataset.match(F("reviewed")).sort_by(**by_suspicion),
+            "Decided in an earlier round (review ledger) and the decision holds in this run",
+        ),
+        "decided": (marked(dataset), "Samples an annotator marked in this dataset"),
+        "detectors-split": (
             dataset.match(between).sort_by(**by_suspicion),
             f"Samples a quarter to three quarters of the {n_detectors} voting detectors put in "
             "their top k: the detectors disagree",
         ),
-        "decided": (marked(dataset), "Samples an annotator marked in this dataset"),
     }
-    for column in voting_columns(samples):
-        detector = column[len("score_") :]
+    for detector in members:
         views[f"top-{detector}"] = (
-            dataset.sort_by(column, reverse=True).limit(k),
-            f"The {k} samples {detector} finds most suspect, flagged or not",
+            dataset.sort_by(f"score_{detector}", reverse=True).limit(k),
+            f"The {k} samples {detector} (a member of the ensemble) finds most suspect",
         )
+    for gone in set(dataset.info.get("audit_views", [])) - set(views):
+        if dataset.has_saved_view(gone):
+            dataset.delete_saved_view(gone)
     for view_name, (view, description) in views.items():
         dataset.save_view(view_name, view, description=description, overwrite=True)
+    dataset.info["audit_views"] = list(views)
+    dataset.save()
 
 
 def open_dataset(manifest: dict) -> fo.Dataset:
@@ -326,24 +326,3 @@ def open_dataset(manifest: dict) -> fo.Dataset:
     if not fo.dataset_exists(name):
         raise UserError(f"no FiftyOne dataset {name}: run `audit review` on the run first")
     return fo.load_dataset(name)
-
-
-def launch(dataset: fo.Dataset, address: str, port: int) -> None:
-    """Serve the App for `dataset` on address:port until interrupted, open on its `suspects`
-    view (the session's view, and the saved view the printed address names), the embeddings
-    panel beside the grid (`brain.app_spaces`)."""
-    suspects = dataset.load_saved_view("suspects")
-    session = fo.launch_app(
-        view=suspects,
-        spaces=brain.app_spaces(dataset),
-        address=address,
-        port=port,
-        remote=True,
-        auto=False,
-    )
-    print(
-        f"FiftyOne App: http://{address}:{port}/datasets/{dataset.name}?view=suspects "
-        "(Ctrl-C to stop)",
-        flush=True,
-    )
-    session.wait(-1)

@@ -4,6 +4,7 @@ runs (offline, no model), the suspects' CAMs as heatmaps, near-duplicate pairs w
 labels (one planted) in the run folder and as a saved view, and a re-review that changes none
 of it."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +210,8 @@ def test_re_review_replaces_brain_runs_and_fields_without_duplicates(reviewed):
 
 
 def test_the_app_opens_on_the_suspects_view(reviewed, monkeypatch, capsys):
-    from auditor import review as review_module
+    monkeypatch.delenv("FIFTYONE_APP_COLORSCALE", raising=False)
+    from auditor import review_app
 
     opened = {}
 
@@ -221,22 +223,67 @@ def test_the_app_opens_on_the_suspects_view(reviewed, monkeypatch, capsys):
         opened.update(kwargs)
         return Session()
 
-    monkeypatch.setattr(review_module.fo, "launch_app", launch_app)
+    monkeypatch.setattr(review_app.fo, "launch_app", launch_app)
     dataset = open_dataset(reviewed)
-    review_module.launch(dataset, "127.0.0.1", 5999)
+    review_app.launch(dataset, "127.0.0.1", 5999)
     assert opened["view"].name == "suspects" and opened["remote"] and opened["waited"] == -1
+    # the dataset's own colours (FiftyOne takes them only from a dataset, not from a view)
+    assert opened["color_scheme"].fields == dataset.app_config.color_scheme.fields
+    assert os.environ["FIFTYONE_APP_COLORSCALE"] == "jet"  # for the App server it starts
     assert f"/datasets/{dataset.name}?view=suspects" in capsys.readouterr().out
+
+
+def test_the_app_look_is_saved_on_the_dataset(reviewed):
+    """The color scheme, ticked fields and descriptions `auditor.review_app` saves, as the App
+    reads them from the dataset: distinct fixed colours for the label fields (each class of a
+    field in the field's colour), the CAM colormap, `prediction` unticked and explained, every
+    field described; and an annotator's own choice of ticked fields survives the next
+    `audit review`."""
+    fo = fiftyone()
+    dataset = open_dataset(reviewed)
+    scheme = dataset.app_config.color_scheme
+    colours = {f["path"]: f["fieldColor"] for f in scheme.fields}
+    assert set(colours) == {"given", "suggested", "prediction", "corrected"}  # no truth here
+    assert len(set(colours.values())) == len(colours)
+    for field in scheme.fields:
+        assert {v["value"] for v in field["valueColors"]} == set(CLASSES)
+        assert {v["color"] for v in field["valueColors"]} == {field["fieldColor"]}
+    assert {c["path"]: c["name"] for c in scheme.colorscales} == {"cam": "jet", "cam_mirror": "jet"}
+    assert dataset.app_config.active_fields.paths == ["given", "suggested", "corrected"]
+    assert "same class as `suggested`" in dataset.get_field("prediction").description
+    described = [f for f in dataset.get_field_schema() if f.startswith(("score_", "flag_"))]
+    assert all(dataset.get_field(f).description for f in described)
+    groups = [g.name for g in dataset.app_config.sidebar_groups]
+    assert groups.index("labels") < groups.index("suspicion") < groups.index("review")
+    ticked = dataset.app_config.active_fields
+    dataset.app_config.active_fields = fo.ActiveFields(paths=["given", "cam"])
+    dataset.save()
+    review(reviewed)
+    dataset = open_dataset(reviewed)
+    assert dataset.app_config.active_fields.paths == ["given", "cam"]
+    dataset.app_config.active_fields = ticked
+    dataset.save()
+
+
+def pixels_near(rgb: np.ndarray, hex_colour: str, tolerance: int = 10) -> np.ndarray:
+    """Where `rgb` [h, w, 3] is within `tolerance` of `hex_colour` in every channel."""
+    target = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return (np.abs(rgb - target) <= tolerance).all(axis=2)
 
 
 @needs_chromium
 def test_the_app_shows_suspects_the_embeddings_panel_and_cam_heatmaps(reviewed, tmp_path):
     """In headless Chromium: the App opens on the suspects, the embeddings panel beside the grid
-    lists the `umap` visualization, and with `cam` ticked the grid's grey Fashion-MNIST tiles
-    are coloured by their heatmaps."""
+    shows the `umap` map, the tiles carry `given` and `suggested` chips in their saved colours,
+    and with `cam` ticked the grey Fashion-MNIST tiles are painted with the colormap (blue and
+    red both, not one field colour)."""
+    from auditor.review_app import FIELD_COLOURS
+
     fo = fiftyone()
     dataset = open_dataset(reviewed)
     n_suspects = len(dataset.load_saved_view("suspects"))
-    dataset.app_config.active_fields = fo.ActiveFields(paths=["cam"])  # tick `cam` only
+    ticked = dataset.app_config.active_fields
+    dataset.app_config.active_fields = fo.ActiveFields(paths=["given", "suggested", "cam"])
     dataset.save()
     port = free_port()
     url = f"http://127.0.0.1:{port}/datasets/{dataset.name}?view=suspects"
@@ -267,12 +314,22 @@ def test_the_app_shows_suspects_the_embeddings_panel_and_cam_heatmaps(reviewed, 
                 timeout=180,
             )
     finally:
-        dataset.app_config.active_fields = None
+        dataset.app_config.active_fields = ticked
         dataset.save()
     assert markers[0] in dom  # the suspects view, not all 301 samples
-    assert markers[1] in dom  # the embeddings panel lists the umap visualization
+    assert markers[1] in dom  # the embeddings panel shows the umap visualization
     assert markers[2] in dom  # the heatmap fields in the sidebar
     rgb = np.asarray(Image.open(shot).convert("RGB"), dtype=np.int16)
     grid = rgb[150:650, 320:900]  # the sample grid, left of the embeddings panel
-    coloured = (grid.max(axis=2) - grid.min(axis=2)) > 8  # grey pixels have R = G = B
-    assert coloured.mean() > 0.3  # grey images tinted by their CAMs (measured 0.66 and 0.86)
+    for field in ("given", "suggested"):  # the chips, in their saved colours
+        assert pixels_near(grid, FIELD_COLOURS[field]).mean() > 0.01  # measured 0.046-0.050
+    chips = pixels_near(grid, FIELD_COLOURS["given"]) | pixels_near(
+        grid, FIELD_COLOURS["suggested"]
+    )
+    painted = ~chips & ((grid.max(axis=2) - grid.min(axis=2)) > 8)  # grey pixels: R = G = B
+    assert painted.mean() > 0.3  # grey images painted by their CAMs (measured 0.84)
+    # the jet colormap, low blue and high red (measured 0.34 and 0.45 of the grid); FiftyOne's
+    # default viridis gave 0.39 blue but 0.09 red, one field colour little of either
+    red = ~chips & (grid[..., 0] > grid[..., 2] + 40)
+    blue = ~chips & (grid[..., 2] > grid[..., 0] + 40)
+    assert red.mean() > 0.15 and blue.mean() > 0.15

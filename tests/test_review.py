@@ -65,7 +65,7 @@ def run_dir(tmp_path_factory) -> Path:
 def review(run_dir: Path) -> None:
     result = run_cli("review", str(run_dir), "--no-launch")
     assert result.returncode == 0, result.stderr
-    views = "suspects, reviewed, disagreements, second-look, disagree, decided"
+    views = "suspects, second-look, reviewed, decided, detectors-split"
     assert f"saved views: {views}" in result.stdout
 
 
@@ -92,7 +92,10 @@ def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
         assert field in schema, field
     assert Path(dataset.first().filepath).is_file()  # Fashion-MNIST rendered to PNG for the App
     views = dataset.list_saved_views()
-    assert {"suspects", "disagree", "decided", "top-ce_aum", "top-ce_knn"} <= set(views)
+    members = json.loads((run_dir / "metrics.json").read_text())["ensemble"]["members"]
+    assert {"suspects", "detectors-split", "decided"} <= set(views)
+    # a top- view for each member of the ensemble only: fewer views, each worth opening
+    assert {v for v in views if v.startswith("top-")} == {f"top-{m}" for m in members}
     # every view says in the App what it holds
     described = {v: dataset.get_saved_view_info(v).get("description") for v in views}
     assert all(described.values()), described
@@ -106,8 +109,9 @@ def test_review_builds_fields_and_views_and_reimports_idempotently(run_dir):
     assert len(suspects) == int(samples["flag_suspicion"].sum())
     scores = suspects.values("suspicion")
     assert scores == sorted(scores, reverse=True)
-    top = dataset.load_saved_view("top-ce_aum").values("audit_id")
-    expected = samples.sort_values("score_ce_aum", ascending=False, kind="stable")["sample_id"]
+    top = dataset.load_saved_view(f"top-{members[0]}").values("audit_id")
+    expected = samples.sort_values(f"score_{members[0]}", ascending=False, kind="stable")
+    expected = expected["sample_id"]
     assert set(top) == set(expected.head(len(top)))
     first = dataset.match({"audit_id": samples["sample_id"][0]}).first()
     assert first.given.label == samples["given_name"][0]
@@ -408,9 +412,8 @@ def test_two_rounds_of_review_with_the_ledger(fresh_ledger, tmp_path):
     assert reviewed == set(ids)
     assert not reviewed & set(round2.load_saved_view("suspects").values("audit_id"))
     flagged_again = set(round2.match(F("flag_suspicion")).values("audit_id"))
-    assert set(round2.load_saved_view("disagreements").values("audit_id")) == flagged_again & set(
-        ids[3:]
-    )
+    disputed = set(round2.match(F("review_disagreement")).values("audit_id"))
+    assert disputed == flagged_again & set(ids[3:])
     # second looks: kept but flagged again, or relabelled, flagged again, another class suggested
     other = set(round2.match(F("suggested.label") != F("given.label")).values("audit_id"))
     expected = flagged_again & (set(ids[:3]) | (set(ids[3:]) & other))

@@ -1,6 +1,7 @@
-"""How many detectors vote for each sample (`audit review`'s `detector_votes` and its `top-`
-views): every detector that votes (`auditor.detectors.registry.voting`: all but those declared
-`votes=False`) puts its k most suspect samples forward, k = the number the ensemble flags."""
+"""How many detectors vote for each sample (`audit review`'s `detector_votes` and its
+`detectors-split` view): every detector that votes (`auditor.detectors.registry.voting`: all but
+those declared `votes=False`) puts its k most suspect samples forward, k = the number the
+ensemble flags; and which detectors get a `top-` view."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def detector_votes(samples: pd.DataFrame) -> tuple[np.ndarray, int]:
         order = np.argsort(-samples[column].fillna(-np.inf).to_numpy(), kind="stable")
         votes[order[:k]] += 1
     return votes, len(score_columns)
+
+
+def top_view_detectors(samples: pd.DataFrame, members: list[str] | None) -> list[str]:
+    """The detectors `audit review` gives a `top-` view: the ensemble's `members` (metrics.json
+    `ensemble.members`) that have a score column, else (a run without them) every voting one."""
+    if members:
+        return [m for m in members if f"score_{m}" in samples]
+    return [c[len("score_") :] for c in voting_columns(samples)]
