@@ -8,8 +8,10 @@ The fields are the ones `audit review` gives its own datasets (`auditor.review.f
 ensemble), and the review ledger's `reviewed`, `review_decision`...), each as `<prefix><name>`,
 plus `<prefix>run_id`. Saved views: `<prefix>suspects` (flagged, most suspect first) and
 `<prefix>top-<detector>` (each voting detector's k most suspect, k = the number flagged). The
-dataset's `info["audit"]` names the run folder. A re-run first deletes every field and saved
-view under the prefix, so samples a new selection leaves out keep nothing stale.
+dataset's `info["audit"]` names the run folder and records the fields and views written: a
+re-run first deletes those, so samples a new selection leaves out keep nothing stale, and
+nothing else; a field of the user's own under the prefix is refused before the run
+(`auditor.fiftyone_source.foreign_fields`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 from auditor import ledger
 from auditor.detectors.votes import voting_columns
 from auditor.fiftyone_setup import F, fo
-from auditor.fiftyone_source import NOTES
+from auditor.fiftyone_source import INFO, NOTES, written_by_audit
 from auditor.outputs.run_readers import read_run, read_samples
 from auditor.review import fiftyone_samples
 
@@ -57,34 +59,39 @@ def write_back(run_dir: Path) -> fo.Dataset:
     prefix = source["prefix"]
     dataset = fo.load_dataset(source["dataset"])
     columns = result_fields(run_dir, manifest, samples)
-    clear(dataset, prefix)
+    clear(dataset)
     chosen = dataset.select(samples["sample_id"].tolist(), ordered=True)
+    written = []
     for name, values in columns.items():
         if any(v is not None for v in values):  # a field no sample has a value for is left out
             chosen.set_values(prefix + name, values)
-    save_views(dataset, samples, prefix)
-    dataset.info["audit"] = {
+            written.append(prefix + name)
+    views = save_views(dataset, samples, prefix)
+    dataset.info[INFO] = {
         "run_dir": str(Path(run_dir).resolve()),
         "run_id": manifest["run_id"],
         "label_field": source["label_field"],
         "prefix": prefix,
+        "fields": written,
+        "views": views,
     }
     dataset.save()
     return dataset
 
 
-def clear(dataset: fo.Dataset, prefix: str) -> None:
-    """Delete the fields and saved views an earlier run wrote under `prefix`."""
-    own = [f for f in dataset.get_field_schema() if f.startswith(prefix)]
-    if own:
-        dataset.delete_sample_fields(own)
-    for name in dataset.list_saved_views():
-        if name.startswith(prefix):
+def clear(dataset: fo.Dataset) -> None:
+    """Delete the fields and saved views an earlier audit wrote (`written_by_audit`)."""
+    fields, views = written_by_audit(dataset)
+    present = [f for f in fields if f in dataset.get_field_schema()]
+    if present:
+        dataset.delete_sample_fields(present)
+    for name in views:
+        if name in dataset.list_saved_views():
             dataset.delete_saved_view(name)
 
 
-def save_views(dataset: fo.Dataset, samples: pd.DataFrame, prefix: str) -> None:
-    """`<prefix>suspects` and `<prefix>top-<detector>` (see the module docstring)."""
+def save_views(dataset: fo.Dataset, samples: pd.DataFrame, prefix: str) -> list[str]:
+    """`<prefix>suspects` and `<prefix>top-<detector>` (see the module docstring); their names."""
     k = max(int(samples["flag_suspicion"].sum()), 1)
     suspicion = prefix + "suspicion"
     dataset.save_view(
@@ -92,6 +99,7 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, prefix: str) -> None:
         dataset.match(F(prefix + "flag_suspicion")).sort_by(suspicion, reverse=True),
         description="Flagged by the audit's ensemble, most suspect first",
     )
+    names = [f"{prefix}suspects"]
     for column in voting_columns(samples):
         detector = column.removeprefix("score_")
         dataset.save_view(
@@ -99,3 +107,5 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, prefix: str) -> None:
             dataset.exists(prefix + column).sort_by(prefix + column, reverse=True).limit(k),
             description=f"The {k} samples {detector} finds most suspect, flagged or not",
         )
+        names.append(f"{prefix}top-{detector}")
+    return names

@@ -8,8 +8,9 @@ The loader reads each selected sample's FiftyOne id (the run's sample id), its `
 the class of its label field, which must be a classification field (`fo.Classification`);
 every selected sample is a training sample (a validation split is held out as for any dataset
 without a test split). It refuses, before anything trains: an unknown dataset or saved view,
-a label field that is missing or not a classification, samples without a label, and image
-files that are not there. Class names: the dataset's `classes` of the field, else its
+a label field that is missing or not a classification, samples without a label, image files
+that are not there, and fields of the user's own under the results' prefix (a re-run replaces
+what is there). Class names: the dataset's `classes` of the field, else its
 `default_classes`, else the sorted labels found.
 
 What selects the samples and where the results go are the kind's options (`SOURCE_KEYS`): the
@@ -38,6 +39,7 @@ KIND = "fiftyone"
 NOTES = "fiftyone"  # the table's `extra` key (manifest `dataset_notes`) naming the source
 DEFAULT_FIELD = "ground_truth"
 DEFAULT_PREFIX = "audit_"
+INFO = "audit"  # the dataset's `info` key recording the last audit written into it
 # the kind's options: registry keys of a `fiftyone` entry, set by the flags or by the API
 SOURCE_KEYS: dict[str, type] = {
     "dataset": str,  # the FiftyOne dataset's name
@@ -157,6 +159,19 @@ def label_field_problem(dataset: Any, field: str) -> str | None:
     return None
 
 
+def written_by_audit(dataset: Any) -> tuple[list[str], list[str]]:
+    """(the fields, the saved views) an earlier audit wrote into `dataset`, as its
+    `info["audit"]` records them (`auditor.fiftyone_results`)."""
+    record = dataset.info.get(INFO) or {}
+    return list(record.get("fields") or []), list(record.get("views") or [])
+
+
+def foreign_fields(dataset: Any, prefix: str) -> list[str]:
+    """The fields of `dataset` under `prefix` that no audit wrote: a re-run would replace them."""
+    fields, _ = written_by_audit(dataset)
+    return sorted(f for f in dataset.get_field_schema() if f.startswith(prefix) and f not in fields)
+
+
 def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     from auditor.fiftyone_setup import fo
 
@@ -177,6 +192,13 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
         raise UserError(f"{where} {problem}: choose another with --label-field")
     if field.startswith(prefix):
         raise UserError(f"{where}: label field {field!r} begins with {prefix!r}, the results'")
+    theirs = foreign_fields(dataset, prefix)
+    if theirs:
+        raise UserError(
+            f"{where}: its fields {', '.join(theirs)} begin with {prefix!r}, the prefix of the "
+            "audit's results, and were not written by it: rename them (a re-run replaces what "
+            "is under the prefix)"
+        )
     view = selected(dataset, options)
     ids, paths, labels = view.values(["id", "filepath", f"{field}.label"])
     if len(ids) < 2:

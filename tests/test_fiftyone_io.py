@@ -110,6 +110,10 @@ def test_refusals_name_what_to_fix(dataset, tmp_path):
         audit(dataset.match_tags(["a", "m"]), out=str(tmp_path), **QUICK)
     with pytest.raises(UserError, match="label field 'ground_truth' begins with 'ground'"):
         audit(dataset, tags=["a"], prefix="ground", out=str(tmp_path), **QUICK)
+    dataset.add_sample_field("audit_mine", fo.StringField)  # the user's own, under the prefix
+    with pytest.raises(UserError, match="its fields audit_mine begin with 'audit_'"):
+        audit(dataset, tags=["a"], out=str(tmp_path), **QUICK)
+    dataset.delete_sample_field("audit_mine")
     with pytest.raises(UserError, match="has no field 'nothing'"):
         audit(dataset, label_field="nothing", tags=["a"], out=str(tmp_path), **QUICK)
     cases = {  # the command line: exit 2 and the sentence
