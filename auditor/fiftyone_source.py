@@ -179,7 +179,9 @@ def load(entry: DatasetEntry, root: Path | None) -> SampleTable:
     name = options.get("dataset")
     if not name:
         raise UserError(
-            f"dataset {entry.name!r} is a FiftyOne dataset: give --fiftyone-dataset NAME"
+            f"dataset {entry.name!r} is a FiftyOne dataset: give --fiftyone-dataset NAME to "
+            "`audit run` (the results of a run of one are in that dataset, under its audit_ "
+            "fields: `audit apply` has no label file of it to write)"
         )
     if not fo.dataset_exists(name):
         raise UserError(f"no FiftyOne dataset {name!r} (fiftyone.list_datasets() lists them)")
