@@ -140,7 +140,7 @@ def audit(
     *,
     methods: list[str] | str | None = None,
     label_field: str | None = None,
-    tags: list[str] | None = None,
+    tags: list[str] | str | None = None,
     prefix: str | None = None,
     **options: Any,
 ) -> Run:
@@ -157,6 +157,7 @@ def audit(
     entry, source, root = dataset_entry(dataset, registry)
     if root is not None:
         options.setdefault("root", root)
+    tags = [tags] if isinstance(tags, str) else None if tags is None else list(tags)
     given = {"label_field": label_field, "tags": tags, "prefix": prefix}
     source |= {k: v for k, v in given.items() if v is not None}
     entry = fiftyone_source.with_source(entry, source)
