@@ -23,6 +23,10 @@ SIGNAL = "signal:"  # `signal:<name>`: the per-epoch signal <name>, [epochs, N]
 EVENT_COLUMNS = ("index", "epoch", "from_label", "to_label")  # of `relabel_events`
 
 
+# the frozen pre-trained features' evidence (`auditor.training.frozen`), read as frozen_<detector>
+FROZEN = "frozen"
+
+
 @dataclass
 class MethodEvidence:
     """What one method's training left behind for the detectors: the engine fills every field

@@ -15,7 +15,7 @@ from auditor.detectors.ensemble import flag_top, rank_average
 from auditor.detectors.probabilities import estimated_issue_count, probability_detectors
 from auditor.detectors.registry import DETECTORS, run_detector
 from auditor.early_learning import EarlyReading, early_loss_count, read_early
-from auditor.evidence import MethodEvidence
+from auditor.evidence import FROZEN, MethodEvidence
 
 # The ensemble's members, per trusted method, chosen by the structure of the noise the run
 # estimates (`confusion_structure`), never by the truth. Measured in bench/detection.py (README,
@@ -170,29 +170,45 @@ class Scores:
         labels: np.ndarray,
         loss_estimates: dict[str, int] | None = None,
         held_out: np.ndarray | None = None,
+        frozen_estimate: int | None = None,
     ) -> Scores:
         """Add the ensemble `suspicion` over `ensemble_members` (ranked within the held-out
         samples and within the others, `grouped_rank_average`) and its flags: the top n, n the
-        mean of the estimates of the number of label errors: confident learning's on `probs`
-        and DivideMix's loss mixture's per trusted method (`loss_estimates`, method -> count),
-        two estimators that read different evidence. Estimates more than DISAGREEMENT times
-        apart are said to disagree, with the ratio."""
+        median of one estimate of the number of label errors per kind of evidence (the mean
+        with two): confident learning's on `probs`, the loss mixtures' (DivideMix's, per trusted
+        method, `loss_estimates`: their mean) and, with --weights, confident learning's on the
+        frozen features' cross-validated probabilities (`frozen_estimate`), which never fitted
+        the given labels. Each kind fails in its own regime (confident learning undercounts on
+        a model that fitted the noise; the loss mixture undercounts confusions between similar
+        classes and overcounts hard clean ones early in fine-tuning; the frozen features' count
+        takes their own errors for label errors), and the median leaves out one that fails
+        (measured in bench/detection.py: README, "Detection benchmark"). Estimates more than
+        DISAGREEMENT times apart are said to disagree, with the ratio."""
         members = [self.scores[name] for name in self.ensemble_members]
         suspicion = grouped_rank_average(members, held_out)
         self.scores["suspicion"] = suspicion
+        loss_estimates = loss_estimates or {}
         self.flag_estimates = {"confident_learning": estimated_issue_count(self.probs, labels)}
-        self.flag_estimates |= {f"loss_mixture_{m}": k for m, k in (loss_estimates or {}).items()}
-        n = int(round(np.mean(list(self.flag_estimates.values()))))
+        self.flag_estimates |= {f"loss_mixture_{m}": k for m, k in loss_estimates.items()}
+        kinds = [self.flag_estimates["confident_learning"]]
+        kinds += [float(np.mean(list(loss_estimates.values())))] if loss_estimates else []
+        if frozen_estimate is not None:
+            self.flag_estimates["confident_learning_frozen"] = frozen_estimate
+            kinds.append(frozen_estimate)
+        n = int(round(np.median(kinds)))
         self.flags["suspicion"] = flag_top(suspicion, n)
         words = [f"confident learning's {self.flag_estimates['confident_learning']}"]
-        words += [f"{m}'s loss mixture's {k}" for m, k in (loss_estimates or {}).items()]
+        words += [f"{m}'s loss mixture's {k}" for m, k in loss_estimates.items()]
+        if frozen_estimate is not None:
+            words.append(f"confident learning's on the frozen features {frozen_estimate}")
         low, high = min(self.flag_estimates.values()), max(self.flag_estimates.values())
         apart = ""
         if high > DISAGREEMENT * max(low, 1):
             apart = f"; they disagree, the largest {high / max(low, 1):.1f} times the smallest"
+        rule = "the median of" if len(kinds) > 2 else "the mean of"
         self.decisions.append(
-            f"flags the {n} most suspect: the mean of the estimated numbers of label errors "
-            f"({', '.join(words)}){apart}"
+            f"flags the {n} most suspect: {rule} the estimated numbers of label errors, one per "
+            f"kind of evidence ({', '.join(words)}){apart}"
         )
         return self
 
@@ -281,7 +297,9 @@ def score_all(
         if ev.name in trusted and "loss" in ev.signals
     }
     out.early_learning = {name: asdict(r) for name, r in readings.items() if r is not None}
-    out.finish(labels, loss_estimates, held_out)
+    frozen = [ev.final_probs for ev in evidence if ev.name == FROZEN]
+    frozen_estimate = estimated_issue_count(frozen[0], labels) if frozen else None
+    out.finish(labels, loss_estimates, held_out, frozen_estimate)
     out.scores, out.rank_identical = distinct_scores(
         out.scores, protect=[*out.ensemble_members, "suspicion"]
     )

@@ -1,13 +1,16 @@
 """The ensemble chooses its members from the noise structure it estimates (never the truth),
-flags the mean of two estimates of the number of label errors, and says what it decided."""
+flags the mean of two estimates of the number of label errors (the median of three with the
+frozen features' estimate), and says what it decided."""
 
 import numpy as np
 import pytest
 
-from auditor.evidence import MethodEvidence
+from auditor.detectors.probabilities import estimated_issue_count
+from auditor.evidence import FROZEN, MethodEvidence
 from auditor.scoring import (
     CONCENTRATED_MEMBERS,
     ENSEMBLE_MEMBERS,
+    Scores,
     confusion_structure,
     memorised_members,
     score_all,
@@ -87,6 +90,42 @@ def test_members_follow_the_estimated_structure(flip, members):
     assert f"confident learning's {estimates['confident_learning']}" in scores.decisions[-1]
     assert f"ce's loss mixture's {estimates['loss_mixture_ce']}" in scores.decisions[-1]
     assert scores.flags["suspicion"].sum() == round(np.mean(list(estimates.values())))
+
+
+def test_the_flag_count_is_the_median_of_one_estimate_per_kind_of_evidence():
+    """Confident learning's count, the loss mixtures' mean and the frozen features' count: the
+    median of the three, so one estimator that fails (here the frozen one, far above) is left
+    out; the loss mixtures of two methods count as one kind."""
+    given, true = noisy(spread)
+    probs = confident_probs(true)
+    counted = estimated_issue_count(probs, given)
+    scores = Scores({"a": np.arange(N, dtype=float)}, {}, probs, ["a"])
+    scores.finish(given, {"ce": counted - 40, "eac": counted}, None, frozen_estimate=N)
+    assert scores.flags["suspicion"].sum() == counted  # the median of counted, counted - 20, N
+    assert scores.flag_estimates == {
+        "confident_learning": counted,
+        "loss_mixture_ce": counted - 40,
+        "loss_mixture_eac": counted,
+        "confident_learning_frozen": N,
+    }
+    assert scores.decisions[-1].startswith(f"flags the {counted} most suspect: the median of")
+    assert f"confident learning's on the frozen features {N}" in scores.decisions[-1]
+    # score_all reads the frozen features' estimate from their evidence
+    frozen = MethodEvidence(
+        name=FROZEN,
+        signals={},
+        final_probs=confident_probs(given),
+        oos_probs=confident_probs(given),
+        embeddings=np.zeros((N, 2), dtype=np.float32),
+    )
+    scored = score_all([evidence(given, true), frozen], given, {"ce": 0.8, FROZEN: 0.7})
+    assert scored.flag_estimates["confident_learning_frozen"] == 0  # it fits the given labels
+    kinds = [
+        scored.flag_estimates["confident_learning"],
+        scored.flag_estimates["loss_mixture_ce"],
+        0,
+    ]
+    assert scored.flags["suspicion"].sum() == round(np.median(kinds))
 
 
 def test_trust_decision_in_words():

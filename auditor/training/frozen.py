@@ -33,12 +33,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from auditor.evidence import MethodEvidence
+from auditor.evidence import FROZEN, MethodEvidence
 from auditor.training.augment import Normalizer
 from auditor.training.engine import Pixels, predict
 from methods.base import Method
 
-FROZEN = "frozen"  # the evidence's name: detectors read as frozen_<detector>
 FOLDS = 5  # cleanlab's tutorial's cross-validation folds
 MAX_ITER = 1000
 
