@@ -36,6 +36,7 @@ import pandas as pd
 from PIL import Image
 from readme_block import write_block  # bench/, beside this script
 
+from auditor.api import open_run
 from auditor.datasets.fashion_mnist import find_file, read_idx
 from auditor.datasets.table import stratified_subset
 
@@ -174,9 +175,10 @@ def decision_lines(run_dir: Path, metrics: dict) -> list[str]:
 
 
 def read_cell(cell: str, run_dir: Path) -> dict:
-    """What the table shows of one cell's run folder."""
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    """What the table shows of one cell's run folder, read through the public API (`open_run`:
+    every file checked)."""
+    run = open_run(run_dir)
+    manifest, metrics = run.manifest, run.metrics
     detectors = metrics["detectors"]
     singles = {n: d["ap"] for n, d in detectors.items() if n != "suspicion" and d["ap"] is not None}
     best = max(singles, key=singles.get)
@@ -198,20 +200,19 @@ def read_cell(cell: str, run_dir: Path) -> dict:
         "epochs": config["epochs"],
         "n_train": manifest["n_train"],
         "held_out": (manifest.get("validation") or {}).get("n", 0),
-        "trained_only": trained_only(run_dir, manifest),
+        "trained_only": trained_only(run.samples, manifest),
         "train_s": sum(v for k, v in timings.items() if k.startswith("train_")),
         "total_s": timings["total"],
     }
 
 
-def trained_only(run_dir: Path, manifest: dict) -> tuple[float, str, float]:
+def trained_only(samples: pd.DataFrame, manifest: dict) -> tuple[float, str, float]:
     """(suspicion AP, the best single detector, its AP) over the trained samples alone: a
     single detector ranks the held-out samples, read by a model that never trained on them,
     together with the others (the ensemble ranks each group apart), which could only lower its
     AP over all samples; this is the comparison without them."""
     from sklearn.metrics import average_precision_score
 
-    samples = pd.read_parquet(run_dir / "samples.parquet")
     held = set((manifest.get("validation") or {}).get("sample_ids") or [])
     kept = samples[~samples["sample_id"].isin(held)]
     noisy = kept["is_noisy"].to_numpy(dtype=bool)
