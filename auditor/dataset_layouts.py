@@ -12,11 +12,10 @@ A folder is a dataset's root when it holds
 - a csv dataset's `labels.csv`: a header naming `path` and `label`, and a first row listing
   a file that exists beside it;
 - class folders of images, as the `imagefolder` kind reads them (also under `train/`): at
-  least two sub-folders holding image files, and no other visible sub-folder, the one the
-  output would be written in aside (it would become a class, or part of one).
+  least two sub-folders holding image files themselves, and no other visible sub-folder, the
+  one the output would be written in aside (it would become a class, or part of one).
 
-Cheap: a few `stat` calls per folder, and for the class folders at most SCANNED entries of each
-and of SCANNED of its sub-folders.
+Cheap: a few `stat` calls per folder, and for the class folders at most SCANNED entries of each.
 """
 
 from __future__ import annotations
@@ -75,19 +74,18 @@ def csv_labels(path: Path) -> bool:
         return False
 
 
-def holds_images(folder: str, depth: int = 2) -> bool:
-    """Whether one of the first SCANNED entries of `folder`, or of a sub-folder among them (down
-    to `depth` levels: a class folder's images are read at any depth), is an image file."""
+def holds_images(folder: str) -> bool:
+    """Whether one of the first SCANNED entries of `folder` is an image file (a class folder's
+    own images: a folder holding only folders of images, such as a parent of many image
+    folders, is not a class)."""
     try:
         with os.scandir(folder) as entries:
-            for entry in itertools.islice(entries, SCANNED):
-                if entry.name.lower().endswith(IMAGE_SUFFIXES):
-                    return True
-                if depth > 1 and entry.is_dir() and holds_images(entry.path, depth - 1):
-                    return True
+            return any(
+                entry.name.lower().endswith(IMAGE_SUFFIXES)
+                for entry in itertools.islice(entries, SCANNED)
+            )
     except OSError:
         return False
-    return False
 
 
 def class_folders(folder: Path, beside: str | None) -> bool:

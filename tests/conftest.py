@@ -19,6 +19,9 @@ def isolated_cache(tmp_path_factory):
     """The test session decodes into its own cache folder and keeps FiftyOne datasets in its own
     MongoDB, never the user's."""
     base = tmp_path_factory.getbasetemp()
+    # made now: a base folder whose only sub-folders are tests' folders of images would look
+    # like an image folder's classes to the write guard (auditor.dataset_layouts)
+    (base / "cache").mkdir(exist_ok=True)
     os.environ["AUDIT_CACHE_DIR"] = str(base / "cache")
     os.environ["FIFTYONE_DATABASE_DIR"] = str(base / "fiftyone-db")
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"

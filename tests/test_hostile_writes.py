@@ -216,7 +216,8 @@ def dataset_layouts(base: Path) -> dict[str, Path]:
     (table / "labels.csv").write_text("path,label\nimgs/0.png,a\nimgs/1.png,b\n")
     classes = base / "classes"
     for name in ("cat", "dog"):
-        images(classes / name, 2)
+        images(classes, 2)
+        (classes / "imgs").rename(classes / name)  # the images right in their class folder
     return {
         "FACES": faces,
         "RAFDB": rafdb,
