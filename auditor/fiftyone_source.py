@@ -134,10 +134,16 @@ def selected(dataset: Any, options: dict[str, Any]) -> Any:
                 f"(saved views: {known})"
             )
         view = dataset.load_saved_view(options["view"])
-    if options.get("view_stages"):
-        view = fo.DatasetView._build(dataset, options["view_stages"])
-    if options.get("tags"):
-        view = view.match_tags(options["tags"])
+    try:  # stages and tags may come from a registry entry: FiftyOne's own errors, each its own
+        if options.get("view_stages"):
+            view = fo.DatasetView._build(dataset, options["view_stages"])
+        if options.get("tags"):
+            view = view.match_tags(options["tags"])
+    except Exception as err:  # any of them: the selection is not one
+        raise UserError(
+            f"FiftyOne dataset {dataset.name}: its samples cannot be selected with these view "
+            f"stages or tags ({type(err).__name__}: {err})"
+        ) from None
     return view
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from auditor.api import UserError, audit
 from auditor.datasets.fashion_mnist import read_idx
 from auditor.fiftyone_setup import fo
+from auditor.fiftyone_source import selected
 from tests.conftest import run_cli
 from tests.test_cli_e2e import last_line_dir
 
@@ -110,6 +111,8 @@ def test_refusals_name_what_to_fix(dataset, tmp_path):
         audit(dataset.match_tags(["a", "m"]), out=str(tmp_path), **QUICK)
     with pytest.raises(UserError, match="label field 'ground_truth' begins with 'ground'"):
         audit(dataset, tags=["a"], prefix="ground", out=str(tmp_path), **QUICK)
+    with pytest.raises(UserError, match="cannot be selected with these view stages"):
+        selected(dataset, {"view_stages": [{"_cls": "no.such.Stage", "kwargs": []}]})
     dataset.add_sample_field("audit_mine", fo.StringField)  # the user's own, under the prefix
     with pytest.raises(UserError, match="its fields audit_mine begin with 'audit_'"):
         audit(dataset, tags=["a"], out=str(tmp_path), **QUICK)
