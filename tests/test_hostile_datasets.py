@@ -137,14 +137,15 @@ def test_a_file_name_that_is_not_utf8_is_refused_by_name(tmp_path):
 
 
 # Names a spreadsheet or a CSV reader could change: formula and quote prefixes, quotes, commas,
-# spaces inside. The first two differ only by the quote the exports put in front of `=`.
+# spaces inside (a name that begins or ends with a space is refused: test_hostile_labels.py).
+# The first two differ only by the quote the exports put in front of `=`.
 NAMES = [
     "'=x.png",
     "=x.png",
     '"q.png',
     "a,b.png",
-    "imgs/ lead.png",
-    "imgs/trail .png",
+    "imgs/in side.png",
+    "imgs/two  spaces.png",
     "'plain.png",
     "@at.png",
     "-1.png",
