@@ -7,11 +7,11 @@ The fields are the ones `audit review` gives its own datasets (`auditor.review.f
 `score_<detector>` and `flag_<detector>` (the evidence; `flag_suspicion`: flagged by the
 ensemble), and the review ledger's `reviewed`, `review_decision`...), each as `<prefix><name>`,
 plus `<prefix>run_id`. Saved views: `<prefix>suspects` (flagged, most suspect first) and
-`<prefix>top-<detector>` (each voting detector's k most suspect, k = the number flagged). The
-dataset's `info["audit"]` names the run folder and records the fields and views written: a
-re-run first deletes those, so samples a new selection leaves out keep nothing stale, and
-nothing else; a field of the user's own under the prefix is refused before the run
-(`auditor.fiftyone_source.foreign_fields`).
+`<prefix>top-<detector>` (the k most suspect of each detector `audit review` gives a `top-`
+view: the ensemble's members; k = the number flagged). The dataset's `info["audit"]` names the
+run folder and records the fields and views written: a re-run first deletes those, so samples
+a new selection leaves out keep nothing stale, and nothing else; a field of the user's own
+under the prefix is refused before the run (`auditor.fiftyone_source.foreign_fields`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from auditor import ledger
-from auditor.detectors.votes import voting_columns
+from auditor.detectors.votes import top_view_detectors
 from auditor.fiftyone_setup import F, fo
 from auditor.fiftyone_source import INFO, NOTES, written_by_audit
 from auditor.outputs.run_readers import read_run, read_samples
@@ -53,7 +53,7 @@ def result_fields(run_dir: Path, manifest: dict, samples: pd.DataFrame) -> dict[
 
 def write_back(run_dir: Path) -> fo.Dataset:
     """Write the results of the complete run at `run_dir` into its FiftyOne source dataset."""
-    manifest, _ = read_run(run_dir)
+    manifest, metrics = read_run(run_dir)
     samples = read_samples(run_dir)
     source = manifest["dataset_notes"][NOTES]
     prefix = source["prefix"]
@@ -66,7 +66,8 @@ def write_back(run_dir: Path) -> fo.Dataset:
         if any(v is not None for v in values):  # a field no sample has a value for is left out
             chosen.set_values(prefix + name, values)
             written.append(prefix + name)
-    views = save_views(dataset, samples, prefix)
+    members = (metrics.get("ensemble") or {}).get("members")
+    views = save_views(dataset, samples, prefix, top_view_detectors(samples, members))
     dataset.info[INFO] = {
         "run_dir": str(Path(run_dir).resolve()),
         "run_id": manifest["run_id"],
@@ -90,7 +91,9 @@ def clear(dataset: fo.Dataset) -> None:
             dataset.delete_saved_view(name)
 
 
-def save_views(dataset: fo.Dataset, samples: pd.DataFrame, prefix: str) -> list[str]:
+def save_views(
+    dataset: fo.Dataset, samples: pd.DataFrame, prefix: str, detectors: list[str]
+) -> list[str]:
     """`<prefix>suspects` and `<prefix>top-<detector>` (see the module docstring); their names."""
     k = max(int(samples["flag_suspicion"].sum()), 1)
     suspicion = prefix + "suspicion"
@@ -100,8 +103,11 @@ def save_views(dataset: fo.Dataset, samples: pd.DataFrame, prefix: str) -> list[
         description="Flagged by the audit's ensemble, most suspect first",
     )
     names = [f"{prefix}suspects"]
-    for column in voting_columns(samples):
-        detector = column.removeprefix("score_")
+    schema = dataset.get_field_schema()
+    for detector in detectors:
+        column = f"score_{detector}"
+        if prefix + column not in schema:  # no sample had a score of it: nothing written
+            continue
         dataset.save_view(
             f"{prefix}top-{detector}",
             dataset.exists(prefix + column).sort_by(prefix + column, reverse=True).limit(k),
