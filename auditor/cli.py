@@ -76,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"audit: error: {shorten_words(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # from here to the process's end, a further signal is ignored at the OS level: Python
+        # resets its own handlers to the default while it shuts down (torch's teardown can take
+        # longer than a second Ctrl-C), and a signal then killed the process (-2), not 130
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         print("audit: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `audit datasets | head`: the reader left; nothing more to say

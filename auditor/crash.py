@@ -61,12 +61,14 @@ FIXES = {
 
 
 def environment_problem(err: OSError) -> str | None:
-    """The sentence for a file-system error on a path (see the module docstring); None for any
-    other OSError (a bug until shown otherwise)."""
+    """The sentence for a file-system error on a path (see the module docstring), naming both
+    paths of a two-path call (a rename: source -> destination); None for any other OSError (a
+    bug until shown otherwise)."""
     fix = FIXES.get(err.errno)
     if fix is None or err.filename is None:
         return None
-    return f"{shown(os.fsdecode(err.filename))}: {fix}"
+    paths = [shown(os.fsdecode(f)) for f in (err.filename, err.filename2) if f is not None]
+    return f"{' -> '.join(paths)}: {fix}"
 
 
 def save_traceback(err: BaseException) -> Path | None:

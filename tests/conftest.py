@@ -2,6 +2,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,15 +18,59 @@ AUDIT = Path(sys.executable).parent / "audit"
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """The test session decodes into its own cache folder and keeps FiftyOne datasets in its own
-    MongoDB, never the user's."""
+    MongoDB (`own_mongod`), never the user's."""
     base = tmp_path_factory.getbasetemp()
     # made now: a base folder whose only sub-folders are tests' folders of images would look
     # like an image folder's classes to the write guard (auditor.dataset_layouts)
     (base / "cache").mkdir(exist_ok=True)
     os.environ["AUDIT_CACHE_DIR"] = str(base / "cache")
-    os.environ["FIFTYONE_DATABASE_DIR"] = str(base / "fiftyone-db")
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
     os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
+    with own_mongod(base / "fiftyone-db") as uri:
+        os.environ["FIFTYONE_DATABASE_URI"] = uri
+        fiftyone = sys.modules.get("fiftyone")
+        if fiftyone is not None:  # imported while collecting, its configuration read before
+            fiftyone.config.database_uri = uri
+        yield
+
+
+@contextlib.contextmanager
+def own_mongod(folder: Path) -> Iterator[str]:
+    """FiftyOne's MongoDB on `folder` and a free loopback port, for this pytest process and the
+    `audit` processes it starts (FIFTYONE_DATABASE_URI): FiftyOne's own service is shared by
+    every process of the user whatever its database folder, so two pytest-xdist workers (or two
+    test sessions) each with its own folder wrote to one another's databases."""
+    from importlib.util import find_spec
+
+    mongod = Path(find_spec("fiftyone").origin).parent / "db" / "bin" / "mongod"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [str(mongod), "--dbpath", str(folder), "--port", str(port), "--bind_ip", "127.0.0.1"]
+        + ["--nounixsocket", "--logpath", str(folder / "mongod.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while not port_open(port):
+            assert server.poll() is None and time.time() < deadline, "mongod did not start"
+            time.sleep(0.1)
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="session", autouse=True)

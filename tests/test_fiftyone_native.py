@@ -13,9 +13,8 @@ import pytest
 from PIL import Image
 
 from auditor.datasets.fashion_mnist import read_idx
-from tests.conftest import chromium, needs_chromium, run_cli, served_app
+from tests.conftest import chromium, free_port, needs_chromium, run_cli, served_app
 from tests.test_cli_e2e import last_line_dir
-from tests.test_review import free_port
 
 pytestmark = pytest.mark.slow
 FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import chromium, needs_chromium, run_cli, served_app
+from tests.conftest import chromium, free_port, needs_chromium, run_cli, served_app
 from tests.test_cli_e2e import last_line_dir
 
 pytestmark = pytest.mark.slow
@@ -440,12 +440,6 @@ def test_two_rounds_of_review_with_the_ledger(fresh_ledger, tmp_path):
     assert set(pd.read_csv(tmp_path / "all.csv", dtype=str)["sample_id"]) >= flagged_again & set(
         ids
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening_addresses(port: int) -> set[str]:
