@@ -58,44 +58,25 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # tests.fer_fixtures: the AffectNet layout writer
+from process_memory import Measured, measure, result_of  # bench/, beside this script
+from readme_block import write_block
+from scale_stages import test_count
+from scale_table import GB, Row, fmt, markdown, ratio_check, rss_check
 
-from process_memory import Measured, measure, result_of  # noqa: E402  (bench/, beside this script)
-from readme_block import write_block  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 AUDIT = Path(sys.executable).parent / "audit"
+STAGES_SCRIPT = Path(__file__).resolve().parent / "scale_stages.py"  # a stage's own process
 MARKERS = ("<!-- scale-benchmark -->", "<!-- /scale-benchmark -->")
 STAGES = ("generate", "build", "read", "train", "run", "review", "export", "apply", "score")
-GB = 1e9
-RSS_TARGET = 6 * GB
 BUILD_TARGET = 1.7  # all workers vs one process, images/s
 MAP_TARGET = 0.9  # training from the map vs in memory, images/s
-FACE_CHUNK = 500  # faces written by one task of the generator; a finished chunk is not redone
 DONE = "bench-generated.json"  # written last into a complete generated folder
 
 
-# ---- pure helpers -------------------------------------------------------------------------
-
-
-def test_count(n_train: int) -> int:
-    """Test (validation) faces beside n_train training faces: AffectNet's 3,500 at full size."""
-    return min(3500, max(70, n_train // 80))
-
-
-def affectnet_codes(n_train: int, n_test: int, seed: int = 0) -> dict[str, list[int]]:
-    """Expression codes 0..6 (the 7 classes the `affectnet` entry keeps), balanced, shuffled
-    (so any prefix of the training rows is balanced too)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    return {
-        "train": rng.permutation(np.arange(n_train) % 7).tolist(),
-        "test": (np.arange(n_test) % 7).tolist(),
-    }
+# ---- sizes on disk --------------------------------------------------------------------------
 
 
 def cache_bytes(n: int, size: int, channels: int = 3) -> int:
@@ -119,173 +100,6 @@ def check_disk(folder: Path, needed: int, what: str) -> None:
             f"{cache_bytes(10_000, 224) / GB:.1f} GB at 224 px) or --n, or use --work on a "
             "larger disk."
         )
-
-
-@dataclass
-class Row:
-    """One line of the table. `checks`: (target, met or None when not measured)."""
-
-    stage: str
-    n: int | None
-    size: int | None
-    wall_s: float | None = None
-    per_s: float | None = None
-    rss: float | None = None  # bytes
-    checks: list[tuple[str, bool | None]] = field(default_factory=list)
-    failed: str = ""
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def markdown(rows: list[Row]) -> str:
-    lines = [
-        "| stage | N | size | wall s | images/s | peak RSS GB | target | met? |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
-    ]
-    for r in rows:
-        known = [met for _, met in r.checks if met is not None]
-        met = "failed" if r.failed else ("-" if not known else "yes" if all(known) else "no")
-        lines.append(
-            f"| {r.stage} | {fmt(r.n, ',')} | {fmt(r.size, 'd')} | {fmt(r.wall_s, '.1f')} | "
-            f"{fmt(r.per_s, ',.0f')} | {fmt(None if r.rss is None else r.rss / GB, '.2f')} | "
-            f"{'; '.join(t for t, _ in r.checks) or '-'} | {met} |"
-        )
-    return "\n".join(lines)
-
-
-def rss_check(row: Row) -> Row:
-    if row.rss is not None:
-        row.checks.insert(0, (f"RSS < {RSS_TARGET / GB:.0f} GB", row.rss < RSS_TARGET))
-    return row
-
-
-def ratio_check(row: Row, base: Row, target: float, what: str) -> None:
-    ratio = row.per_s / base.per_s if row.per_s and base.per_s else None
-    row.checks.append(
-        (f">= {target}x {what} ({fmt(ratio, '.2f')}x)", None if ratio is None else ratio >= target)
-    )
-
-
-# ---- the stages, each run in its own process (`scale.py _stage NAME JSON`) ------------------
-
-
-def train_table(root: str, n: int):
-    """The first `n` training rows of the generated AffectNet folder, as `audit run` reads it."""
-    import numpy as np
-
-    from auditor.datasets import load_dataset
-    from auditor.datasets.registry import get_entry, load_registry
-
-    table = load_dataset(get_entry("affectnet", load_registry()), root=root)
-    return table.select(np.flatnonzero(table.split == "train")[:n])
-
-
-def _write_faces(job: tuple[str, int, list[tuple[str, str, int, int]], int]) -> int:
-    from tests.fer_fixtures import save_face
-
-    root, size, faces, chunk = job
-    for _split, rel, code, seed in faces:
-        save_face(
-            Path(root) / "Manually_Annotated_Images" / rel,
-            code,
-            seed=seed,
-            size=size,
-            drawn=size // 2,
-        )  # drawn at half size: 3.5x cheaper
-    (Path(root) / ".chunks" / f"{chunk}.done").touch()
-    return len(faces)
-
-
-def stage_generate(root: str, n: int, size: int, workers: int) -> dict:
-    import multiprocessing
-
-    from tests.fer_fixtures import affectnet_official_faces, write_affectnet_lists
-
-    codes = affectnet_codes(n, test_count(n))
-    faces = affectnet_official_faces(codes)
-    (Path(root) / ".chunks").mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (root, size, faces[s : s + FACE_CHUNK], k)
-        for k, s in enumerate(range(0, len(faces), FACE_CHUNK))
-        if not (Path(root) / ".chunks" / f"{k}.done").exists()
-    ]
-    start = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        written = sum(pool.imap_unordered(_write_faces, jobs))
-    write_affectnet_lists(Path(root), codes, size)
-    return {"images": written, "seconds": time.perf_counter() - start, "total": len(faces)}
-
-
-def stage_build(root: str, n: int, size: int, workers: int) -> dict:
-    from auditor.datasets.cache import build_cache
-
-    table = train_table(root, n)
-    start = time.perf_counter()
-    build_cache(table, size, workers)
-    return {"images": len(table), "seconds": time.perf_counter() - start}
-
-
-def stage_read(root: str, n: int, rows: int, size: int, batch: int) -> dict:
-    import torch
-
-    from auditor.datasets.cache import load_pixels
-    from auditor.datasets.pixel_map import PixelMap
-    from auditor.training.feed import batches
-
-    pixels, _ = load_pixels(train_table(root, n), size, mode="disk")  # the cache exists
-    assert isinstance(pixels, PixelMap), type(pixels)
-    order = list(torch.randperm(rows, generator=torch.Generator().manual_seed(0)).split(batch))
-    start, read = time.perf_counter(), 0
-    for raw in batches(pixels, order, order):
-        read += len(raw)
-    return {"images": read, "seconds": time.perf_counter() - start}
-
-
-def stage_train(
-    root: str,
-    n: int,
-    size: int,
-    mode: str,
-    backbone: str,
-    method: str,
-    batch: int,
-    workers: int,
-    prepare: bool = False,
-) -> dict:
-    import torch
-
-    from auditor.datasets.cache import build_cache, load_pixels
-    from auditor.training.augment import Normalizer
-    from auditor.training.engine import TrainConfig, train
-    from methods import build_method
-    from methods.backbones import build_backbone
-
-    table = train_table(root, n)
-    if prepare:
-        build_cache(table, size, workers)
-        return {}
-    pixels, _ = load_pixels(table, size, workers, mode=mode)
-    torch.manual_seed(0)
-    model = build_method(method, build_backbone(backbone, 3), table.num_classes)
-    config = TrainConfig(epochs=1, batch_size=batch, device="cpu", seed=0)
-    labels = torch.from_numpy(table.labels)
-    start = time.perf_counter()
-    train(model, pixels, labels, None, None, Normalizer.imagenet(3), config, final_pass=False)
-    return {
-        "images": len(table),
-        "seconds": time.perf_counter() - start,
-        "pixels": type(pixels).__name__,
-    }
-
-
-STAGE_FUNCTIONS = {
-    "generate": stage_generate,
-    "build": stage_build,
-    "read": stage_read,
-    "train": stage_train,
-}
 
 
 # ---- the driver ----------------------------------------------------------------------------
@@ -315,7 +129,7 @@ class Bench:
         }
 
     def python(self, name: str, log: str, cache: str, **kwargs) -> Measured:
-        cmd = [sys.executable, __file__, "_stage", name, json.dumps(kwargs)]
+        cmd = [sys.executable, str(STAGES_SCRIPT), name, json.dumps(kwargs)]
         return self.note(measure(cmd, self.env(cache), self.logs / f"{log}.log", REPO), log)
 
     def cli(self, log: str, *args: str, cache: str = "run") -> Measured:
@@ -796,10 +610,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "_stage":
-        result = STAGE_FUNCTIONS[sys.argv[2]](**json.loads(sys.argv[3]))
-        print("RESULT " + json.dumps(result), flush=True)
-        return
     args = parse_args()
     bench = Bench(args)
     print(f"work folder {bench.work}; logs in {bench.logs}", flush=True)

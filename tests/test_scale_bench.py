@@ -1,5 +1,5 @@
-"""bench/scale.py's pure helpers and its process-tree memory measurement
-(bench/process_memory.py) (fast)."""
+"""bench/scale.py's pure helpers (and those of its stages and table, bench/scale_stages.py and
+bench/scale_table.py) and its process-tree memory measurement (bench/process_memory.py) (fast)."""
 
 import importlib.util
 import os
@@ -21,22 +21,41 @@ def load(name: str, module_name: str):
     return module
 
 
-@pytest.fixture(scope="module")
-def scale():
-    sys.path.insert(0, str(BENCH))  # its `readme_block` and `process_memory` imports
+def loaded(name: str):
+    """bench/<name>.py as the module `<name>_bench`, removed again after the tests."""
     try:
-        yield load("scale", "scale_bench")
+        yield load(name, f"{name}_bench")
     finally:
-        sys.modules.pop("scale_bench", None)
+        sys.modules.pop(f"{name}_bench", None)
+
+
+@pytest.fixture(scope="module")
+def bench_path():
+    sys.path.insert(0, str(BENCH))  # scale.py's imports of its siblings
+    try:
+        yield
+    finally:
         sys.path.remove(str(BENCH))
 
 
 @pytest.fixture(scope="module")
+def scale(bench_path):
+    yield from loaded("scale")
+
+
+@pytest.fixture(scope="module")
+def stages(bench_path):
+    yield from loaded("scale_stages")
+
+
+@pytest.fixture(scope="module")
+def table(bench_path):
+    yield from loaded("scale_table")
+
+
+@pytest.fixture(scope="module")
 def memory():
-    try:
-        yield load("process_memory", "process_memory_bench")
-    finally:
-        sys.modules.pop("process_memory_bench", None)
+    yield from loaded("process_memory")
 
 
 def test_stat_with_spaces_and_parentheses_in_the_name(memory):
@@ -58,12 +77,12 @@ def test_tree_holds_descendants_and_the_session(memory):
     assert memory.tree(10, procs) == {10, 11, 12, 13, 14}
 
 
-def test_codes_balanced_and_prefixes_balanced(scale):
-    codes = scale.affectnet_codes(7000, scale.test_count(7000))
+def test_codes_balanced_and_prefixes_balanced(stages):
+    codes = stages.affectnet_codes(7000, stages.test_count(7000))
     train = np.array(codes["train"])
     assert np.bincount(train).tolist() == [1000] * 7
     assert np.bincount(train[:700], minlength=7).min() > 60
-    assert len(codes["test"]) == 87 and scale.test_count(300_000) == 3500
+    assert len(codes["test"]) == 87 and stages.test_count(300_000) == 3500
 
 
 def test_sizes_and_disk_refusal(scale, tmp_path):
@@ -74,14 +93,14 @@ def test_sizes_and_disk_refusal(scale, tmp_path):
     scale.check_disk(tmp_path, 1, "a byte")
 
 
-def test_table_marks_each_target(scale):
+def test_table_marks_each_target(table):
     rows = [
-        scale.rss_check(scale.Row("a", 1000, 224, 2.0, 500.0, 7e9)),
-        scale.rss_check(scale.Row("b", 500, 224, 1.0, 250.0, 1e9)),
-        scale.Row("c", 10, None, failed="log"),
+        table.rss_check(table.Row("a", 1000, 224, 2.0, 500.0, 7e9)),
+        table.rss_check(table.Row("b", 500, 224, 1.0, 250.0, 1e9)),
+        table.Row("c", 10, None, failed="log"),
     ]
-    scale.ratio_check(rows[0], rows[1], 1.7, "b")
-    lines = scale.markdown(rows).splitlines()
+    table.ratio_check(rows[0], rows[1], 1.7, "b")
+    lines = table.markdown(rows).splitlines()
     assert lines[2] == "| a | 1,000 | 224 | 2.0 | 500 | 7.00 | RSS < 6 GB; >= 1.7x b (2.00x) | no |"
     assert lines[3].endswith("| RSS < 6 GB | yes |") and lines[4].endswith("| failed |")
 
