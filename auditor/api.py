@@ -111,8 +111,6 @@ class Run:
         `second_look` samples, or the decisions marked in FiftyOne) and return its path."""
         from auditor.corrections import export_relabels
 
-        if from_fiftyone + second_look + (top is not None) > 1:
-            raise UserError("export: top, from_fiftyone and second_look choose different samples")
         path, _, _ = export_relabels(
             self.path,
             from_fiftyone=from_fiftyone,

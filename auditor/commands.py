@@ -142,10 +142,6 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from auditor.corrections import export_relabels
 
-    chosen = [f for f in ("from_fiftyone", "second_look", "top") if getattr(args, f)]
-    if len(chosen) > 1:
-        flags = " and ".join(f"--{f.replace('_', '-')}" for f in chosen)
-        raise UserError(f"export: {flags} choose different samples; give one of them")
     out, rows, lines = export_relabels(
         Path(args.run_dir),
         from_fiftyone=args.from_fiftyone,

@@ -49,8 +49,21 @@ def export_relabels(
     new label, and every sample with a `note:` remark, default `<run>/relabel-reviewed.csv`,
     appended to the ledger under `reviewer` (`ledger.reviewer_name`). The default file is the
     command's own: re-exporting rewrites it; any other existing file needs `force`
-    (`auditor.write_guard.check_out`)."""
+    (`auditor.write_guard.check_out`). The three choices exclude one another."""
     run_dir = Path(run_dir)
+    chosen = [
+        flag
+        for flag, on in (
+            ("--from-fiftyone", from_fiftyone),
+            ("--second-look", second_look),
+            ("--top", top is not None),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise UserError(
+            f"export: {' and '.join(chosen)} choose different samples; give one of them"
+        )
     if from_fiftyone:
         reviewer = ledger.reviewer_name(reviewer)  # refused before anything is read
     manifest, _ = read_run(run_dir)

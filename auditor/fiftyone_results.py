@@ -66,8 +66,7 @@ def write_back(run_dir: Path) -> fo.Dataset:
         if any(v is not None for v in values):  # a field no sample has a value for is left out
             chosen.set_values(prefix + name, values)
             written.append(prefix + name)
-    members = (metrics.get("ensemble") or {}).get("members")
-    views = save_views(dataset, samples, prefix, top_view_detectors(samples, members))
+    views = save_views(dataset, samples, prefix, top_view_detectors(samples, metrics))
     dataset.info[INFO] = {
         "run_dir": str(Path(run_dir).resolve()),
         "run_id": manifest["run_id"],

@@ -222,8 +222,7 @@ def load_into_fiftyone(run_dir: Path, top: int | None = None) -> fo.Dataset:
     }
     dataset.default_classes = list(class_names)
     dataset.save()
-    members = top_view_detectors(samples, (metrics.get("ensemble") or {}).get("members"))
-    save_views(dataset, samples, members, top)
+    save_views(dataset, samples, top_view_detectors(samples, metrics), top)
     add_run_evidence(dataset, samples, evidence, manifest.get("seed") or 0)
     review_app.dress(dataset, class_names)
     return dataset

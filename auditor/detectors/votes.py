@@ -29,9 +29,10 @@ def detector_votes(samples: pd.DataFrame) -> tuple[np.ndarray, int]:
     return votes, len(score_columns)
 
 
-def top_view_detectors(samples: pd.DataFrame, members: list[str] | None) -> list[str]:
-    """The detectors `audit review` gives a `top-` view: the ensemble's `members` (metrics.json
+def top_view_detectors(samples: pd.DataFrame, metrics: dict) -> list[str]:
+    """The detectors `audit review` gives a `top-` view: the ensemble's members (metrics.json
     `ensemble.members`) that have a score column, else (a run without them) every voting one."""
+    members = (metrics.get("ensemble") or {}).get("members")
     if members:
         return [m for m in members if f"score_{m}" in samples]
     return [c[len("score_") :] for c in voting_columns(samples)]
