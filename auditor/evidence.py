@@ -30,7 +30,8 @@ FROZEN = "frozen"
 @dataclass
 class MethodEvidence:
     """What one method's training left behind for the detectors: the engine fills every field
-    but `oos_probs` (--folds), `aum_runs` (--aum-threshold) and `early_probs` (scoring)."""
+    but `oos_probs` (--folds), `aum_runs` (--aum-threshold) and the early-learning readings
+    (`early_probs`, `early_count_probs`: scoring)."""
 
     name: str
     signals: dict[str, np.ndarray]  # [epochs, N]
@@ -56,8 +57,10 @@ class MethodEvidence:
     # per epoch, the accuracy on the test split (or the validation split's given labels); empty
     # without either
     epoch_accuracy: list[float] = field(default_factory=list)
-    # [N, K] the early-learning reading (`auditor.early_learning`), when the run memorises
+    # [N, K] the early-learning reading (`auditor.early_learning`), when the run memorises: what
+    # the probability detectors read, and what confident learning's count reads
     early_probs: np.ndarray | None = None
+    early_count_probs: np.ndarray | None = None
 
     @property
     def probs(self) -> np.ndarray:
@@ -69,6 +72,15 @@ class MethodEvidence:
         if self.early_probs is not None:
             return self.early_probs
         return self.best_probs if self.best_probs is not None else self.final_probs
+
+    @property
+    def count_probs(self) -> np.ndarray:
+        """The probabilities confident learning counts the wrong labels on: the early-learning
+        count reading when the run memorises (earlier than `probs`, `auditor.early_learning`),
+        else `probs`."""
+        if self.oos_probs is None and self.early_count_probs is not None:
+            return self.early_count_probs
+        return self.probs
 
     @property
     def relabels(self) -> bool:

@@ -15,6 +15,7 @@ from auditor.detectors.ensemble import flag_top, rank_average
 from auditor.detectors.neighbours import knn_label_disagreement
 from auditor.detectors.probabilities import (
     cleanlab_detector,
+    confident_disagreement,
     final_loss,
     mistakenness,
     normalized_margin,
@@ -107,6 +108,24 @@ def test_normalized_margin_and_mistakenness_by_hand():
     c = np.exp(-entropy)
     # row 0 agrees with its label (m = -1), row 1 does not (m = +1)
     assert mistakenness(probs, labels).tolist() == pytest.approx([(1 - c[0]) / 2, (1 + c[1]) / 2])
+
+
+def test_confident_disagreement_by_hand():
+    # row 0 agrees (0.7 > 0.2): the margin's 1 - (0.7 - 0.2 + 1) / 2 = 0.25;
+    # rows 1 and 2 disagree: (1 + exp(-H)) / 2, the surer prediction (row 2) more suspect
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.05, 0.9, 0.05]])
+    labels = np.array([0, 0, 0])
+    c = np.exp((probs * np.log(probs)).sum(axis=1))
+    expected = [0.25, (1 + c[1]) / 2, (1 + c[2]) / 2]
+    assert confident_disagreement(probs, labels).tolist() == pytest.approx(expected)
+    # two disagreements the parents order differently: A is sure of its own answer, B splits
+    # its doubt between two other classes and gives the label less; the margin puts B first
+    # (0.725 against 0.695), certainty puts A first
+    a_b = np.array([[0.3, 0.69, 0.01], [0.05, 0.5, 0.45]])
+    by_margin = normalized_margin(a_b, np.array([0, 0]))
+    by_certainty = confident_disagreement(a_b, np.array([0, 0]))
+    assert by_margin.tolist() == pytest.approx([0.695, 0.725])
+    assert by_certainty[0] > by_certainty[1] > 0.5
 
 
 def test_forgetting_events_by_hand():

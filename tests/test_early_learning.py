@@ -127,3 +127,38 @@ def test_an_accuracy_at_chance_starts_nothing():
     assert memorisation_onset(fit, accuracy, LOSS, classes=10)[0] is None
     learnt = [0.32] * EPOCHS  # above chance: beyond it from epoch 4
     assert memorisation_onset(fit, learnt, LOSS, classes=10)[0] == 5
+
+
+def test_the_count_reads_earlier_epochs_than_the_ranking():
+    """A run that memorises from epoch 9 of 12: the ranking reads epochs 5-8, the count epochs
+    3-4. Hand-made probabilities: the two wrong labels (samples 4 and 5) disagree with the model
+    up to epoch 4 and are fitted from epoch 5 on, as a run fits wrong labels before its onset;
+    the count on epochs 3-4 sees them, the one on epochs 5-8 would not."""
+    epochs = 12
+    fit = np.array([0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.62, 0.64, 0.8, 0.9, 0.95, 1.0])
+    accuracy = [0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.62, 0.64, 0.65, 0.64, 0.63, 0.62]
+    reading = early_reading("ce", fit, accuracy, np.tile(LOSS[0], (epochs, 1)))
+    assert (reading.onset, reading.first, reading.last) == (9, 5, 8)
+    assert (reading.count_first, reading.count_last) == (3, 4)
+    assert "the count of wrong labels over epochs 3-4, before it fits them" in reading.reason
+    labels = np.arange(N) % K
+    truth = labels.copy()
+    truth[4:] = (labels[4:] + 1) % K  # samples 4 and 5 carry a wrong label
+    epoch_probs = np.zeros((epochs, N, K), dtype=np.float16)
+    epoch_probs[:, np.arange(N), labels] = 0.9
+    epoch_probs[:, np.arange(N), (labels + 1) % K] = 0.1
+    epoch_probs[:4, 4:] = 0.0
+    epoch_probs[:4, np.arange(4, N), truth[4:]] = 0.9
+    epoch_probs[:4, np.arange(4, N), labels[4:]] = 0.1
+    correct = (np.arange(N)[None, :] / N < fit[:, None]).astype(np.float32)
+    ev = MethodEvidence(
+        "ce",
+        {"correct": correct, "loss": np.tile(LOSS[0], (epochs, 1))},
+        epoch_probs[-1].astype(np.float64),
+        epoch_probs=epoch_probs,
+        epoch_accuracy=accuracy,
+    )
+    read, _ = read_early(ev)
+    assert (read.count_probs.argmax(axis=1) != labels).sum() == 2
+    assert (read.probs.argmax(axis=1) != labels).sum() == 0
+    assert ev.count_probs is ev.probs  # no reading: the count reads what the detectors read

@@ -44,6 +44,7 @@ def test_score_writes_a_run_folder(tmp_path):
         "self_confidence",
         "normalized_margin",
         "mistakenness",
+        "confident_disagreement",
         "suspicion",
     }
     assert names == set(metrics["detectors"])
@@ -132,7 +133,7 @@ def test_compare_tables_and_figure(tmp_path):
     )
     assert "  run2: not recorded (a run from before they were dropped)" in lines
     table = pq.read_table(tmp_path / "cmp" / "table.parquet").to_pandas()
-    assert len(table) == 2 * 8 and set(table["run_id"]) == {r.name for r in runs}
+    assert len(table) == 2 * 9 and set(table["run_id"]) == {r.name for r in runs}
     ranked_as = table.set_index(["run_id", "detector"])["ranked_as"]
     assert ranked_as[(runs[0].name, "cleanlab")] == "normalized_margin"
     assert pd.isna(ranked_as[(runs[1].name, "cleanlab")])

@@ -56,6 +56,24 @@ def mistakenness(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (m * np.exp(-entropy) + 1.0) / 2.0
 
 
+@detector("confident_disagreement", reads=("probs", "labels"))
+def confident_disagreement(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mistakenness where the model disagrees with the label, the normalized margin where it
+    agrees: score = (1 + exp(-entropy(p))) / 2 when argmax p != given (FiftyOne Brain's
+    mistakenness there), else 1 - (p_y - max_{k != y} p_k + 1) / 2 (cleanlab's normalized
+    margin, negated). In [0, 1], higher = more suspect; both halves meet at 0.5, so every
+    disagreement ranks above every agreement, as in both parents. Each half reads what
+    separates there: among the disagreements the wrong labels are the ones the model is sure
+    of its own answer about (a confident, low-entropy prediction), while its honest mistakes
+    are unsure; among the agreements a wrong label shows as a close runner-up class, which the
+    margin reads and the entropy blurs with doubt between unrelated classes. Measured under
+    two-way swaps (bench/detection.py, 3 seeds, the demo): within the disagreements AUROC
+    0.54-0.69 by certainty against 0.49-0.60 by the margin, within the agreements 0.82-0.89 by
+    the margin against 0.62-0.83 by the entropy."""
+    disagrees = probs.argmax(axis=1) != labels
+    return np.where(disagrees, mistakenness(probs, labels), normalized_margin(probs, labels))
+
+
 def cleanlab_flags(probs: np.ndarray, labels: np.ndarray, filter_by: str) -> np.ndarray:
     """Confident learning (Northcutt et al., JAIR 2021): `cleanlab.filter.find_label_issues`
     with `filter_by` in prune_by_noise_rate (cleanlab's default), both, confident_learning,
