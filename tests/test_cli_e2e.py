@@ -78,7 +78,7 @@ def test_cross_fitted_run(tmp_path):
     run_dir = last_line_dir(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     members = (
-        {"ce_aum", "ce_self_confidence", "ce_normalized_margin", "ce_knn"},
+        {"ce_aum", "ce_self_confidence", "ce_knn"},
         {"ce_confident_disagreement"},
     )
     assert set(metrics["ensemble"]["members"]) in members  # chosen by the estimated noise
