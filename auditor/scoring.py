@@ -35,11 +35,12 @@ from auditor.evidence import FROZEN, MethodEvidence
 #   (AUM AP 0.77-0.80, kNN 0.57-0.58 on the demo under pair noise) while the probabilities'
 #   disagreement with the label keeps it (normalized margin 0.83-0.84, mistakenness 0.85).
 #   One member reads it: `confident_disagreement` (mistakenness where the model disagrees, the
-#   margin where it agrees), which ranks each half by what separates there. It replaced the
-#   mean rank of the margin and mistakenness (3 seeds each, mean AP): two-way swaps on the demo
-#   0.559 -> 0.589 (60 epochs), 0.620 -> 0.663 and 0.624 -> 0.666 (pre-trained, 10 / 30
-#   epochs); pair noise on the demo 0.857 -> 0.858 (one seed); synthetic faces under
-#   human-fer noise, 60 epochs, 0.714 -> 0.710 (the seeds read as concentrated).
+#   margin where it agrees). It replaced the mean rank of the margin and mistakenness (mean
+#   AP): two-way swaps on the demo 0.559 -> 0.589 (60 epochs, 3 seeds), 0.620 -> 0.663 and
+#   0.624 -> 0.666 (pre-trained, 10 / 30 epochs, 3 seeds), 0.625 -> 0.663 (10 epochs, one
+#   seed); pair noise 0.857 -> 0.858 (demo, 60 epochs), 0.654 -> 0.667 (faces, 60 epochs);
+#   faces read as concentrated under human-fer and symmetric noise 0.714 -> 0.710 and
+#   0.795 -> 0.790 (its docstring says why it loses there).
 ENSEMBLE_MEMBERS = ("aum", "self_confidence", "knn")
 CONCENTRATED_MEMBERS = ("confident_disagreement",)
 # The share of the estimated confusions that lie in the K most confused (given, predicted) class

@@ -62,14 +62,19 @@ def confident_disagreement(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     agrees: score = (1 + exp(-entropy(p))) / 2 when argmax p != given (FiftyOne Brain's
     mistakenness there), else 1 - (p_y - max_{k != y} p_k + 1) / 2 (cleanlab's normalized
     margin, negated). In [0, 1], higher = more suspect; both halves meet at 0.5, so every
-    disagreement ranks above every agreement, as in both parents. Each half reads what
-    separates there: among the disagreements the wrong labels are the ones the model is sure
-    of its own answer about (a confident, low-entropy prediction), while its honest mistakes
-    are unsure; among the agreements a wrong label shows as a close runner-up class, which the
-    margin reads and the entropy blurs with doubt between unrelated classes. Measured under
-    two-way swaps (bench/detection.py, 3 seeds, the demo): within the disagreements AUROC
-    0.54-0.69 by certainty against 0.49-0.60 by the margin, within the agreements 0.82-0.89 by
-    the margin against 0.62-0.83 by the entropy."""
+    disagreement ranks above every agreement, as in both parents. The parents differ only
+    inside each half. Among the agreements a wrong label shows as a close runner-up class,
+    which the margin reads and the entropy blurs with doubt between unrelated classes (AUROC
+    there 0.78-0.89 against 0.64-0.83, two-way swaps on the demo and synthetic faces, 3 seeds).
+    Among the disagreements it depends on the data: under swaps on the demo the wrong labels
+    are the predictions the model is sure of and its own mistakes are unsure (0.54-0.69 by
+    certainty, 0.49-0.60 by the margin); a weak 7-class face model is often sure of its own
+    mistakes, and there the margin separates better (0.63-0.73 against 0.42-0.59). As the
+    ensemble's member under concentrated confusions it was measured against the mean rank of
+    the two parents (bench/detection.py, mean AP): +0.030 to +0.043 on four two-way swap
+    cells, +0.013 and +0.001 on two pair-noise cells, -0.004 and -0.005 on two synthetic-faces
+    cells read as concentrated (human-fer, symmetric); three of those cells (demo-short-swap,
+    synth-faces-long-pair and -symmetric) were collected after the rule was chosen."""
     disagrees = probs.argmax(axis=1) != labels
     return np.where(disagrees, mistakenness(probs, labels), normalized_margin(probs, labels))
 
