@@ -37,10 +37,10 @@ from auditor.evidence import FROZEN, MethodEvidence
 #   One member reads it: `confident_disagreement` (mistakenness where the model disagrees, the
 #   margin where it agrees). It replaced the mean rank of the margin and mistakenness (mean
 #   AP): two-way swaps on the demo 0.559 -> 0.589 (60 epochs, 3 seeds), 0.620 -> 0.663 and
-#   0.624 -> 0.666 (pre-trained, 10 / 30 epochs, 3 seeds), 0.625 -> 0.663 (10 epochs, one
-#   seed); pair noise 0.857 -> 0.858 (demo, 60 epochs), 0.654 -> 0.667 (faces, 60 epochs);
-#   faces read as concentrated under human-fer and symmetric noise 0.714 -> 0.710 and
-#   0.795 -> 0.790 (its docstring says why it loses there).
+#   0.624 -> 0.666 (pre-trained, 10 / 30 epochs, 3 seeds), 0.624 -> 0.656 (10 epochs, 3
+#   seeds); pair noise 0.825 -> 0.834 (demo, 60 epochs, 3 seeds), 0.603 -> 0.607 (faces, 60
+#   epochs, 3 seeds); faces read as concentrated under human-fer and symmetric noise
+#   0.714 -> 0.710 and 0.783 -> 0.781 (3 seeds; its docstring says why it loses there).
 ENSEMBLE_MEMBERS = ("aum", "self_confidence", "knn")
 CONCENTRATED_MEMBERS = ("confident_disagreement",)
 # The share of the estimated confusions that lie in the K most confused (given, predicted) class

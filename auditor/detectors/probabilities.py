@@ -72,7 +72,7 @@ def confident_disagreement(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     mistakes, and there the margin separates better (0.63-0.73 against 0.42-0.59). As the
     ensemble's member under concentrated confusions it was measured against the mean rank of
     the two parents (bench/detection.py, mean AP): +0.030 to +0.043 on four two-way swap
-    cells, +0.013 and +0.001 on two pair-noise cells, -0.004 and -0.005 on two synthetic-faces
+    cells, +0.004 and +0.009 on two pair-noise cells, -0.004 and -0.002 on two synthetic-faces
     cells read as concentrated (human-fer, symmetric); three of those cells (demo-short-swap,
     synth-faces-long-pair and -symmetric) were collected after the rule was chosen."""
     disagrees = probs.argmax(axis=1) != labels
