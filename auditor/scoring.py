@@ -173,7 +173,7 @@ class Scores:
     decisions: list[str] = field(default_factory=list)  # what the tool decided, and why
     # method -> its early-learning reading (`auditor.early_learning`): onset, epochs averaged
     early_learning: dict[str, dict] = field(default_factory=dict)
-    # estimator -> its estimate of the number of label errors (the flag count is their mean)
+    # estimator -> its estimate of the number of label errors (the flag count: `finish`)
     flag_estimates: dict[str, int] = field(default_factory=dict)
 
     def finish(
@@ -184,20 +184,19 @@ class Scores:
         frozen_estimate: int | None = None,
         count_probs: np.ndarray | None = None,
     ) -> Scores:
-        """Add the ensemble `suspicion` over `ensemble_members` (ranked within the held-out
-        samples and within the others, `grouped_rank_average`) and its flags: the top n, n the
-        median of one estimate of the number of label errors per kind of evidence (the mean
-        with two): confident learning's on `count_probs` (`probs` when None; a run that
-        memorised counts on earlier epochs than it ranks, `auditor.early_learning`), the loss
-        mixtures' (DivideMix's, per trusted
-        method, `loss_estimates`: their mean) and, with --weights, confident learning's on the
-        frozen features' cross-validated probabilities (`frozen_estimate`), which never fitted
-        the given labels. Each kind fails in its own regime (confident learning undercounts on
-        a model that fitted the noise; the loss mixture undercounts confusions between similar
-        classes and overcounts hard clean ones early in fine-tuning; the frozen features' count
-        takes their own errors for label errors), and the median leaves out one that fails
-        (measured in bench/detection.py: README, "Detection benchmark"). Estimates more than
-        DISAGREEMENT times apart are said to disagree, with the ratio."""
+        """Add the ensemble `suspicion` over `ensemble_members` (ranked within the held-out samples
+        and within the others, `grouped_rank_average`) and its flags: the top n, n the median of one
+        estimate of the number of label errors per kind of evidence (the mean with two): confident
+        learning's on `count_probs` (`probs` when None; a run that memorised counts on earlier
+        epochs than it ranks, `auditor.early_learning`), the loss mixtures' (DivideMix's, per
+        trusted method, `loss_estimates`: their mean) and, with --weights, confident learning's on
+        the frozen features' cross-validated probabilities (`frozen_estimate`), which never fitted
+        the given labels. Each kind fails in its own regime (confident learning undercounts on a
+        model that fitted the noise; the loss mixture undercounts confusions between similar classes
+        and overcounts hard clean ones early in fine-tuning; the frozen features' count takes their
+        own errors for label errors), and the median leaves out one that fails (measured in
+        bench/detection.py: README, "Detection benchmark"). Estimates more than DISAGREEMENT times
+        apart are said to disagree, with the ratio."""
         members = [self.scores[name] for name in self.ensemble_members]
         suspicion = grouped_rank_average(members, held_out)
         self.scores["suspicion"] = suspicion
