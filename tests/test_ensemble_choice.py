@@ -137,7 +137,7 @@ def test_trust_decision_in_words():
 
 
 def test_a_method_that_memorised_votes_with_its_training_dynamics_not_its_neighbours():
-    assert memorised_members(ENSEMBLE_MEMBERS) == ("aum", "self_confidence")
+    assert memorised_members(ENSEMBLE_MEMBERS) == ("aum", "normalized_margin")
     assert memorised_members(CONCENTRATED_MEMBERS) == ("aum", "confident_disagreement")
     given, true = noisy(spread)
     ev = evidence(given, true)
@@ -153,7 +153,7 @@ def test_a_method_that_memorised_votes_with_its_training_dynamics_not_its_neighb
     ev.epoch_probs = np.repeat(ev.best_probs[None].astype(np.float16), epochs, axis=0)
     ev.epoch_accuracy = [0.3, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
     scores = score_all([ev], given, {"ce": 0.6})
-    assert scores.ensemble_members == ["ce_aum", "ce_self_confidence"]
+    assert scores.ensemble_members == ["ce_aum", "ce_normalized_margin"]
     assert scores.early_learning["ce"]["onset"] == 5
     assert scores.early_learning["ce"]["count_first"] == scores.early_learning["ce"]["count_last"]
     assert scores.early_learning["ce"]["count_first"] == 2
