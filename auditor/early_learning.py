@@ -182,11 +182,15 @@ def read_early(
     return replace(ev, early_probs=early, early_count_probs=counted), reading
 
 
-def early_loss_count(ev: MethodEvidence, reading: EarlyReading | None) -> int:
-    """How many labels DivideMix's loss mixture estimates are wrong: the samples in the
-    high-loss component of the mean loss over the epochs before the onset of memorisation
-    (every epoch when the run does not memorise), where the wrong labels still cost more."""
+def early_loss_count(ev: MethodEvidence, reading: EarlyReading | None) -> tuple[int, float]:
+    """(how many labels DivideMix's loss mixture estimates are wrong, how well its two components
+    separate: `auditor.detectors.dynamics.ashman_d`): the samples in the high-loss component of
+    the mean loss over the epochs before the onset of memorisation (every epoch when the run
+    does not memorise), where the wrong labels still cost more."""
+    from auditor.detectors.dynamics import loss_mixture
+
     loss = ev.signals["loss"]
     if reading is not None and reading.memorised:
         loss = loss[: reading.last]
-    return int(round(loss_mixture_rate(loss) * loss.shape[1]))
+    posterior, separation = loss_mixture(loss)
+    return int((posterior > 0.5).sum()), separation

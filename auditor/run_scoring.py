@@ -51,6 +51,7 @@ def score_run(prepared: Prepared, trained: Trained) -> Scored:
             "decisions": scores.decisions,
             "early_learning": scores.early_learning,
             "flag_estimates": scores.flag_estimates,
+            "mixture_separation": scores.mixture_separation,
         },
         "rank_identical": scores.rank_identical,
         "memorisation": {

@@ -16,6 +16,7 @@ from auditor.detectors.probabilities import estimated_issue_count, probability_d
 from auditor.detectors.registry import DETECTORS, run_detector
 from auditor.early_learning import EarlyReading, early_loss_count, read_early
 from auditor.evidence import FROZEN, MethodEvidence
+from auditor.flag_count import flag_count
 
 # The ensemble's members, per trusted method, chosen by the structure of the noise the run
 # estimates (`confusion_structure`), never by the truth. Measured in bench/detection.py (README,
@@ -57,8 +58,6 @@ MIN_CONFUSED_SHARE = 0.05
 # Methods whose test accuracy (last-5 mean) trails the best method's by more than this are left
 # out of the ensemble: a method that learned less sees the noise less clearly.
 ACCURACY_TOLERANCE = 0.02
-# Estimates of the number of label errors more than this many times apart are said to disagree.
-DISAGREEMENT = 1.5
 
 
 def memorised_members(members: tuple[str, ...]) -> tuple[str, ...]:
@@ -190,6 +189,8 @@ class Scores:
     early_learning: dict[str, dict] = field(default_factory=dict)
     # estimator -> its estimate of the number of label errors (the flag count: `finish`)
     flag_estimates: dict[str, int] = field(default_factory=dict)
+    # loss mixture estimate -> Ashman's D between its components (counted above 2: `finish`)
+    mixture_separation: dict[str, float] = field(default_factory=dict)
 
     def finish(
         self,
@@ -198,47 +199,27 @@ class Scores:
         held_out: np.ndarray | None = None,
         frozen_estimate: int | None = None,
         count_probs: np.ndarray | None = None,
+        loss_separation: dict[str, float] | None = None,
     ) -> Scores:
-        """Add the ensemble `suspicion` over `ensemble_members` (ranked within the held-out samples
-        and within the others, `grouped_rank_average`) and its flags: the top n, n the median of one
-        estimate of the number of label errors per kind of evidence (the mean with two): confident
-        learning's on `count_probs` (`probs` when None; a run that memorised counts on earlier
-        epochs than it ranks, `auditor.early_learning`), the loss mixtures' (DivideMix's, per
-        trusted method, `loss_estimates`: their mean) and, with --weights, confident learning's on
-        the frozen features' cross-validated probabilities (`frozen_estimate`), which never fitted
-        the given labels. Each kind fails in its own regime (confident learning undercounts on a
-        model that fitted the noise; the loss mixture undercounts confusions between similar classes
-        and overcounts hard clean ones early in fine-tuning; the frozen features' count takes their
-        own errors for label errors), and the median leaves out one that fails (measured in
-        bench/detection.py: README, "Detection benchmark"). Estimates more than DISAGREEMENT times
-        apart are said to disagree, with the ratio."""
+        """Add the ensemble `suspicion` over `ensemble_members` (ranked within the held-out
+        samples and within the others, `grouped_rank_average`) and its flags: the top n, n from
+        `auditor.flag_count.flag_count` on confident learning's estimate on `count_probs`
+        (`probs` when None; a run that memorised counts on earlier epochs than it ranks,
+        `auditor.early_learning`), the trusted methods' loss mixtures' (`loss_estimates`, with
+        their `loss_separation`) and, with --weights, the frozen features' (`frozen_estimate`)."""
         members = [self.scores[name] for name in self.ensemble_members]
         suspicion = grouped_rank_average(members, held_out)
         self.scores["suspicion"] = suspicion
-        loss_estimates = loss_estimates or {}
         counted = self.probs if count_probs is None else count_probs
-        self.flag_estimates = {"confident_learning": estimated_issue_count(counted, labels)}
-        self.flag_estimates |= {f"loss_mixture_{m}": k for m, k in loss_estimates.items()}
-        kinds = [self.flag_estimates["confident_learning"]]
-        kinds += [float(np.mean(list(loss_estimates.values())))] if loss_estimates else []
-        if frozen_estimate is not None:
-            self.flag_estimates["confident_learning_frozen"] = frozen_estimate
-            kinds.append(frozen_estimate)
-        n = int(round(np.median(kinds)))
-        self.flags["suspicion"] = flag_top(suspicion, n)
-        words = [f"confident learning's {self.flag_estimates['confident_learning']}"]
-        words += [f"{m}'s loss mixture's {k}" for m, k in loss_estimates.items()]
-        if frozen_estimate is not None:
-            words.append(f"confident learning's on the frozen features {frozen_estimate}")
-        low, high = min(self.flag_estimates.values()), max(self.flag_estimates.values())
-        apart = ""
-        if high > DISAGREEMENT * max(low, 1):
-            apart = f"; they disagree, the largest {high / max(low, 1):.1f} times the smallest"
-        rule = "the median of" if len(kinds) > 2 else "the mean of"
-        self.decisions.append(
-            f"flags the {n} most suspect: {rule} the estimated numbers of label errors, one per "
-            f"kind of evidence ({', '.join(words)}){apart}"
+        count = flag_count(
+            estimated_issue_count(counted, labels),
+            loss_estimates or {},
+            loss_separation or {},
+            frozen_estimate,
         )
+        self.flag_estimates, self.mixture_separation = count.estimates, count.separation
+        self.flags["suspicion"] = flag_top(suspicion, count.n)
+        self.decisions.append(count.decision)
         return self
 
 
@@ -323,15 +304,17 @@ def score_all(
             f"ranks the {len(held_out)} validation samples among themselves and the others "
             "among themselves: a model that never trained on a sample reads it differently"
         )
-    loss_estimates = {
+    mixtures = {
         ev.name: early_loss_count(ev, readings[ev.name])
         for ev in evidence
         if ev.name in trusted and "loss" in ev.signals
     }
+    loss_estimates = {m: count for m, (count, _) in mixtures.items()}
+    loss_separation = {m: separation for m, (_, separation) in mixtures.items()}
     out.early_learning = {name: asdict(r) for name, r in readings.items() if r is not None}
     frozen = [ev.final_probs for ev in evidence if ev.name == FROZEN]
     frozen_estimate = estimated_issue_count(frozen[0], labels) if frozen else None
-    out.finish(labels, loss_estimates, held_out, frozen_estimate, count_probs)
+    out.finish(labels, loss_estimates, held_out, frozen_estimate, count_probs, loss_separation)
     out.scores, out.rank_identical = distinct_scores(
         out.scores, protect=[*out.ensemble_members, "suspicion"]
     )

@@ -82,6 +82,7 @@ def test_cross_fitted_run(tmp_path):
         {"ce_confident_disagreement"},
     )
     assert set(metrics["ensemble"]["members"]) in members  # chosen by the estimated noise
+    assert set(metrics["ensemble"]["mixture_separation"]) == {"loss_mixture_ce"}
     assert "probabilities out-of-sample (cross-fitted)" in metrics["ensemble"]["decisions"][1]
     assert json.loads((run_dir / "manifest.json").read_text())["config"]["folds"] == 2
 

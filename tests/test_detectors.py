@@ -4,10 +4,12 @@ import torch
 
 from auditor.detectors.dynamics import (
     area_under_margin,
+    ashman_d,
     cartography_confidence,
     cartography_variability,
     forgetting_events,
     loss_gmm,
+    loss_mixture,
     mean_flip_cam,
     mean_loss,
 )
@@ -147,6 +149,21 @@ def test_loss_gmm_posterior_separates_two_loss_modes():
     score, flags = loss_gmm(np.repeat(loss, 3, axis=0))
     assert flags[900:].all() and not flags[:900].any()
     assert score[900:].min() > 0.9 and score[:900].max() < 0.1
+
+
+def test_ashman_d_by_hand():
+    # sqrt(2) * |0 - 1| / sqrt(0.25 + 0.25) = 2; sqrt(2) * 0.6 / sqrt(0.09) = 2.828...
+    assert ashman_d(np.array([0.0, 1.0]), np.array([0.25, 0.25])) == pytest.approx(2.0)
+    assert ashman_d(np.array([0.8, 0.2]), np.array([0.01, 0.08])) == pytest.approx(2.0**0.5 * 2)
+
+
+def test_loss_mixture_separation_tells_two_loss_modes_from_one():
+    rng = np.random.default_rng(0)
+    two = np.concatenate([rng.normal(0.2, 0.05, 900), rng.normal(2.0, 0.2, 100)])[None, :]
+    one = rng.normal(1.0, 0.3, 1000)[None, :]
+    posterior, separated = loss_mixture(np.repeat(two, 3, axis=0))
+    assert separated > 2.0 and (posterior > 0.5).sum() == 100
+    assert loss_mixture(one)[1] < 2.0
 
 
 def test_knn_disagreement_by_hand():

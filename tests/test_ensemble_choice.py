@@ -7,6 +7,7 @@ import pytest
 
 from auditor.detectors.probabilities import estimated_issue_count
 from auditor.evidence import FROZEN, MethodEvidence
+from auditor.flag_count import flag_count
 from auditor.scoring import (
     CONCENTRATED_MEMBERS,
     ENSEMBLE_MEMBERS,
@@ -160,3 +161,23 @@ def test_a_method_that_memorised_votes_with_its_training_dynamics_not_its_neighb
     assert any(d.startswith("ce memorised: its training dynamics") for d in scores.decisions)
     assert any("averaged over epochs 3-4" in d for d in scores.decisions)
     assert any("the count of wrong labels over epoch 2, before" in d for d in scores.decisions)
+
+
+def test_a_loss_mixture_whose_components_overlap_does_not_count():
+    """Ashman's D at or below 2: the estimate is reported and left out of the count, with the
+    reason; above 2 it counts (here the mean of two kinds)."""
+    overlapping = flag_count(100, {"ce": 300}, {"ce": 1.5})
+    assert overlapping.n == 100 and overlapping.estimates == {
+        "confident_learning": 100,
+        "loss_mixture_ce": 300,
+    }
+    assert overlapping.separation == {"loss_mixture_ce": 1.5}
+    assert "the only counted one of" in overlapping.decision
+    assert "ce's loss mixture's 300 (left out: its components overlap, Ashman's D 1.50 <= 2)" in (
+        overlapping.decision
+    )
+    assert "they disagree, the largest 3.0 times the smallest" in overlapping.decision
+    assert flag_count(100, {"ce": 300}, {"ce": 2.5}).n == 200
+    # per method: the separated mixtures' mean is one kind, beside confident learning and frozen
+    mixed = flag_count(120, {"ce": 300, "eac": 100}, {"ce": 1.0, "eac": 3.0}, frozen_estimate=160)
+    assert mixed.n == 120 and "eac's loss mixture's 100," in mixed.decision

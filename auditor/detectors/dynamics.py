@@ -67,11 +67,18 @@ def cartography_variability(p_given: np.ndarray) -> np.ndarray:
     return p_given.std(axis=0)
 
 
-@detector("loss_gmm", reads=("signal:loss",), decides=True)
-def loss_gmm(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """DivideMix (Li et al., ICLR 2020): the per-sample loss (here its mean over epochs),
-    min-max normalised, fitted by a two-component 1-D Gaussian mixture; score = posterior of the
-    higher-mean component, P(noisy) in [0, 1]; flags = score > 0.5. Higher = more suspect."""
+def ashman_d(means: np.ndarray, variances: np.ndarray) -> float:
+    """Ashman's D between two Gaussian components (Ashman, Bird and Zepeda, 1994):
+    D = sqrt(2) |mu_1 - mu_2| / sqrt(s_1^2 + s_2^2), >= 0. Higher = better separated; above 2
+    the two are cleanly apart (the mixture is bimodal, its components barely overlap)."""
+    mu, var = np.asarray(means, dtype=np.float64), np.asarray(variances, dtype=np.float64)
+    return float(np.sqrt(2.0) * abs(mu[0] - mu[1]) / np.sqrt(max(var[0] + var[1], 1e-24)))
+
+
+def loss_mixture(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, float]:
+    """DivideMix's two-component 1-D Gaussian mixture on the per-sample loss (its mean over the
+    epochs of `loss` [epochs, N], min-max normalised): (posterior of the higher-mean component
+    [N], P(noisy) in [0, 1], higher = more suspect; `ashman_d` between the two components)."""
     from sklearn.mixture import GaussianMixture  # imported when used: option checks stay quick
 
     x = loss.mean(axis=0).astype(np.float64)
@@ -80,6 +87,16 @@ def loss_gmm(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     gmm.fit(x.reshape(-1, 1))
     noisy_component = int(np.argmax(gmm.means_.ravel()))
     posterior = gmm.predict_proba(x.reshape(-1, 1))[:, noisy_component]
+    return posterior, ashman_d(gmm.means_.ravel(), gmm.covariances_.ravel())
+
+
+@detector("loss_gmm", reads=("signal:loss",), decides=True)
+def loss_gmm(loss: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """DivideMix (Li et al., ICLR 2020): the per-sample loss (here its mean over epochs),
+    min-max normalised, fitted by a two-component 1-D Gaussian mixture (`loss_mixture`); score
+    = posterior of the higher-mean component, P(noisy) in [0, 1]; flags = score > 0.5. Higher =
+    more suspect."""
+    posterior, _ = loss_mixture(loss, seed=seed)
     return posterior, posterior > 0.5
 
 

@@ -1,0 +1,86 @@
+"""How many samples to flag: one estimate of the number of label errors per kind of evidence,
+their median (their mean with two).
+
+The kinds: confident learning's count on the trusted methods' probabilities
+(`cleanlab.count.num_label_issues`; for a method that memorised, on earlier epochs than it
+ranks, `auditor.early_learning`), the loss mixtures' (DivideMix's two-component mixture on
+each trusted method's mean loss: the samples in its high-loss component; the mean over the
+methods whose components separate, Ashman's D above MIXTURE_SEPARATION) and, with --weights,
+confident learning's on the frozen features' cross-validated probabilities, which never
+fitted the given labels. Each fails in its own regime: confident learning undercounts on a
+model that fitted the noise; the loss mixture undercounts confusions between similar classes
+and overcounts hard clean ones early in fine-tuning (its components then overlap); the frozen
+features' count takes their own errors for label errors. The median leaves out one that
+fails (measured in bench/detection.py: README, "Detection benchmark")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Estimates of the number of label errors more than this many times apart are said to disagree.
+DISAGREEMENT = 1.5
+# A loss mixture whose two components are no further apart than this (Ashman's D,
+# `auditor.detectors.dynamics.ashman_d`: the textbook bound for two cleanly separated Gaussians, not
+# tuned here) does not count the label errors: its high-loss component then takes in hard clean
+# samples, or leaves out wrong labels the model half-fitted. Measured (bench/detection.py, 20 cells,
+# 3 seeds, every trusted method's mixture): at D >= 2.5 it counted 0.84-1.31 times the wrong labels
+# (the demo under symmetric, instance and pair noise); at D <= 2 anywhere from 0.38 to 2.68 times
+# (synthetic faces after 60 epochs under pair noise, D 1.54-1.79: 1.8-2.4 times, the flip's wrong
+# labels costing barely more than the hard clean faces, mean loss 1.63-1.71 against 1.27-1.48; under
+# human-fer noise, D 1.57-1.76: 0.5-0.7 times; two-way swaps on the demo, D 1.12-1.56: 0.56-2.68
+# times). The bound does not catch every failure: between 2 and 2.5 it counted 0.51-2.57 times (pre-
+# trained faces, faces after 10 epochs under pair noise).
+MIXTURE_SEPARATION = 2.0
+
+
+@dataclass(frozen=True)
+class FlagCount:
+    n: int  # how many to flag
+    estimates: dict[str, int]  # estimator -> its estimate (every one, counted or not)
+    separation: dict[str, float]  # loss mixture estimator -> Ashman's D (2 decimals)
+    decision: str  # the decision in words
+
+
+def flag_count(
+    confident_learning: int,
+    loss_estimates: dict[str, int],
+    loss_separation: dict[str, float],
+    frozen_estimate: int | None = None,
+) -> FlagCount:
+    """n = the median of [confident_learning, the mean of the loss mixtures' estimates
+    (`loss_estimates`: method -> count) whose components separate (`loss_separation`: method ->
+    Ashman's D, above MIXTURE_SEPARATION; a method without one counts), frozen_estimate (when
+    given)], the mean with two kinds, rounded. Estimates more than DISAGREEMENT times apart are
+    said to disagree, with the ratio; a loss mixture left out is named, with its D."""
+    estimates = {"confident_learning": confident_learning}
+    estimates |= {f"loss_mixture_{m}": k for m, k in loss_estimates.items()}
+    separation = {f"loss_mixture_{m}": round(d, 2) for m, d in loss_separation.items()}
+    overlapping = [m for m, d in loss_separation.items() if d <= MIXTURE_SEPARATION]
+    separated = [k for m, k in loss_estimates.items() if m not in overlapping]
+    kinds = [float(confident_learning)]
+    kinds += [float(np.mean(separated))] if separated else []
+    words = [f"confident learning's {confident_learning}"]
+    for m, k in loss_estimates.items():
+        words.append(f"{m}'s loss mixture's {k}")
+        if m in overlapping:
+            words[-1] += (
+                f" (left out: its components overlap, Ashman's D {loss_separation[m]:.2f} <= "
+                f"{MIXTURE_SEPARATION:g})"
+            )
+    if frozen_estimate is not None:
+        estimates["confident_learning_frozen"] = frozen_estimate
+        kinds.append(float(frozen_estimate))
+        words.append(f"confident learning's on the frozen features {frozen_estimate}")
+    n = int(round(np.median(kinds)))
+    low, high = min(estimates.values()), max(estimates.values())
+    apart = ""
+    if high > DISAGREEMENT * max(low, 1):
+        apart = f"; they disagree, the largest {high / max(low, 1):.1f} times the smallest"
+    rule = {1: "the only counted one of", 2: "the mean of"}.get(len(kinds), "the median of")
+    decision = (
+        f"flags the {n} most suspect: {rule} the estimated numbers of label errors, one per "
+        f"kind of evidence ({', '.join(words)}){apart}"
+    )
+    return FlagCount(n, estimates, separation, decision)
