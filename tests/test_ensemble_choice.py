@@ -13,6 +13,7 @@ from auditor.scoring import (
     ENSEMBLE_MEMBERS,
     Scores,
     confusion_structure,
+    frozen_members,
     memorised_members,
     score_all,
     trusted_sentences,
@@ -127,6 +128,12 @@ def test_the_flag_count_is_the_median_of_one_estimate_per_kind_of_evidence():
         0,
     ]
     assert scored.flags["suspicion"].sum() == round(np.median(kinds))
+    # trusted, it votes with its margin and its neighbours (no training dynamics to vote)
+    joined = score_all([evidence(given, true), frozen], given, {"ce": 0.8, FROZEN: 0.8})
+    frozen_votes = [m for m in joined.ensemble_members if m.startswith(f"{FROZEN}_")]
+    assert frozen_votes == [f"{FROZEN}_normalized_margin", f"{FROZEN}_knn"]
+    assert frozen_members(ENSEMBLE_MEMBERS) == ("aum", "normalized_margin", "knn")
+    assert frozen_members(CONCENTRATED_MEMBERS) == CONCENTRATED_MEMBERS
 
 
 def test_trust_decision_in_words():
