@@ -52,12 +52,14 @@ def flag_count(
     """n = the median of [confident_learning, the mean of the loss mixtures' estimates
     (`loss_estimates`: method -> count) whose components separate (`loss_separation`: method ->
     Ashman's D, above MIXTURE_SEPARATION; a method without one counts), frozen_estimate (when
-    given)], the mean with two kinds, rounded. Estimates more than DISAGREEMENT times apart are
-    said to disagree, with the ratio; a loss mixture left out is named, with its D."""
+    given)], the mean with two kinds, rounded; D is read rounded to 2 decimals, as reported.
+    Estimates (every one, counted or not) more than DISAGREEMENT times apart are said to
+    disagree, with the ratio; a loss mixture left out is named, with its D."""
     estimates = {"confident_learning": confident_learning}
     estimates |= {f"loss_mixture_{m}": k for m, k in loss_estimates.items()}
-    separation = {f"loss_mixture_{m}": round(d, 2) for m, d in loss_separation.items()}
-    overlapping = [m for m, d in loss_separation.items() if d <= MIXTURE_SEPARATION]
+    rounded = {m: round(d, 2) for m, d in loss_separation.items()}  # decided as reported
+    separation = {f"loss_mixture_{m}": d for m, d in rounded.items()}
+    overlapping = {m for m, d in rounded.items() if d <= MIXTURE_SEPARATION}
     separated = [k for m, k in loss_estimates.items() if m not in overlapping]
     kinds = [float(confident_learning)]
     kinds += [float(np.mean(separated))] if separated else []
@@ -66,7 +68,7 @@ def flag_count(
         words.append(f"{m}'s loss mixture's {k}")
         if m in overlapping:
             words[-1] += (
-                f" (left out: its components overlap, Ashman's D {loss_separation[m]:.2f} <= "
+                f" (left out: its components overlap, Ashman's D {rounded[m]:.2f} <= "
                 f"{MIXTURE_SEPARATION:g})"
             )
     if frozen_estimate is not None:
@@ -78,9 +80,10 @@ def flag_count(
     apart = ""
     if high > DISAGREEMENT * max(low, 1):
         apart = f"; they disagree, the largest {high / max(low, 1):.1f} times the smallest"
-    rule = {1: "the only counted one of", 2: "the mean of"}.get(len(kinds), "the median of")
-    decision = (
-        f"flags the {n} most suspect: {rule} the estimated numbers of label errors, one per "
-        f"kind of evidence ({', '.join(words)}){apart}"
-    )
+    if len(kinds) == 1:
+        rule = "the one estimate of the number of label errors that counts"
+    else:
+        how = "the mean" if len(kinds) == 2 else "the median"
+        rule = f"{how} of the estimated numbers of label errors, one per kind of evidence"
+    decision = f"flags the {n} most suspect: {rule} ({', '.join(words)}){apart}"
     return FlagCount(n, estimates, separation, decision)

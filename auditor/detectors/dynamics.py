@@ -68,9 +68,10 @@ def cartography_variability(p_given: np.ndarray) -> np.ndarray:
 
 
 def ashman_d(means: np.ndarray, variances: np.ndarray) -> float:
-    """Ashman's D between two Gaussian components (Ashman, Bird and Zepeda, 1994):
+    """Ashman's D between two Gaussian components (Ashman, Bird and Zepf, AJ 108, 1994):
     D = sqrt(2) |mu_1 - mu_2| / sqrt(s_1^2 + s_2^2), >= 0. Higher = better separated; above 2
-    the two are cleanly apart (the mixture is bimodal, its components barely overlap)."""
+    the two are cleanly apart (the textbook bound; it reads the means and variances only, not
+    the weights, so it does not prove the data has two modes)."""
     mu, var = np.asarray(means, dtype=np.float64), np.asarray(variances, dtype=np.float64)
     return float(np.sqrt(2.0) * abs(mu[0] - mu[1]) / np.sqrt(max(var[0] + var[1], 1e-24)))
 
