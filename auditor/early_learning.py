@@ -88,10 +88,10 @@ class EarlyReading:
 def loss_mixture_rate(loss: np.ndarray) -> float:
     """The share of samples that DivideMix's two-component mixture on the mean loss (over the
     epochs given, [epochs, N]) puts in its high-loss component: an estimate of the noise rate."""
-    from auditor.detectors.dynamics import loss_gmm
+    from auditor.detectors.dynamics import loss_mixture
 
-    _, flags = loss_gmm(loss)
-    return float(flags.mean())
+    posterior, _ = loss_mixture(loss)
+    return float((posterior > 0.5).mean())
 
 
 def memorisation_onset(

@@ -16,8 +16,8 @@ import numpy as np
 #   robust to memorisation), the self-confidence of the least memorised probabilities (the
 #   normalized margin for a method read early and for the frozen reading: `memorised_members`,
 #   `frozen_members`) and the kNN vote on the embeddings, three kinds of evidence that err
-#   differently. Adding the
-#   normalized margin as a fourth was measured (3 seeds each, mean AP with / without it):
+#   differently. Adding the normalized margin as a fourth was measured (3 seeds each, mean AP
+#   with / without it):
 #   pre-trained faces 0.936 / 0.930 and 0.942 / 0.934, Fashion-MNIST symmetric 0.933 / 0.931,
 #   0.958 / 0.954, 0.960 / 0.957, but the demo's run 0.9830 / 0.9836 AUROC, 0.966 / 0.967 AP:
 #   too small a gain for a member, and the demo must not get worse.
