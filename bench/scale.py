@@ -62,6 +62,8 @@ from pathlib import Path
 
 from process_memory import Measured, measure, result_of  # bench/, beside this script
 from readme_block import write_block
+from scale_commands import audit_apply, audit_export, audit_review, audit_run, audit_score
+from scale_disk import cache_bytes, check_disk, jpeg_bytes
 from scale_stages import test_count
 from scale_table import GB, Row, fmt, markdown, ratio_check, rss_check
 
@@ -74,32 +76,6 @@ STAGES = ("generate", "build", "read", "train", "run", "review", "export", "appl
 BUILD_TARGET = 1.7  # all workers vs one process, images/s
 MAP_TARGET = 0.9  # training from the map vs in memory, images/s
 DONE = "bench-generated.json"  # written last into a complete generated folder
-
-
-# ---- sizes on disk --------------------------------------------------------------------------
-
-
-def cache_bytes(n: int, size: int, channels: int = 3) -> int:
-    return n * channels * size * size
-
-
-def jpeg_bytes(size: int) -> int:
-    """Disk taken by one synthetic face JPEG (about 5.7 KB at 224 px, quality 75), rounded up
-    to 4 KiB blocks, with room to spare."""
-    return 4096 * -(-int(7000 * (size / 224) ** 2) // 4096)
-
-
-def check_disk(folder: Path, needed: int, what: str) -> None:
-    """Refuse (exit) when `folder`'s disk has less than `needed` bytes + 1 GB free."""
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if needed + GB > free:
-        raise SystemExit(
-            f"not enough disk for {what}: {needed / GB:.1f} GB needed (+1 GB to spare), "
-            f"{free / GB:.1f} GB free in {folder}. Lower --n-224 (each 10,000 images is "
-            f"{cache_bytes(10_000, 224) / GB:.1f} GB at 224 px) or --n, or use --work on a "
-            "larger disk."
-        )
 
 
 # ---- the driver ----------------------------------------------------------------------------
@@ -361,118 +337,6 @@ class Bench:
             )
         ratio_check(rows["disk"], rows["memory"], MAP_TARGET, "in memory")
 
-    def run(self) -> Path | None:
-        a = self.args
-        shutil.rmtree(self.work / "cache" / "run", ignore_errors=True)
-        check_disk(
-            self.work,
-            cache_bytes(a.n + test_count(a.n_all), a.run_size),
-            f"the {a.run_size} px cache of the run",
-        )
-        root = self.data
-        print(f"run: audit run affectnet on {a.n:,} images at {a.run_size} px", flush=True)
-        m = self.cli(
-            "run",
-            "run",
-            "affectnet",
-            "--root",
-            str(root),
-            "--method",
-            "ce",
-            "--epochs",
-            "1",
-            "--image-size",
-            str(a.run_size),
-            "--backbone",
-            a.backbone,
-            "--workers",
-            str(a.workers),
-            "--out",
-            str(self.work / "runs"),
-            *a.run_args,
-        )
-        self.row(f"audit run (ce, 1 epoch, {a.backbone})", a.n, a.run_size, m)
-        if not m.ok:
-            return None
-        run_dir = Path(m.stdout.strip().splitlines()[-1])
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        phases = ", ".join(f"{k} {v:.0f} s" for k, v in manifest.get("timings_s", {}).items())
-        from auditor.outputs.report import MAP_POINTS
-
-        self.notes.append(
-            f"audit run phases: {phases}; the report's UMAP map drew "
-            f"{min(a.n, MAP_POINTS):,} of {a.n:,} samples (MAP_POINTS = {MAP_POINTS:,})"
-        )
-        return run_dir
-
-    def review(self, run_dir: Path) -> None:
-        for earlier in self.fiftyone.parent.glob("*"):  # earlier invocations' databases
-            shutil.rmtree(earlier, ignore_errors=True)
-        print("review: audit review --no-launch", flush=True)
-        m = self.cli("review", "review", str(run_dir), "--no-launch")
-        self.row("audit review --no-launch (FiftyOne import)", self.args.n, None, m)
-        os.environ |= {"FIFTYONE_DATABASE_DIR": str(self.fiftyone), "FIFTYONE_DO_NOT_TRACK": "true"}
-        from auditor.brain import VIS_POINTS  # imports fiftyone, which connects to nothing yet
-
-        self.notes.append(
-            f"review: the FiftyOne `umap` brain run on {min(self.args.n, VIS_POINTS):,} "
-            f"of {self.args.n:,} samples (VIS_POINTS = {VIS_POINTS:,})"
-        )
-
-    def export(self, run_dir: Path) -> Path | None:
-        print("export: audit export", flush=True)
-        out = self.logs / "suspects.csv"
-        m = self.cli("export", "export", str(run_dir), "--out", str(out))
-        self.row("audit export (suspects)", self.args.n, None, m)
-        return out if m.ok else None
-
-    def apply(self, run_dir: Path, suspects: Path) -> None:
-        import pandas as pd
-
-        decisions = pd.read_csv(suspects, dtype=str, keep_default_na=False)
-        decisions["decision"], decisions["new_name"] = "relabel", ""  # to the tool's suggestion
-        relabels = self.logs / "decisions.csv"
-        decisions.to_csv(relabels, index=False)
-        self.notes.append(f"apply: {len(decisions):,} suspects relabelled to the suggestion")
-        print(f"apply: audit apply ({len(decisions):,} decisions)", flush=True)
-        m = self.cli(
-            "apply",
-            "apply",
-            str(run_dir),
-            "--relabels",
-            str(relabels),
-            "--out",
-            str(self.logs / "corrected.csv"),
-        )
-        self.row("audit apply", self.args.n, None, m)
-
-    def score(self) -> None:
-        import numpy as np
-        from scoring_scale import synthetic_probabilities
-
-        n, k = self.args.n, 7
-        true, given, _noisy, _logits, probs = synthetic_probabilities(
-            n, k, np.random.default_rng(0)
-        )
-        files = {}
-        for name, array in (("probs", probs), ("labels", given), ("true", true)):
-            files[name] = self.logs / f"score-{name}.npy"
-            np.save(files[name], array)
-        print(f"score: audit score on {n:,} x {k} probabilities", flush=True)
-        m = self.cli(
-            "score",
-            "score",
-            "--pred-probs",
-            str(files["probs"]),
-            "--labels",
-            str(files["labels"]),
-            "--true-labels",
-            str(files["true"]),
-            "--out",
-            str(self.work / "runs"),
-        )
-        self.row("audit score (probabilities)", n, None, m)
-
     def all(self) -> str:
         stages = self.args.stages
         self.preflight()
@@ -483,15 +347,15 @@ class Bench:
             self.read()
         if "train" in stages:
             self.train()
-        run_dir = self.run() if {"run", "review", "export", "apply"} & set(stages) else None
+        run_dir = audit_run(self) if {"run", "review", "export", "apply"} & set(stages) else None
         if run_dir is not None:
             if "review" in stages:
-                self.review(run_dir)
-            suspects = self.export(run_dir) if {"export", "apply"} & set(stages) else None
+                audit_review(self, run_dir)
+            suspects = audit_export(self, run_dir) if {"export", "apply"} & set(stages) else None
             if suspects is not None and "apply" in stages:
-                self.apply(run_dir, suspects)
+                audit_apply(self, run_dir, suspects)
         if "score" in stages:
-            self.score()
+            audit_score(self)
         return self.text()
 
     def text(self) -> str:
