@@ -30,7 +30,7 @@ def test_a_run_that_never_fits_beyond_its_accuracy_nor_the_clean_share_has_no_on
 
 def test_a_run_that_memorises_is_read_before_its_onset():
     # fit - running peak of the accuracy: 0, 0, 0.02, 0.08, 0.11 (> 0.10 at epoch 5), ...;
-    # fit > 2/3 from epoch 4: the onset is the later of the two, 5
+    # fit > 2/3 from epoch 4: both hold first at epoch 5, the onset
     fit = np.array([0.3, 0.5, 0.62, 0.70, 0.75, 0.85, 0.95, 0.99])
     accuracy = [0.3, 0.5, 0.6, 0.62, 0.64, 0.6, 0.58, 0.57]
     onset, what = memorisation_onset(fit, accuracy, NO_LOSS)
@@ -53,6 +53,17 @@ def test_one_measure_alone_is_not_enough():
     assert memorisation_onset(fit, accuracy, LOSS[:6])[0] is None
     accuracy = [0.3, 0.3, 0.3, 0.3, 0.3, 0.3]  # beyond from epoch 3, the clean share from 4
     assert memorisation_onset(fit, accuracy, LOSS[:6], classes=10)[0] == 4
+
+
+def test_the_two_measures_must_hold_at_the_same_epoch():
+    # the eval-mode accuracy lags the fit at epoch 2 only (0.65 - 0.45 > 0.1), the fit passes
+    # the clean share 2/3 from epoch 4 while it stays within 0.1 of the accuracy's peak
+    # (digits under swaps: each measure's first epoch would read an onset at 4)
+    fit = np.array([0.43, 0.65, 0.66, 0.70, 0.72, 0.74, 0.75, 0.76])
+    accuracy = [0.12, 0.45, 0.72, 0.77, 0.78, 0.79, 0.79, 0.78]
+    assert memorisation_onset(fit, accuracy, NO_LOSS, classes=10)[0] is None
+    fit[6:] = [0.90, 0.95]  # then it runs away from both: the onset is where they first agree
+    assert memorisation_onset(fit, accuracy, NO_LOSS, classes=10)[0] == 7
 
 
 def test_without_an_accuracy_the_fit_is_held_against_the_loss_mixtures_clean_share():
