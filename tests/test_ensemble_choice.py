@@ -199,10 +199,30 @@ def test_a_loss_mixture_whose_components_overlap_does_not_count():
     assert "they disagree, the largest 3.0 times the smallest" in overlapping.decision
     assert flag_count(100, {"ce": 300}, {"ce": 2.5}).n == 200
     # per method: the separated mixtures' mean is one kind, beside confident learning and frozen
-    mixed = flag_count(120, {"ce": 300, "eac": 100}, {"ce": 1.0, "eac": 3.0}, frozen_estimate=160)
+    mixed = flag_count(120, {"ce": 300, "eac": 100}, {"ce": 1.0, "eac": 2.8}, frozen_estimate=160)
     assert mixed.n == 120 and "eac's loss mixture's 100," in mixed.decision
     # at the bound, and as reported (2 decimals): left out; without a separation read: counted
     assert flag_count(100, {"ce": 300}, {"ce": 2.0}).n == 100
     assert flag_count(100, {"ce": 300}, {"ce": 2.004}).separation == {"loss_mixture_ce": 2.0}
     assert flag_count(100, {"ce": 300}, {"ce": 2.004}).n == 100
     assert flag_count(100, {"ce": 300}, {}).n == 200
+
+
+def test_a_loss_mixture_whose_components_lie_clearly_apart_counts_alone():
+    """Ashman's D at least 3 (as reported, 2 decimals): that mixture's estimate is the count,
+    confident learning's and the frozen features' are reported beside it; two such mixtures
+    count their mean; below 3 the median of the kinds as before."""
+    clear = flag_count(300, {"ce": 500}, {"ce": 3.4}, frozen_estimate=320)
+    assert clear.n == 500 and clear.estimates["confident_learning"] == 300
+    assert clear.decision.startswith(
+        "flags the 500 most suspect: the loss mixture whose components lie clearly apart "
+        "(Ashman's D >= 3) counts alone (confident learning's 300, ce's loss mixture's 500 "
+        "(its components clearly apart, Ashman's D 3.40)"
+    )
+    assert "they disagree, the largest 1.7 times the smallest" in clear.decision
+    both = flag_count(
+        300, {"ce": 500, "eac": 400, "gsmc": 100}, {"ce": 3.0, "eac": 3.2, "gsmc": 2.5}
+    )
+    assert both.n == 450 and "mixtures whose components lie clearly apart" in both.decision
+    assert flag_count(300, {"ce": 500}, {"ce": 2.996}).n == 500  # 3.00 as reported
+    assert flag_count(300, {"ce": 500}, {"ce": 2.99}).n == 400
