@@ -1,7 +1,7 @@
 """The ensemble chooses its members from the noise structure it estimates (never the truth),
 flags the mean of two estimates of the number of label errors (the median of three with the
-frozen features' estimate; a loss mixture whose components overlap left out), and says what it
-decided."""
+frozen features' estimate; a loss mixture whose components overlap left out, one whose
+components lie clearly apart counting alone), and says what it decided."""
 
 import numpy as np
 import pytest
