@@ -28,6 +28,7 @@ shows each figure's mean over the seeds collected, with its range when there are
 judges the floors on the means.
 
     .venv/bin/python bench/detection.py --collect --seeds 0 1 2   # trains every cell (long)
+    .venv/bin/python bench/detection.py --add-crossfit --seeds 0 1 2  # the baseline, afterwards
     .venv/bin/python bench/detection.py --table --readme          # scores the evidence
 """
 
