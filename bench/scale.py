@@ -45,6 +45,10 @@ Disk: a uint8 224 px cache takes 3 x 224 x 224 = 150,528 bytes per image (300,00
 45 GB), hence --n-224 apart from --n. Free space is checked before anything is written and
 before each cache build; a build that would not fit is refused.
 
+This file holds the driver (`Bench`: the work folders, each stage's process and its row) and
+the options; the stages are functions of the driver in bench/scale_pipeline.py (generate, build,
+read, train) and bench/scale_commands.py (the `audit` commands).
+
     .venv/bin/python bench/scale.py --quick
     .venv/bin/python bench/scale.py [--n 300000] [--n-224 100000] [--read-sizes 25000,50000,100000]
                                     [--stages build,read] [--readme]
@@ -55,7 +59,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -64,8 +67,9 @@ from process_memory import Measured, measure, result_of  # bench/, beside this s
 from readme_block import write_block
 from scale_commands import audit_apply, audit_export, audit_review, audit_run, audit_score
 from scale_disk import cache_bytes, check_disk, jpeg_bytes
+from scale_pipeline import DONE, build, generate, read, train
 from scale_stages import test_count
-from scale_table import GB, Row, fmt, markdown, ratio_check, rss_check
+from scale_table import GB, Row, markdown, rss_check
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,9 +77,6 @@ AUDIT = Path(sys.executable).parent / "audit"
 STAGES_SCRIPT = Path(__file__).resolve().parent / "scale_stages.py"  # a stage's own process
 MARKERS = ("<!-- scale-benchmark -->", "<!-- /scale-benchmark -->")
 STAGES = ("generate", "build", "read", "train", "run", "review", "export", "apply", "score")
-BUILD_TARGET = 1.7  # all workers vs one process, images/s
-MAP_TARGET = 0.9  # training from the map vs in memory, images/s
-DONE = "bench-generated.json"  # written last into a complete generated folder
 
 
 # ---- the driver ----------------------------------------------------------------------------
@@ -161,192 +162,16 @@ class Bench:
             f"this benchmark's {'caches' if generated else 'images and caches'}",
         )
 
-    # -- stages ----------------------------------------------------------------------------
-
-    def generate(self) -> None:
-        a = self.args
-        done = self.data / DONE
-        if done.exists():
-            earlier = json.loads(done.read_text())
-            print(f"generate: {self.data} is complete (measured {earlier['when']})", flush=True)
-            row = Row(
-                f"generate (earlier, {earlier['when']})",
-                earlier["n"],
-                a.size,
-                earlier["wall_s"],
-                earlier["per_s"],
-                earlier["rss"],
-            )
-            self.rows.append(rss_check(row))
-            return
-        print(
-            f"generate: {a.n_all:,} + {test_count(a.n_all):,} faces at {a.size} px into "
-            f"{self.data}",
-            flush=True,
-        )
-        m = self.python(
-            "generate",
-            "generate",
-            "none",
-            root=str(self.data),
-            n=a.n_all,
-            size=a.size,
-            workers=a.workers,
-        )
-        r = result_of(m)
-        row = self.row(f"generate ({a.workers} processes)", r.get("total"), a.size, m, self.rate(m))
-        if not m.ok:
-            raise SystemExit(f"generating the dataset failed: see {m.log}")
-        if r["images"] == r["total"]:  # a resumed generation is not a measurement to keep
-            done.write_text(
-                json.dumps(
-                    {
-                        "n": r["total"],
-                        "wall_s": row.wall_s,
-                        "per_s": row.per_s,
-                        "rss": row.rss,
-                        "when": time.strftime("%Y-%m-%d"),
-                    }
-                )
-            )
-        else:
-            done.write_text(
-                json.dumps(
-                    {"n": r["total"], "wall_s": None, "per_s": None, "rss": None, "when": "resumed"}
-                )
-            )
-
-    def build(self) -> None:
-        a = self.args
-        shutil.rmtree(self.work / "cache" / "224", ignore_errors=True)
-        check_disk(
-            self.work,
-            cache_bytes(a.n_224, a.cache_size),
-            f"the {a.cache_size} px cache of {a.n_224:,} images",
-        )
-        print(f"build: {a.n_224:,} images at {a.cache_size} px, {a.workers} workers", flush=True)
-        self.warm_files(a.n_224)
-        m = self.python(
-            "build",
-            "build-all",
-            "224",
-            root=str(self.data),
-            n=a.n_224,
-            size=a.cache_size,
-            workers=a.workers,
-        )
-        every = self.row(
-            f"cache build ({a.workers} workers)", a.n_224, a.cache_size, m, self.rate(m)
-        )
-        one_dir = self.work / "cache" / "224-one"
-        shutil.rmtree(one_dir, ignore_errors=True)
-        check_disk(
-            self.work,
-            cache_bytes(a.single_n, a.cache_size),
-            f"the one-process cache of {a.single_n:,} images",
-        )
-        print(f"build: {a.single_n:,} images at {a.cache_size} px, 1 worker", flush=True)
-        m = self.python(
-            "build",
-            "build-one",
-            "224-one",
-            root=str(self.data),
-            n=a.single_n,
-            size=a.cache_size,
-            workers=1,
-        )
-        one = self.row("cache build (1 process)", a.single_n, a.cache_size, m, self.rate(m))
-        shutil.rmtree(one_dir, ignore_errors=True)
-        ratio_check(every, one, BUILD_TARGET, "1 process")
-        self.cache_built = every.failed == ""
-
-    def warm_files(self, n: int) -> None:
-        """Read the JPEG files of the first `n` training images once (untimed), so that both
-        builds find them in the page cache, as they are right after generating."""
-        lists = self.data / "Manually_Annotated_file_lists" / "training.csv"
-        with open(lists) as f:
-            next(f)
-            for _, line in zip(range(n), f, strict=False):
-                path = self.data / "Manually_Annotated_Images" / line.split(",", 1)[0]
-                with open(path, "rb") as image:
-                    image.read()
-
-    def read(self) -> None:
-        a = self.args
-        if not self.cache_built:
-            print("read: skipped, the cache was not built in this invocation", flush=True)
-            return
-        for k in a.read_sizes:
-            print(f"read: {k:,} of {a.n_224:,} rows, batches of 256", flush=True)
-            m = self.python(
-                "read",
-                f"read-{k}",
-                "224",
-                root=str(self.data),
-                n=a.n_224,
-                rows=k,
-                size=a.cache_size,
-                batch=256,
-            )
-            self.row(
-                f"read the {a.n_224:,}-row map, batches of 256", k, a.cache_size, m, self.rate(m)
-            )
-        if not a.keep_cache:
-            shutil.rmtree(self.work / "cache" / "224", ignore_errors=True)
-
-    def train(self) -> None:
-        a = self.args
-        spec = dict(
-            root=str(self.data),
-            n=a.train_n,
-            size=a.train_size,
-            backbone=a.backbone,
-            method=a.method,
-            batch=256,
-            workers=a.workers,
-        )
-        print(
-            f"train: {a.train_n:,} images at {a.train_size} px, {a.backbone}, {a.method}",
-            flush=True,
-        )
-        self.python("train", "train-prepare", "train", mode="disk", prepare=True, **spec)
-        order = (["memory", "disk", "disk", "memory"] * a.train_repeats)[: 2 * a.train_repeats]
-        runs: dict[str, list[Measured]] = {"memory": [], "disk": []}
-        for k, mode in enumerate(order):
-            runs[mode].append(self.python("train", f"train-{mode}-{k}", "train", mode=mode, **spec))
-        rows = {}
-        for mode, label in (("memory", "in memory"), ("disk", "from the map")):
-            ms = runs[mode]
-            rates = [self.rate(m) for m in ms]
-            ok = all(m.ok for m in ms) and all(rates)
-            row = Row(
-                f"train 1 epoch, {label}",
-                a.train_n,
-                a.train_size,
-                sum(m.wall_s for m in ms) / len(ms),
-                sum(rates) / len(rates) if ok else None,
-                max(m.rss for m in ms),
-                failed="" if ok else "failed",
-            )
-            self.rows.append(rss_check(row))
-            rows[mode] = row
-            kinds = {result_of(m).get("pixels") for m in ms}
-            self.notes.append(
-                f"train {label}: pixels given to train() as {', '.join(map(str, kinds))}; "
-                f"images/s per repeat {', '.join(fmt(r, ',.0f') for r in rates)}"
-            )
-        ratio_check(rows["disk"], rows["memory"], MAP_TARGET, "in memory")
-
     def all(self) -> str:
         stages = self.args.stages
         self.preflight()
-        self.generate()  # every other stage reads the generated folder
+        generate(self)  # every other stage reads the generated folder
         if "build" in stages or "read" in stages:
-            self.build()
+            build(self)
         if "read" in stages:
-            self.read()
+            read(self)
         if "train" in stages:
-            self.train()
+            train(self)
         run_dir = audit_run(self) if {"run", "review", "export", "apply"} & set(stages) else None
         if run_dir is not None:
             if "review" in stages:
